@@ -1,0 +1,51 @@
+"""The inner step of MAML, θ' = θ − α ∇θ L(θ), as a function on parameter dicts.
+
+It is model-agnostic: ``inner_step`` knows nothing of policies, so supervised meta-learning uses the
+same code. ``create_graph`` keeps the step differentiable, which gives the second-order
+meta-gradient; ``first_order`` treats ∇θ L as a constant, which drops the Hessian terms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from metarl.advantages import masked_mean
+from metarl.episodes import EpisodeBatch
+from metarl.policies import Params
+
+
+def inner_step(params: Params, loss: torch.Tensor, lr: float, first_order: bool = False) -> Params:
+    """One gradient step on ``loss`` from ``params``; differentiable unless ``first_order``."""
+    grads = torch.autograd.grad(loss, list(params.values()), create_graph=not first_order)
+    return {name: value - lr * grad for (name, value), grad in zip(params.items(), grads)}
+
+
+def log_probs(policy: nn.Module, params: Params, episodes: EpisodeBatch) -> torch.Tensor:
+    """log π(a|s) of the episodes' actions under ``params``, [T, B]."""
+    distribution = functional_call(policy, params, (episodes.observations_TBO,))
+    return distribution.log_prob(episodes.actions_TBA)
+
+
+def policy_gradient_loss(
+    policy: nn.Module, params: Params, episodes: EpisodeBatch, advantages_TB: torch.Tensor
+) -> torch.Tensor:
+    """REINFORCE with a baseline: −E[log π(a|s) A], averaged over the valid steps."""
+    return -masked_mean(log_probs(policy, params, episodes) * advantages_TB, episodes.mask_TB)
+
+
+def adapt(
+    policy: nn.Module,
+    params: Params,
+    support: Sequence[EpisodeBatch],
+    support_advantages: Sequence[torch.Tensor],
+    lr: float,
+    first_order: bool = False,
+) -> Params:
+    """One inner step per support batch, in order: batch k was sampled with the parameters after k steps."""
+    for episodes, advantages_TB in zip(support, support_advantages, strict=True):
+        params = inner_step(params, policy_gradient_loss(policy, params, episodes, advantages_TB), lr, first_order)
+    return params

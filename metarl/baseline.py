@@ -1,0 +1,55 @@
+"""Linear feature baseline (Duan et al., 2016), fitted afresh on each task's episodes."""
+
+from __future__ import annotations
+
+import torch
+
+from metarl.advantages import discounted_returns
+from metarl.episodes import EpisodeBatch
+
+
+class BaselineFitError(RuntimeError):
+    pass
+
+
+def features(observations_TBO: torch.Tensor, mask_TB: torch.Tensor, time_scale: float = 100.0) -> torch.Tensor:
+    """[obs, obs², t, t², t³, 1] per step, t scaled so the cubic stays well conditioned; zero on padding."""
+    num_steps, num_episodes = mask_TB.shape
+    t = torch.arange(num_steps, dtype=observations_TBO.dtype, device=observations_TBO.device) / time_scale
+    t_TB1 = t[:, None, None].expand(num_steps, num_episodes, 1)
+    obs = observations_TBO.clamp(-10, 10)
+    features_TBF = torch.cat([obs, obs**2, t_TB1, t_TB1**2, t_TB1**3, torch.ones_like(t_TB1)], dim=-1)
+    return features_TBF * mask_TB[..., None]
+
+
+def fit_linear(
+    features_NF: torch.Tensor, targets_N: torch.Tensor, reg_coeff: float = 1e-5, max_tries: int = 6
+) -> torch.Tensor:
+    """Ridge regression in float64, raising the ridge tenfold until the solve is well posed.
+
+    Raises instead of returning a wrong fit when no ridge in range makes the system solvable.
+    """
+    x = features_NF.double()
+    y = targets_N.double()
+    gram = x.T @ x
+    rhs = x.T @ y
+    eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
+    for attempt in range(max_tries):
+        ridge = reg_coeff * 10**attempt
+        cholesky, info = torch.linalg.cholesky_ex(gram + ridge * eye)
+        if int(info) == 0:
+            weights = torch.cholesky_solve(rhs[:, None], cholesky)[:, 0]
+            if torch.isfinite(weights).all():
+                return weights.to(features_NF.dtype)
+    raise BaselineFitError(
+        f"baseline fit failed with ridge up to {reg_coeff * 10 ** (max_tries - 1):g}; "
+        "observations may contain NaN or inf"
+    )
+
+
+def linear_baseline_values(episodes: EpisodeBatch, gamma: float, reg_coeff: float = 1e-5) -> torch.Tensor:
+    """Fit the baseline to the episodes' discounted returns and return its predictions, [T, B]."""
+    features_TBF = features(episodes.observations_TBO, episodes.mask_TB)
+    returns_TB = discounted_returns(episodes.rewards_TB, episodes.mask_TB, gamma)
+    weights_F = fit_linear(features_TBF.flatten(0, 1), returns_TB.flatten(), reg_coeff)
+    return (features_TBF @ weights_F) * episodes.mask_TB

@@ -1,0 +1,85 @@
+"""The numerical parts of the TRPO meta-step: Hessian-vector products, conjugate gradient, line search."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+MatVec = Callable[[torch.Tensor], torch.Tensor]
+
+
+def flat(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    return torch.cat([t.reshape(-1) for t in tensors])
+
+
+def hessian_vector_product(
+    scalar: torch.Tensor, params: Sequence[torch.Tensor], damping: float = 0.0
+) -> MatVec:
+    """v ↦ (∇²scalar + damping·I) v by double backprop.
+
+    The first gradient's graph is built once here and reused by every product, which is what a
+    conjugate-gradient solve needs.
+    """
+    grad = flat(torch.autograd.grad(scalar, params, create_graph=True))
+
+    def product(vector: torch.Tensor) -> torch.Tensor:
+        hv = torch.autograd.grad(grad @ vector, params, retain_graph=True)
+        return flat(hv) + damping * vector
+
+    return product
+
+
+def conjugate_gradient(
+    matvec: MatVec, b: torch.Tensor, iterations: int = 10, residual_tol: float = 1e-10
+) -> torch.Tensor:
+    """Approximately solve A x = b for symmetric positive-definite A given only v ↦ A v."""
+    x = torch.zeros_like(b)
+    residual = b.clone()
+    direction = b.clone()
+    residual_sq = residual @ residual
+    for _ in range(iterations):
+        if residual_sq < residual_tol:
+            break
+        a_direction = matvec(direction)
+        alpha = residual_sq / (direction @ a_direction)
+        x = x + alpha * direction
+        residual = residual - alpha * a_direction
+        new_residual_sq = residual @ residual
+        direction = residual + (new_residual_sq / residual_sq) * direction
+        residual_sq = new_residual_sq
+    return x.detach()
+
+
+@dataclass(frozen=True)
+class LineSearchResult:
+    params: torch.Tensor  # the accepted parameters, or the starting ones if no step was accepted
+    accepted: bool
+    steps: int  # evaluations made
+    loss: float
+    kl: float
+
+
+def backtracking_line_search(
+    evaluate: Callable[[torch.Tensor], tuple[float, float]],
+    start: torch.Tensor,
+    full_step: torch.Tensor,
+    loss_before: float,
+    max_kl: float,
+    max_steps: int = 15,
+    backtrack_ratio: float = 0.8,
+) -> LineSearchResult:
+    """Try start + ratio^k · full_step for k = 0, 1, ...; accept the first that lowers the loss within max_kl.
+
+    ``evaluate`` maps parameters to (loss, KL from the starting policy). If no step is accepted the
+    starting parameters come back unchanged, so a bad direction never moves the policy.
+    """
+    fraction = 1.0
+    for step in range(1, max_steps + 1):
+        candidate = start + fraction * full_step
+        loss, kl = evaluate(candidate)
+        if loss < loss_before and kl <= max_kl:
+            return LineSearchResult(candidate, True, step, loss, kl)
+        fraction *= backtrack_ratio
+    return LineSearchResult(start, False, max_steps, loss_before, 0.0)

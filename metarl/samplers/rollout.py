@@ -1,0 +1,147 @@
+"""Running episodes on a vector env with one batched policy forward per time step.
+
+Shared by every sampler backend: a backend only decides which environments a worker owns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import gymnasium
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call, vmap
+
+from envs import Task
+from metarl.episodes import EpisodeBatch
+from metarl.policies import Params
+from metarl.samplers.base import SeedKey, episode_rng
+
+
+@dataclass(frozen=True)
+class EpisodeSlot:
+    """Which task an environment serves and which of that task's episodes it runs."""
+
+    task_index: int
+    episode_index: int
+
+
+@dataclass
+class RolloutArrays:
+    """Episodes of many environments, time-major: [T, N, ...] with N environments."""
+
+    observations_TNO: np.ndarray
+    actions_TNA: np.ndarray
+    rewards_TN: np.ndarray
+    lengths_N: np.ndarray
+
+
+def slots_for(num_tasks: int, episodes_per_task: int) -> list[EpisodeSlot]:
+    return [EpisodeSlot(t, e) for t in range(num_tasks) for e in range(episodes_per_task)]
+
+
+def stack_params(params: Sequence[Params]) -> Params:
+    """Per-task parameter dicts stacked along a new leading axis, for ``vmap``."""
+    return {name: torch.stack([p[name].detach() for p in params]) for name in params[0]}
+
+
+class BatchedPolicy:
+    """Evaluates a policy with different parameters per task in one call per time step.
+
+    Environments are grouped by task and padded to the largest group, then ``vmap`` runs
+    ``functional_call`` over the task axis: one batched forward for all environments.
+    """
+
+    def __init__(self, policy: nn.Module, params: Sequence[Params], task_of_env: np.ndarray):
+        self.params = stack_params(params)
+        groups, self.group_of_env = np.unique(task_of_env, return_inverse=True)
+        self.param_index = torch.as_tensor(groups)
+        counts = np.bincount(self.group_of_env, minlength=len(groups))
+        self.slot_of_env = np.zeros_like(self.group_of_env)
+        for g in range(len(groups)):
+            self.slot_of_env[self.group_of_env == g] = np.arange(counts[g])
+        self.shape = (len(groups), int(counts.max()))
+
+        def mean_std(group_params: Params, observations: torch.Tensor):
+            distribution = functional_call(policy, group_params, (observations,))
+            return distribution.mean, distribution.stddev
+
+        self._forward = vmap(mean_std)
+        self._group_params = {k: v[self.param_index] for k, v in self.params.items()}
+
+    @torch.no_grad()
+    def mean_std(self, observations_NO: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        grouped = np.zeros((*self.shape, observations_NO.shape[-1]), dtype=np.float32)
+        grouped[self.group_of_env, self.slot_of_env] = observations_NO
+        mean, std = self._forward(self._group_params, torch.from_numpy(grouped))
+        index = (self.group_of_env, self.slot_of_env)
+        return mean.numpy()[index], std.numpy()[index]
+
+
+def run_episodes(
+    env: gymnasium.vector.VectorEnv,
+    policy: nn.Module,
+    tasks: Sequence[Task],
+    params: Sequence[Params],
+    slots: Sequence[EpisodeSlot],
+    seed: SeedKey,
+    horizon: int,
+) -> RolloutArrays:
+    """Run one episode per environment of ``env`` (``len(slots)`` of them) to its end or the horizon."""
+    num_envs = len(slots)
+    assert env.num_envs == num_envs, (env.num_envs, num_envs)
+    action_dim = int(np.prod(env.single_action_space.shape))
+    observation_dim = int(np.prod(env.single_observation_space.shape))
+    rngs = [episode_rng(seed, s.task_index, s.episode_index) for s in slots]
+    reset_seeds = [int(rng.integers(2**31)) for rng in rngs]
+    noise_TNA = np.stack([rng.standard_normal((horizon, action_dim)) for rng in rngs], axis=1).astype(np.float32)
+
+    task_of_env = np.array([s.task_index for s in slots])
+    env.set_attr("task", [tasks[s.task_index] for s in slots])
+    policy_batch = BatchedPolicy(policy, params, task_of_env)
+
+    observations_TNO = np.zeros((horizon, num_envs, observation_dim), dtype=np.float32)
+    actions_TNA = np.zeros((horizon, num_envs, action_dim), dtype=np.float32)
+    rewards_TN = np.zeros((horizon, num_envs), dtype=np.float32)
+    lengths_N = np.zeros(num_envs, dtype=np.int64)
+    running_N = np.ones(num_envs, dtype=bool)
+
+    observation_NO, _ = env.reset(seed=reset_seeds)
+    for t in range(horizon):
+        mean_NA, std_NA = policy_batch.mean_std(observation_NO.reshape(num_envs, -1))
+        action_NA = mean_NA + std_NA * noise_TNA[t]
+        observations_TNO[t, running_N] = observation_NO.reshape(num_envs, -1)[running_N]
+        actions_TNA[t, running_N] = action_NA[running_N]
+        next_observation_NO, reward_N, terminated_N, truncated_N, _ = env.step(action_NA)
+        rewards_TN[t, running_N] = reward_N[running_N]
+        lengths_N[running_N] += 1
+        running_N &= ~(terminated_N | truncated_N)
+        if not running_N.any():
+            break
+        observation_NO = next_observation_NO
+    return RolloutArrays(observations_TNO, actions_TNA, rewards_TN, lengths_N)
+
+
+def to_episode_batches(arrays: RolloutArrays, slots: Sequence[EpisodeSlot], num_tasks: int) -> list[EpisodeBatch]:
+    """Split environments into one padded batch per task, episodes in ``episode_index`` order."""
+    batches = []
+    for task_index in range(num_tasks):
+        envs_of_task = sorted(
+            (s.episode_index, n) for n, s in enumerate(slots) if s.task_index == task_index
+        )
+        columns = [n for _, n in envs_of_task]
+        lengths_B = arrays.lengths_N[columns]
+        steps = int(lengths_B.max())
+        mask_TB = (np.arange(steps)[:, None] < lengths_B[None, :]).astype(np.float32)
+        batches.append(
+            EpisodeBatch(
+                observations_TBO=torch.from_numpy(arrays.observations_TNO[:steps, columns]),
+                actions_TBA=torch.from_numpy(arrays.actions_TNA[:steps, columns]),
+                rewards_TB=torch.from_numpy(arrays.rewards_TN[:steps, columns]),
+                mask_TB=torch.from_numpy(mask_TB),
+                lengths_B=torch.from_numpy(lengths_B),
+            )
+        )
+    return batches
