@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from metarl.advantages import masked_mean
+from metarl.returns import masked_mean
 from metarl.episodes import EpisodeBatch
 from metarl.policies import Params
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from metarl.advantages import discounted_returns
+from metarl.returns import discounted_returns
 from metarl.episodes import EpisodeBatch
 
 

@@ -17,8 +17,8 @@ from torch.distributions import kl_divergence
 from torch.func import functional_call
 
 from metarl.adaptation import adapt, log_probs
-from metarl.advantages import gae, masked_mean, normalize
-from metarl.baseline import linear_baseline_values
+from metarl.advantages import estimate_advantages
+from metarl.returns import masked_mean
 from metarl.episodes import EpisodeBatch
 from metarl.optim import backtracking_line_search, conjugate_gradient, flat, hessian_vector_product
 from metarl.policies import Params, detached, parameters_of
@@ -31,12 +31,6 @@ class TRPOSettings:
     cg_damping: float = 1e-5
     ls_max_steps: int = 15
     ls_backtrack_ratio: float = 0.8
-
-
-def advantages(episodes: EpisodeBatch, gamma: float, gae_lambda: float) -> torch.Tensor:
-    """Normalised GAE against a linear baseline fitted on these episodes alone."""
-    values_TB = linear_baseline_values(episodes, gamma)
-    return normalize(gae(episodes.rewards_TB, values_TB, episodes.mask_TB, gamma, gae_lambda), episodes.mask_TB)
 
 
 @dataclass(frozen=True)
@@ -87,9 +81,9 @@ class MAMLTRPO:
             tasks.append(
                 TaskData(
                     support=task_support,
-                    support_advantages=tuple(advantages(b, self.gamma, self.gae_lambda) for b in task_support),
+                    support_advantages=tuple(estimate_advantages(b, self.gamma, self.gae_lambda) for b in task_support),
                     query=task_query,
-                    query_advantages=advantages(task_query, self.gamma, self.gae_lambda),
+                    query_advantages=estimate_advantages(task_query, self.gamma, self.gae_lambda),
                 )
             )
         return tasks
@@ -154,13 +148,13 @@ class MAMLTRPO:
             return float(new_loss), float(new_kl)
 
         result = backtracking_line_search(
-            evaluate, start, full_step, float(loss), self.trpo.max_kl, self.trpo.ls_max_steps, self.trpo.ls_backtrack_ratio
+            evaluate, start, full_step, float(loss.detach()), self.trpo.max_kl, self.trpo.ls_max_steps, self.trpo.ls_backtrack_ratio
         )
         with torch.no_grad():
             for name, value in unflatten(result.params, params).items():
                 params[name].copy_(value)
         return {
-            "surrogate_before": float(loss),
+            "surrogate_before": float(loss.detach()),
             "surrogate_after": result.loss,
             "kl": result.kl,
             "line_search_steps": float(result.steps),

@@ -29,6 +29,7 @@ class GaussianMLPPolicy(nn.Module):
         nonlinearity: str = "relu",
         init_std: float = 1.0,
         min_std: float = 1e-6,
+        generator: torch.Generator | None = None,
     ):
         super().__init__()
         if nonlinearity not in NONLINEARITIES:
@@ -43,7 +44,7 @@ class GaussianMLPPolicy(nn.Module):
         self.min_log_std = math.log(min_std)
         for layer in self.mean:
             if isinstance(layer, nn.Linear):
-                nn.init.xavier_uniform_(layer.weight)
+                nn.init.xavier_uniform_(layer.weight, generator=generator)
                 nn.init.zeros_(layer.bias)
 
     def forward(self, observations: torch.Tensor) -> Independent:
