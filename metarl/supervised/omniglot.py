@@ -126,11 +126,13 @@ def load_omniglot(root: Path, num_train_characters: int, split_seed: int, image_
 
 
 def write_synthetic_omniglot(root: Path, num_alphabets: int = 3, characters_per_alphabet: int = 6,
-                             drawings_per_character: int = 8, seed: int = 0, image_size: int = 105) -> Path:
+                             drawings_per_character: int = 8, seed: int = 0, image_size: int = 105,
+                             jitter: float = 0.03) -> Path:
     """A small stand-in for Omniglot in the same directory format, for tests and smoke runs without the dataset.
 
     Each character is a few random pen strokes; each drawing of it jitters the stroke ends by a few
-    pixels, so drawings of one character look alike and characters differ. Returns ``root``.
+    pixels (``jitter`` × image size, standard deviation), so drawings of one character look alike and
+    characters differ. Returns ``root``.
     """
     from PIL import ImageDraw
 
@@ -145,7 +147,7 @@ def write_synthetic_omniglot(root: Path, num_alphabets: int = 3, characters_per_
             for d in range(drawings_per_character):
                 image = Image.new("L", (image_size, image_size), color=255)
                 draw = ImageDraw.Draw(image)
-                for (x0, y0), (x1, y1) in strokes + rng.normal(0, image_size * 0.03, size=strokes.shape):
+                for (x0, y0), (x1, y1) in strokes + rng.normal(0, image_size * jitter, size=strokes.shape):
                     draw.line([(x0, y0), (x1, y1)], fill=0, width=max(1, image_size // 15))
                 image.save(folder / f"{a:02d}{c:02d}_{d + 1:02d}.png")
     return root
