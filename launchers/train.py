@@ -1,6 +1,7 @@
 """Train MAML-TRPO on a task distribution.
 
-``python launchers/train.py [--config FILE] [--set key=value ...] [--output-dir DIR] [--resume DIR]``; with no arguments it trains the default config, launchers/configs/2d-navigation.yaml.
+``python launchers/train.py [--config FILE] [--set key=value ...] [--output-dir DIR] [--resume DIR]``;
+with no arguments it trains the default config, launchers/configs/2d-navigation.yaml.
 """
 
 from __future__ import annotations
