@@ -1,4 +1,4 @@
-"""Meta-train few-shot Omniglot classification: ``python launchers/omniglot.py --data DIR [--config FILE] [--set key=value ...]``.
+"""Meta-train few-shot Omniglot: ``python launchers/omniglot.py --data DIR [--config FILE] [--set key=value ...]``.
 
 DIR holds Omniglot in its directory format (``images_background/<alphabet>/<character>/*.png``, and
 ``images_evaluation/`` likewise); see docs/SUPERVISED.md for where to get it. Characters are split into
@@ -39,7 +39,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--config", type=Path, default=None, help=f"YAML config (default: {DEFAULT_CONFIG.name})")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set num_shots=5 --set num_iterations=1000")
-    parser.add_argument("--output-dir", type=Path, default=None, help="run directory (default: runs/omniglot-seed<S>-<time>)")
+    parser.add_argument("--output-dir", type=Path, default=None,
+                        help="run directory (default: runs/omniglot-seed<S>-<time>)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     return parser.parse_args(argv)
 
@@ -96,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         logger.close()
     chance = 1.0 / config.num_ways
     results = {"config": to_dict(config), "training": timing, "eval_tasks": config.eval_tasks, "chance": chance,
-               "meta_train_characters": len(train_classes.characters), "meta_test_characters": len(test_classes.characters),
+               "meta_train_characters": len(train_classes.characters),
+               "meta_test_characters": len(test_classes.characters),
                "accuracy": accuracy, "accuracy_before_meta_training": untrained}
     atomic_write_text(run_dir / "evaluation.json", json.dumps(results, indent=2) + "\n")
     final = accuracy[f"step_{config.eval_steps}"]

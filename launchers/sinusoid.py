@@ -40,7 +40,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--config", type=Path, default=None, help=f"YAML config (default: {DEFAULT_CONFIG.name})")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set num_iterations=1000 --set algorithm=reptile")
-    parser.add_argument("--output-dir", type=Path, default=None, help="run directory (default: runs/sinusoid-seed<S>-<time>)")
+    parser.add_argument("--output-dir", type=Path, default=None,
+                        help="run directory (default: runs/sinusoid-seed<S>-<time>)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     return parser.parse_args(argv)
 
@@ -53,7 +54,8 @@ def new_model(config: SinusoidConfig, stream: int) -> MLPRegressor:
     return MLPRegressor(1, 1, config.hidden_sizes, generator=torch_generator(config.seed, stream))
 
 
-def fits_on_grid(model: MLPRegressor, batch: TaskBatch, lr: float, steps: list[int], grid: torch.Tensor) -> dict[int, np.ndarray]:
+def fits_on_grid(model: MLPRegressor, batch: TaskBatch, lr: float, steps: list[int],
+                 grid: torch.Tensor) -> dict[int, np.ndarray]:
     """Predictions [T, G] on ``grid`` after each number of inner steps in ``steps``."""
     params = {name: value.detach().requires_grad_() for name, value in parameters_of(model).items()}
     task_params, done, fits = per_task(params, len(batch)), 0, {}

@@ -87,18 +87,19 @@ def test_maml_meta_gradient_matches_finite_differences():
     grads = torch.autograd.grad(loss, list(params.values()))
     rng = torch.Generator().manual_seed(1)
     direction = {name: torch.randn(value.shape, generator=rng, dtype=torch.float64) for name, value in params.items()}
-    analytic = sum((g * direction[name]).sum() for g, name in zip(grads, params)).item()
+    analytic = sum((g * direction[name]).sum() for g, name in zip(grads, params, strict=True)).item()
     eps = 1e-6
 
     def loss_at(sign: float) -> float:
-        shifted = {name: (value + sign * eps * direction[name]).detach().requires_grad_() for name, value in params.items()}
+        shifted = {name: (value + sign * eps * direction[name]).detach().requires_grad_()
+                   for name, value in params.items()}
         return maml.meta_loss(shifted, batch)[0].item()
 
     numeric = (loss_at(1.0) - loss_at(-1.0)) / (2 * eps)
     assert analytic == pytest.approx(numeric, rel=1e-6)
     first_order, _ = MAML(model, mse_per_task, 0.05, 2, 1e-3, first_order=True).meta_loss(params, batch)
     fo_grads = torch.autograd.grad(first_order, list(params.values()))
-    fo_analytic = sum((g * direction[name]).sum() for g, name in zip(fo_grads, params)).item()
+    fo_analytic = sum((g * direction[name]).sum() for g, name in zip(fo_grads, params, strict=True)).item()
     assert abs(fo_analytic - numeric) > 1e-4 * abs(numeric)  # the test would notice a dropped Hessian term
 
 
@@ -141,7 +142,7 @@ def test_batched_tasks_equal_per_task_loop_for_conv_net_with_batch_norm(first_or
     grads_batched = torch.autograd.grad(batched, list(model.parameters()))
     grads_looped = torch.autograd.grad(looped, list(model.parameters()))
     assert batched.item() == pytest.approx(looped.item(), rel=1e-10)
-    for a, b in zip(grads_batched, grads_looped):
+    for a, b in zip(grads_batched, grads_looped, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)
 
 

@@ -116,6 +116,7 @@ def run_launcher(*args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=400, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
 
 
+@pytest.mark.slow
 def test_short_omniglot_training_beats_chance(omniglot_dir, tmp_path):
     """5-way 1-shot on meta-test characters never seen in meta-training: chance is 0.2.
 
@@ -124,7 +125,8 @@ def test_short_omniglot_training_beats_chance(omniglot_dir, tmp_path):
     """
     run_dir = tmp_path / "run"
     result = run_launcher("--data", str(omniglot_dir), "--output-dir", str(run_dir),
-                          "--set", "num_train_characters=20", "--set", "num_iterations=60", "--set", "meta_batch_size=4",
+                          "--set", "num_train_characters=20", "--set", "num_iterations=60",
+                          "--set", "meta_batch_size=4",
                           "--set", "num_filters=16", "--set", "num_query=2", "--set", "eval_tasks=100",
                           "--set", "eval_every=0", "--set", "log_every=20")
     assert result.returncode == 0, result.stderr

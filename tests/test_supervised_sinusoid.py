@@ -60,6 +60,7 @@ def test_adaptation_curve_step_zero_is_the_unadapted_loss_and_steps_reduce_it():
     assert curve[3].mean() < curve[0].mean()  # small steps on the support set lower the support loss
 
 
+@pytest.mark.slow
 def test_short_sinusoid_meta_training_makes_adaptation_work():
     """After a short MAML run one inner step cuts the query MSE well below the unadapted MSE; a jointly
     pretrained network of the same budget gains much less from the same step."""
@@ -89,13 +90,15 @@ def run_launcher(*args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
 
 
+@pytest.mark.slow
 def test_sinusoid_launcher_writes_a_complete_run(tmp_path):
     run_dir = tmp_path / "run"
     result = run_launcher("--output-dir", str(run_dir), "--quiet", "--set", "num_iterations=30",
                           "--set", "baseline_iterations=30", "--set", "eval_tasks=40", "--set", "log_every=10",
                           "--set", "eval_steps=[1,2]", "--set", "plot_tasks=2")
     assert result.returncode == 0, result.stderr
-    for name in ["config.yaml", "evaluation.json", "sinusoid_fits.png", "checkpoints/latest.pt", "checkpoints/baseline.pt"]:
+    for name in ["config.yaml", "evaluation.json", "sinusoid_fits.png", "checkpoints/latest.pt",
+                 "checkpoints/baseline.pt"]:
         assert (run_dir / name).is_file(), name
     assert list(run_dir.glob("events.out.tfevents.*"))
     evaluation = json.loads((run_dir / "evaluation.json").read_text())

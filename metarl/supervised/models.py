@@ -63,7 +63,8 @@ class ConvClassifier(nn.Module):
                  image_size: int = 28, generator: torch.Generator | None = None):
         super().__init__()
         channels = [in_channels] + [num_filters] * num_blocks
-        self.blocks = nn.Sequential(*(ConvBlock(c_in, c_out, generator) for c_in, c_out in itertools.pairwise(channels)))
+        self.blocks = nn.Sequential(*(ConvBlock(c_in, c_out, generator)
+                                      for c_in, c_out in itertools.pairwise(channels)))
         side = image_size
         for _ in range(num_blocks):
             side //= 2

@@ -60,14 +60,14 @@ class SinusoidDistribution:
     def sample_tasks(self, num_tasks: int, rng: np.random.Generator) -> list[SinusoidTask]:
         amplitudes = rng.uniform(*self.amplitude_range, size=num_tasks)
         phases = rng.uniform(*self.phase_range, size=num_tasks)
-        return [SinusoidTask(float(a), float(p)) for a, p in zip(amplitudes, phases)]
+        return [SinusoidTask(float(a), float(p)) for a, p in zip(amplitudes, phases, strict=True)]
 
     def sample_batch(
         self, tasks: list[SinusoidTask], num_support: int, num_query: int, rng: np.random.Generator
     ) -> TaskBatch:
         """Fresh x for every task: the query points are never the support points."""
         x = rng.uniform(*self.input_range, size=(len(tasks), num_support + num_query, 1))
-        y = np.stack([task(x_task) for task, x_task in zip(tasks, x)])
+        y = np.stack([task(x_task) for task, x_task in zip(tasks, x, strict=True)])
         x_t, y_t = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32)
         return TaskBatch(x_t[:, :num_support], y_t[:, :num_support], x_t[:, num_support:], y_t[:, num_support:])
 
