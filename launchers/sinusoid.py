@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         tasks = distribution.sample_tasks(config.eval_tasks, eval_rng)
         batch = distribution.sample_batch(tasks, config.num_shots, config.eval_query, eval_rng)
         max_steps = max(config.eval_steps)
-        models = {"maml" if config.algorithm == "maml" else config.algorithm: model}
+        models = {config.algorithm + ("-first-order" if config.first_order else ""): model}
         if config.baseline_iterations:
             models["pretrained"] = baseline
         results: dict = {"config": to_dict(config), "training": timing, "eval_tasks": config.eval_tasks,
