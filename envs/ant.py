@@ -13,6 +13,8 @@ episode terminates when the torso height qpos[2] leaves [0.2, 1.0] (or the state
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
 
 from envs.batched_mujoco import LocomotionVectorEnv
@@ -38,7 +40,7 @@ ANT_GOAL = GoalTasks(low=-3.0, high=3.0, offset=4.0)
 class _AntTaskEnv(LocomotionTaskEnv, AntEnv):
     robot = ANT
     # Gymnasium's defaults already match; stated so a change there cannot silently change ours.
-    gym_kwargs = {
+    gym_kwargs: ClassVar[dict[str, Any]] = {
         "include_cfrc_ext_in_observation": True,
         "exclude_current_positions_from_observation": True,
         "contact_force_range": ANT.contact_force_range,
