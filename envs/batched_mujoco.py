@@ -65,6 +65,14 @@ class BatchedMujoco:
             mujoco.mj_forward(self.model, data)
             self._read_state(i)
 
+    def set_state(self, i: int, qpos: np.ndarray, qvel: np.ndarray) -> None:
+        """Put env ``i`` in a given state, as ``MujocoEnv.set_state`` does (for tests and debugging)."""
+        data = self.datas[i]
+        data.qpos[:] = qpos
+        data.qvel[:] = qvel
+        mujoco.mj_forward(self.model, data)
+        self._read_state(i)
+
     def step(self, indices: Sequence[int], actions_NA: np.ndarray) -> None:
         """Advance the listed environments by ``frame_skip`` sub-steps with their row of ``actions_NA``."""
         model, frame_skip, datas, ctrl, state = self.model, self.robot.frame_skip, self.datas, self._ctrl, self.state_NS
