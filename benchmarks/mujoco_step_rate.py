@@ -1,7 +1,7 @@
 """Env steps per second on one core: raw MuJoCo, Gymnasium's v5 env, and our batched vector env.
 
 For each robot, N environments run ``--steps`` steps with the same uniform random actions in all
-three ways:
+three ways, from the same seeded resets, so that all three simulate identical states:
 
 (a) raw physics: ``mujoco.mj_step(model, data, frame_skip)`` over N ``MjData``; only these calls are
     timed (setting the controls between them is not), so this is the ceiling for any env;
@@ -9,8 +9,9 @@ three ways:
 (c) our ``TaskVectorEnv`` (``gymnasium.make_vec(id, N)``): one ``step`` call for all N envs,
     observations, rewards and terminations included.
 
-Rates use the process's CPU time, so other jobs on the machine disturb them less; each is the best of
-``--repeats`` interleaved runs. The process is pinned to one CPU where the OS allows it.
+The three are interleaved step by step and timed in the process's CPU time, so other jobs on the
+machine disturb them less and alike; each rate is the best of ``--repeats`` runs. The process is
+pinned to one CPU where the OS allows it.
 
     python benchmarks/mujoco_step_rate.py --json step_rates.json
 """
@@ -62,47 +63,41 @@ def gymnasium_envs(gym_id: str, num_envs: int) -> list[gymnasium.Env]:
         return [gymnasium.make(gym_id) for _ in range(num_envs)]
 
 
-def raw_physics_rate(env_id: str, actions_TNA: np.ndarray) -> float:
-    """(a): the batched env's own MjData (reset by the env), stepped by bare ``mj_step`` calls."""
+def step_rates(env_id: str, singles: list[gymnasium.Env], actions_TNA: np.ndarray) -> dict[str, float]:
+    """(a), (b) and (c) on identical physics, interleaved step by step so that load bursts hit all three.
+
+    All three start from the same seeded resets (the models are identical, see envs/mujoco_model.py)
+    and get the same actions, so their states stay identical; at each step all three simulate exactly
+    the envs that our vector env still runs.
+    """
     num_envs = actions_TNA.shape[1]
-    vector = gymnasium.make_vec(env_id, num_envs, max_episode_steps=None).unwrapped
-    vector.reset(seed=list(range(num_envs)))
-    model, datas, frame_skip = vector.sim.model, vector.sim.datas, vector.robot.frame_skip
-    elapsed = 0.0
-    for actions_NA in actions_TNA:
-        for data, action in zip(datas, actions_NA):
-            data.ctrl[:] = action
-        start = clock()
-        for data in datas:
-            mujoco.mj_step(model, data, frame_skip)
-        elapsed += clock() - start
-    return actions_TNA.shape[0] * num_envs / elapsed
-
-
-def gymnasium_rate(singles: list[gymnasium.Env], actions_TNA: np.ndarray) -> float:
-    """(b): Gymnasium's v5 env as ``gymnasium.make`` returns it, one ``step`` per env, resets included."""
-    for seed, env in enumerate(singles):
+    seeds = list(range(num_envs))
+    ours = gymnasium.make_vec(env_id, num_envs, max_episode_steps=None)
+    bare = gymnasium.make_vec(env_id, num_envs, max_episode_steps=None).unwrapped
+    ours.reset(seed=seeds)
+    bare.reset(seed=seeds)
+    for seed, env in zip(seeds, singles):
         env.reset(seed=seed)
-    start = clock()
-    for actions_NA in actions_TNA:
-        for env, action in zip(singles, actions_NA):
-            _, _, terminated, truncated, _ = env.step(action)
-            if terminated or truncated:
-                env.reset()
-    return actions_TNA.shape[0] * actions_TNA.shape[1] / (clock() - start)
-
-
-def batched_rate(env_id: str, actions_TNA: np.ndarray) -> float:
-    """(c): our vector env; only environments still running count as steps."""
-    num_envs = actions_TNA.shape[1]
-    vector = gymnasium.make_vec(env_id, num_envs, max_episode_steps=None)
-    vector.reset(seed=list(range(num_envs)))
+    model, datas, frame_skip = bare.sim.model, bare.sim.datas, bare.robot.frame_skip
+    elapsed = {"raw": 0.0, "gymnasium": 0.0, "batched": 0.0}
     steps = 0
-    start = clock()
     for actions_NA in actions_TNA:
-        steps += int(np.count_nonzero(~vector.unwrapped.done))
-        vector.step(actions_NA)
-    return steps / (clock() - start)
+        running = np.flatnonzero(~ours.unwrapped.done).tolist()
+        steps += len(running)
+        for i in running:
+            datas[i].ctrl[:] = actions_NA[i]
+        start = clock()
+        for i in running:  # (a): bare physics calls only
+            mujoco.mj_step(model, datas[i], frame_skip)
+        elapsed["raw"] += clock() - start
+        start = clock()
+        for i in running:  # (b): Gymnasium's env as gymnasium.make returns it, one step call per env
+            singles[i].step(actions_NA[i])
+        elapsed["gymnasium"] += clock() - start
+        start = clock()
+        ours.step(actions_NA)  # (c): one call for all envs, observations, rewards and terminations included
+        elapsed["batched"] += clock() - start
+    return {name: steps / seconds for name, seconds in elapsed.items()}
 
 
 def measure(num_envs: int, num_steps: int, repeats: int, seed: int) -> list[dict[str, float | int | str]]:
@@ -113,9 +108,8 @@ def measure(num_envs: int, num_steps: int, repeats: int, seed: int) -> list[dict
         singles = gymnasium_envs(gym_id, num_envs)
         best = {"raw": 0.0, "gymnasium": 0.0, "batched": 0.0}
         for _ in range(repeats):
-            best["raw"] = max(best["raw"], raw_physics_rate(env_id, actions_TNA))
-            best["gymnasium"] = max(best["gymnasium"], gymnasium_rate(singles, actions_TNA))
-            best["batched"] = max(best["batched"], batched_rate(env_id, actions_TNA))
+            for name, rate in step_rates(env_id, singles, actions_TNA).items():
+                best[name] = max(best[name], rate)
         rows.append(
             {
                 "env_id": env_id,

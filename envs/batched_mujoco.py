@@ -154,7 +154,8 @@ class LocomotionVectorEnv(TaskVectorEnv):
             self.robot, self.task_family, self._task_params_NK, x_before_N, qpos_NQ, actions_NA,
             self.sim.cfrc_ext_NB6, self.sim.dt,
         )
-        terms = {key: np.where(running, value, 0.0) for key, value in terms.items()}
+        if not running.all():
+            terms = {key: np.where(running, value, 0.0) for key, value in terms.items()}
         reward = terms.pop("reward")
         terminated = running & terminated_batch(self.robot, qpos_NQ, qvel_NV)
         truncated = self._advance_clock(terminated)

@@ -350,3 +350,35 @@ def test_mujoco_writes_a_log_file_for_gymnasiums_cheetah_which_is_why_we_compile
     if not os.listdir(tmp_path):
         pytest.skip("this MuJoCo no longer logs the settotalmass deprecation; load_model's workaround is moot")
     assert os.listdir(tmp_path) == ["MUJOCO_LOG.TXT"]
+
+
+CONFIG_KEYS = {
+    "env_id", "env_kwargs", "horizon", "meta_batch_size", "fast_batch_size", "num_steps", "fast_lr", "num_batches",
+    "gamma", "gae_lambda", "first_order", "max_kl", "cg_iters", "cg_damping", "ls_max_steps", "ls_backtrack_ratio",
+    "hidden_sizes", "nonlinearity", "init_std", "seed", "device", "checkpoint_every", "sampler",
+}
+
+
+@pytest.mark.parametrize(
+    ("config", "env_id", "fast_batch_size"),
+    [
+        ("halfcheetah-vel.yaml", "metarl/HalfCheetahVel-v0", 20),
+        ("halfcheetah-dir.yaml", "metarl/HalfCheetahDir-v0", 20),
+        ("ant-vel.yaml", "metarl/AntVel-v0", 20),
+        ("ant-dir.yaml", "metarl/AntDir-v0", 40),
+        ("ant-goal.yaml", "metarl/AntGoal-v0", 20),
+    ],
+)
+def test_configs_hold_the_papers_settings_for_a_registered_env(config, env_id, fast_batch_size):
+    yaml = pytest.importorskip("yaml")
+    path = os.path.join(os.path.dirname(__file__), "..", "launchers", "configs", config)
+    with open(path) as f:
+        values = yaml.safe_load(f)
+    assert set(values) == CONFIG_KEYS
+    assert values["env_id"] == env_id and env_id in gymnasium.registry
+    assert values["fast_batch_size"] == fast_batch_size
+    paper = {"horizon": 200, "meta_batch_size": 40, "num_steps": 1, "fast_lr": 0.1, "gamma": 0.99, "gae_lambda": 1.0,
+             "max_kl": 0.01, "cg_iters": 10, "cg_damping": 1e-5, "ls_max_steps": 15, "ls_backtrack_ratio": 0.8,
+             "hidden_sizes": [100, 100], "nonlinearity": "relu", "first_order": False}
+    assert {key: values[key] for key in paper} == paper
+    assert values["sampler"] == {"backend": "vectorized", "num_workers": 1}
