@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from metarl.config import _require
+from metarl.config import require
 from metarl.supervised.meta_learning import ALGORITHMS
 
 
@@ -47,9 +47,9 @@ class MetaLearningConfig:
         for name in ["num_shots", "num_query", "num_steps", "inner_lr", "meta_batch_size", "meta_lr",
                      "reptile_step_size", "num_iterations", "eval_tasks", "log_every", "checkpoint_every",
                      "num_threads"]:
-            _require(self, name, lambda v: v > 0, "must be positive")
-        _require(self, "algorithm", lambda v: v in ALGORITHMS, f"must be one of {', '.join(ALGORITHMS)}")
-        _require(self, "first_order", lambda v: not (v and self.algorithm == "reptile"),
+            require(self, name, lambda v: v > 0, "must be positive")
+        require(self, "algorithm", lambda v: v in ALGORITHMS, f"must be one of {', '.join(ALGORITHMS)}")
+        require(self, "first_order", lambda v: not (v and self.algorithm == "reptile"),
                  "applies to algorithm=maml only (Reptile is first order already)")
         return self
 
@@ -78,12 +78,12 @@ class SinusoidConfig(MetaLearningConfig):
     def validate(self) -> SinusoidConfig:
         super().validate()
         for name in ["amplitude_range", "phase_range", "input_range"]:
-            _require(self, name, lambda v: len(v) == 2 and v[0] <= v[1], "must be [low, high] with low <= high")
-        _require(self, "hidden_sizes", lambda v: len(v) > 0 and all(s > 0 for s in v), "must be positive layer sizes")
-        _require(self, "eval_steps", lambda v: len(v) > 0 and all(s >= 0 for s in v), "must be non-negative steps")
-        _require(self, "eval_query", lambda v: v > 0, "must be positive")
-        _require(self, "baseline_iterations", lambda v: v >= 0, "must be non-negative")
-        _require(self, "plot_tasks", lambda v: v >= 0, "must be non-negative")
+            require(self, name, lambda v: len(v) == 2 and v[0] <= v[1], "must be [low, high] with low <= high")
+        require(self, "hidden_sizes", lambda v: len(v) > 0 and all(s > 0 for s in v), "must be positive layer sizes")
+        require(self, "eval_steps", lambda v: len(v) > 0 and all(s >= 0 for s in v), "must be non-negative steps")
+        require(self, "eval_query", lambda v: v > 0, "must be positive")
+        require(self, "baseline_iterations", lambda v: v >= 0, "must be non-negative")
+        require(self, "plot_tasks", lambda v: v >= 0, "must be non-negative")
         return self
 
 
@@ -113,7 +113,7 @@ class OmniglotConfig(MetaLearningConfig):
     def validate(self) -> OmniglotConfig:
         super().validate()
         for name in ["num_ways", "num_train_characters", "image_size", "num_filters", "eval_steps", "eval_every_tasks"]:
-            _require(self, name, lambda v: v > 0, "must be positive")
-        _require(self, "eval_every", lambda v: v >= 0, "must be non-negative")
-        _require(self, "image_size", lambda v: v >= 16, "must be at least 16 (four 2×2 poolings)")
+            require(self, name, lambda v: v > 0, "must be positive")
+        require(self, "eval_every", lambda v: v >= 0, "must be non-negative")
+        require(self, "image_size", lambda v: v >= 16, "must be at least 16 (four 2×2 poolings)")
         return self
