@@ -51,10 +51,10 @@ STOP_GRACE_S = 2.0
 """How long ``close`` lets workers finish before terminating them."""
 
 
-def _worker_main(conn: Connection, spec_bytes: bytes, parent_pid: int) -> None:
+def _worker_main(conn: Connection, spec_bytes: bytes, parent_pid: int, torch_threads: int | None) -> None:
     """A worker's loop: one request in, one reply out, until told to stop or orphaned."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it then closes us
-    limit_threads()
+    limit_threads(torch_threads)
     worker: RolloutWorker | None = None
     try:
         while True:
@@ -124,7 +124,9 @@ class ProcessSampler:
         num_workers: int,
         max_failures: int = 3,
         start_method: str = "spawn",
+        torch_threads: int | None = 1,
     ):
+        """``torch_threads=None`` leaves torch's default threads in the workers (for benchmarks only)."""
         if num_workers < 1:
             raise ValueError(f"num_workers must be positive, got {num_workers}")
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -136,6 +138,7 @@ class ProcessSampler:
         self.horizon = horizon
         self.num_workers = num_workers
         self.max_failures = max_failures
+        self.torch_threads = torch_threads
         self._context = multiprocessing.get_context(start_method)
         self._spec_bytes = cloudpickle.dumps(WorkerSpec(env_id, dict(env_kwargs), policy, horizon))
         self._workers: list[_Worker | None] = [None] * num_workers
@@ -148,7 +151,10 @@ class ProcessSampler:
     def _start_worker(self) -> _Worker:
         parent_conn, child_conn = self._context.Pipe(duplex=True)
         process = self._context.Process(
-            target=_worker_main, args=(child_conn, self._spec_bytes, os.getpid()), daemon=True, name="metarl-sampler"
+            target=_worker_main,
+            args=(child_conn, self._spec_bytes, os.getpid(), self.torch_threads),
+            daemon=True,
+            name="metarl-sampler",
         )
         process.start()
         child_conn.close()

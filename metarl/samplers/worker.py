@@ -50,14 +50,19 @@ class ShareRequest:
     seed: SeedKey
 
 
-def limit_threads() -> None:
-    """One torch thread per worker: N workers × default threads oversubscribe the cores (4-5× slower)."""
-    torch.set_num_threads(1)
+def limit_threads(num_threads: int | None = 1) -> None:
+    """One torch thread per worker: N workers × default threads oversubscribe the cores (4-5× slower).
+
+    ``None`` keeps torch's default (one thread per core), only to measure that effect.
+    """
+    if num_threads is None:
+        return
+    torch.set_num_threads(num_threads)
     try:
-        torch.set_num_interop_threads(1)
+        torch.set_num_interop_threads(num_threads)
     except RuntimeError:  # already set, or parallel work already ran in this process
         pass
-    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["OMP_NUM_THREADS"] = str(num_threads)
 
 
 class RolloutWorker:
@@ -77,7 +82,7 @@ class RolloutWorker:
         return self._env
 
     def run(self, request: ShareRequest) -> RolloutArrays:
-        params = {i: {name: torch.from_numpy(value) for name, value in p.items()} for i, p in request.params.items()}
+        params = {i: {name: torch.tensor(value) for name, value in p.items()} for i, p in request.params.items()}
         env = self._env_for(len(request.slots))
         # Mappings keyed by global task index stand in for the full task/params sequences.
         arrays = run_episodes(env, self.policy, request.tasks, params, request.slots, request.seed, self.spec.horizon)
