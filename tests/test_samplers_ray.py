@@ -8,6 +8,7 @@ Ray 2.60 a driver and a ``ray start`` cluster that disagree fail with ``InvalidA
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -102,15 +103,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def processes_mentioning(text: str) -> list[int]:
+def cluster_processes(session_id: int, temp_dir: str) -> list[int]:
+    """Live processes of the head's session, or naming its temp dir (gcs_server, raylet, agents)."""
     pids = []
     for proc in Path("/proc").iterdir():
-        if proc.name.isdigit() and int(proc.name) != os.getpid():
-            try:
-                if text in (proc / "cmdline").read_bytes().decode(errors="replace") and not gone(int(proc.name)):
-                    pids.append(int(proc.name))
-            except OSError:
-                pass
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            sid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[3])
+            mentions = temp_dir in (proc / "cmdline").read_bytes().decode(errors="replace")
+        except (OSError, IndexError, ValueError):
+            continue
+        if (sid == session_id or mentions) and not gone(int(proc.name)):
+            pids.append(int(proc.name))
     return pids
 
 
@@ -119,12 +124,13 @@ def processes_mentioning(text: str) -> list[int]:
 def test_training_run_joins_a_separate_head_by_address(tmp_path):
     ray_bin = shutil.which("ray", path=str(Path(sys.executable).parent)) or shutil.which("ray")
     assert ray_bin, "the ray command line is missing"
-    port = free_port()
+    port, client_port, dashboard_port = free_port(), free_port(), free_port()
     temp_dir = tempfile.mkdtemp(prefix="rayhead", dir="/tmp")
     env = {**os.environ, **AUTH, "PYTHONPATH": str(REPO_ROOT)}
     head = subprocess.Popen(
         [ray_bin, "start", "--head", "--block", f"--port={port}", "--num-cpus=2", f"--temp-dir={temp_dir}",
-         "--include-dashboard=false", "--disable-usage-stats"],
+         "--include-dashboard=false", "--disable-usage-stats",
+         f"--ray-client-server-port={client_port}", f"--dashboard-port={dashboard_port}"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,  # its own process group: stopped below without touching other Ray clusters
     )  # fmt: skip
@@ -141,16 +147,18 @@ def test_training_run_joins_a_separate_head_by_address(tmp_path):
         assert "done: 2 iterations" in result.stdout
         assert head.poll() is None, "the head must outlive the training run that joined it"
     finally:
-        os.killpg(head.pid, signal.SIGTERM)
+        os.killpg(head.pid, signal.SIGTERM)  # `ray start --block` stops its children on SIGTERM
         try:
-            head.wait(timeout=30)
+            head.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-            head.wait()
-        deadline = time.monotonic() + 30
-        while processes_mentioning(temp_dir) and time.monotonic() < deadline:
+            pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGKILL)  # stragglers of the group, if any
+        head.wait()
+        deadline = time.monotonic() + 20
+        while cluster_processes(head.pid, temp_dir) and time.monotonic() < deadline:
             time.sleep(0.5)
-        leftovers = processes_mentioning(temp_dir)
+        leftovers = cluster_processes(head.pid, temp_dir)
         for pid in leftovers:
             os.kill(pid, signal.SIGKILL)
         shutil.rmtree(temp_dir, ignore_errors=True)
