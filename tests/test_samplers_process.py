@@ -114,6 +114,7 @@ def test_worker_that_keeps_dying_raises_a_clear_error():
 SCRIPT = textwrap.dedent(
     """
     import sys
+    import time
     import numpy as np
     import gymnasium
     import envs
@@ -130,20 +131,23 @@ SCRIPT = textwrap.dedent(
         print("sampling", flush=True)
         for i in range(int(sys.argv[1])):
             sampler.sample(tasks, params, 8, (i,))
+        if sys.argv[2] == "idle":
+            time.sleep(600)
         print("exiting without close()", flush=True)
     """
 )
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("ending", ["exit", "ctrl-c", "sigkill"])
+@pytest.mark.parametrize("ending", ["exit", "ctrl-c", "sigkill", "sigkill-idle"])
 def test_no_hang_and_no_orphans(tmp_path, ending):
-    """Exit without close(), Ctrl-C mid-sampling, or the parent SIGKILLed: every worker is gone soon after."""
+    """Exit without close(), Ctrl-C mid-sampling, the parent SIGKILLed mid-sampling or between calls:
+    every worker is gone soon after."""
     script = tmp_path / "sample.py"
     script.write_text(SCRIPT)
-    calls = 1 if ending == "exit" else 1000
+    calls = {"exit": 1, "sigkill-idle": 0}.get(ending, 1000)
     process = subprocess.Popen(
-        [sys.executable, str(script), str(calls)],
+        [sys.executable, str(script), str(calls), "idle" if ending == "sigkill-idle" else "busy"],
         cwd=REPO_ROOT,
         env=worker_env(),
         stdout=subprocess.PIPE,
@@ -158,7 +162,7 @@ def test_no_hang_and_no_orphans(tmp_path, ending):
         time.sleep(1.0)  # inside a sampling call
         if ending == "ctrl-c":
             os.killpg(process.pid, signal.SIGINT)  # what a terminal sends to the foreground group
-        elif ending == "sigkill":
+        elif ending.startswith("sigkill"):
             os.kill(process.pid, signal.SIGKILL)  # no atexit, no finalizer: workers must notice alone
         process.wait(timeout=30)
     finally:
