@@ -20,6 +20,10 @@ from metarl.policies import GaussianMLPPolicy
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TRAIN_SCRIPT = REPO_ROOT / "launchers" / "train.py"
 
+# The tests' networks are tiny: extra intra-op threads only add synchronisation, and on a shared
+# 2-core CI machine oversubscription made the suite over ten times slower. Subprocesses get the same.
+torch.set_num_threads(1)
+
 # A run small enough to take seconds: 2 tasks × 2 episodes of 20 steps, one hidden layer of 8 units.
 TINY_RUN_OVERRIDES = [
     "meta_batch_size=2",
@@ -142,3 +146,39 @@ def synthetic_meta_batch():
     support = [[make_episode_batch(10, [6, 4, 5])], [make_episode_batch(11, [5, 6, 2])]]
     query = [make_episode_batch(20, [6, 3, 6]), make_episode_batch(21, [4, 6, 5])]
     return support, query
+
+
+NAVIGATION = "metarl/Navigation2D-v0"
+
+
+@pytest.fixture
+def navigation_sampler():
+    """``navigation_sampler(policy, horizon)``: an in-process sampler on 2D navigation, closed after the test."""
+    from metarl.samplers import VectorizedSampler
+
+    samplers = []
+
+    def make(policy, horizon=20):
+        samplers.append(VectorizedSampler(NAVIGATION, {}, policy, horizon))
+        return samplers[-1]
+
+    yield make
+    for sampler in samplers:
+        sampler.close()
+
+
+@pytest.fixture
+def navigation_meta_batch(navigation_sampler):
+    """A float32 policy (hidden (16,)) and real support/query episodes for 4 navigation tasks."""
+    import numpy as np
+
+    from metarl.meta_batch import collect_meta_batch
+    from metarl.policies import parameters_of
+
+    policy = GaussianMLPPolicy(2, 2, (16,), "relu", 1.0, generator=torch.Generator().manual_seed(3))
+    tasks = [{"goal": (0.3, -0.2)}, {"goal": (-0.4, 0.1)}, {"goal": (0.1, 0.45)}, {"goal": (-0.2, -0.35)}]
+    assert np.all(np.abs([t["goal"] for t in tasks]) <= 0.5)
+    batch = collect_meta_batch(
+        navigation_sampler(policy), policy, parameters_of(policy), tasks, 8, [0.1], 0.99, 1.0, (7, 1, 0)
+    )
+    return policy, batch
