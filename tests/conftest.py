@@ -182,3 +182,30 @@ def navigation_meta_batch(navigation_sampler):
         navigation_sampler(policy), policy, parameters_of(policy), tasks, 8, [0.1], 0.99, 1.0, (7, 1, 0)
     )
     return policy, batch
+
+
+def read_event_files(run_dir):
+    """An EventAccumulator over a run directory, loaded (every event kept)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "tensors": 0})
+    accumulator.Reload()
+    return accumulator
+
+
+def scalars(run_dir):
+    """Every scalar tag of a run as {tag: [(step, value), ...]}, read back from its event files."""
+    accumulator = read_event_files(run_dir)
+    return {tag: [(e.step, e.value) for e in accumulator.Scalars(tag)] for tag in accumulator.Tags()["scalars"]}
+
+
+@pytest.fixture(scope="session")
+def event_files():
+    """``event_files(run_dir)``: a loaded EventAccumulator for the run."""
+    return read_event_files
+
+
+@pytest.fixture(scope="session")
+def run_scalars():
+    """``run_scalars(run_dir)``: {tag: [(step, value), ...]} from the run's event files."""
+    return scalars
