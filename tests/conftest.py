@@ -45,7 +45,7 @@ def run_train(*args, timeout=300):
     """Run ``launchers/train.py ARGS`` to completion; returns the CompletedProcess (text mode)."""
     command = [sys.executable, str(TRAIN_SCRIPT), *map(str, args)]
     return subprocess.run(
-        command, cwd=REPO_ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=timeout
+        command, check=False, cwd=REPO_ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=timeout
     )
 
 

@@ -1,5 +1,7 @@
 """The linear feature baseline: exact on linear targets, loud on NaN input."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -34,19 +36,21 @@ def test_linear_baseline_predicts_returns_that_are_linear_in_its_features(episod
     assert torch.equal(values_TB[batch.mask_TB == 0], torch.zeros_like(values_TB[batch.mask_TB == 0]))
 
 
-def test_fit_linear_raises_on_nan():
-    """NaN features make the fit raise BaselineFitError instead of returning garbage weights."""
+@pytest.mark.parametrize("where", ["features", "targets"])
+def test_fit_linear_raises_on_nan(where):
+    """NaN features or targets make the fit raise BaselineFitError instead of returning garbage weights."""
     features_NF = torch.randn(20, 4, dtype=torch.float64)
-    features_NF[3, 1] = float("nan")
+    targets_N = torch.randn(20, dtype=torch.float64)
+    (features_NF[3] if where == "features" else targets_N)[1] = float("nan")
     with pytest.raises(BaselineFitError):
-        fit_linear(features_NF, torch.randn(20, dtype=torch.float64))
+        fit_linear(features_NF, targets_N)
 
 
-def test_linear_baseline_raises_on_nan_observations(episode_batch):
-    """A NaN observation reaching the baseline raises rather than producing NaN advantages."""
+@pytest.mark.parametrize("field", ["observations_TBO", "rewards_TB"])
+def test_linear_baseline_raises_on_nan_episodes(episode_batch, field):
+    """A NaN observation or reward reaching the baseline raises rather than producing NaN advantages."""
     batch = episode_batch(4, [5, 5])
-    observations = batch.observations_TBO.clone()
-    observations[2, 0, 1] = float("nan")
-    broken = EpisodeBatch(observations, batch.actions_TBA, batch.rewards_TB, batch.mask_TB, batch.lengths_B)
+    broken = getattr(batch, field).clone()
+    broken[2, 0] = float("nan")
     with pytest.raises(BaselineFitError):
-        linear_baseline_values(broken, 0.99)
+        linear_baseline_values(replace(batch, **{field: broken}), 0.99)

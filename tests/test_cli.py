@@ -25,14 +25,17 @@ def assert_clean_error(result, *fragments):
         (["--set", "hidden_sizes=3"], ["hidden_sizes"]),
         (["--set", "sampler.backend=gpu"], ["sampler.backend"]),
         (["--config", "no/such/config.yaml"], ["no/such/config.yaml"]),
+        (["--config", "launchers/configs"], ["launchers/configs"]),
     ],
     ids=["misspelled-key", "negative-lr", "zero-batch", "zero-meta-batch", "unknown-env", "wrong-type",
-         "bad-backend", "missing-config"],
+         "bad-backend", "missing-config",
+         "config-is-a-directory"],
 )
-def test_bad_input_is_one_error_line(train, tmp_path, args, fragments):
+def test_bad_input_is_one_error_line(train, tiny_run_args, tmp_path, args, fragments):
     """Each kind of bad input exits 2 with one line naming the problem, and creates no run directory."""
     run_dir = tmp_path / "run"
-    assert_clean_error(train(*args, "--output-dir", run_dir), *fragments)
+    # the tiny run's settings first, so that input wrongly accepted makes a short run, not a 300-iteration one
+    assert_clean_error(train(*tiny_run_args(num_batches=1), *args, "--output-dir", run_dir), *fragments)
     assert not run_dir.exists()
 
 

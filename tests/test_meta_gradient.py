@@ -35,6 +35,13 @@ def query_loss(policy, adapted_params, query, query_advantages_TB):
     return -masked_mean(log_probs(policy, adapted_params, query) * query_advantages_TB, query.mask_TB)
 
 
+def reference_inner_step(policy, params, episodes, advantages_TB):
+    """θ − α ∇θ (−E[log π(a|s) A]), written out here independently of metarl.adaptation."""
+    loss = -masked_mean(log_probs(policy, params, episodes) * advantages_TB, episodes.mask_TB)
+    grads = torch.autograd.grad(loss, list(params.values()), create_graph=True)
+    return {name: value - FAST_LR * grad for (name, value), grad in zip(params.items(), grads)}
+
+
 def maml_objective(policy, params, support, query):
     """Mean over tasks of the query loss of θ'(θ), adapted on the task's support episodes."""
     support_advantages, query_advantages = advantages_of(support, query)
@@ -42,7 +49,9 @@ def maml_objective(policy, params, support, query):
     for task_support, task_advantages, task_query, task_query_advantages in zip(
         support, support_advantages, query, query_advantages
     ):
-        adapted = adapt(policy, params, task_support, task_advantages, FAST_LR, first_order=False)
+        adapted = params
+        for episodes, advantages_TB in zip(task_support, task_advantages, strict=True):
+            adapted = reference_inner_step(policy, adapted, episodes, advantages_TB)
         losses.append(query_loss(policy, adapted, task_query, task_query_advantages))
     return torch.stack(losses).mean()
 
@@ -81,7 +90,8 @@ def test_first_order_meta_gradient_is_query_gradient_at_adapted_params(tiny_poli
     for task_support, task_advantages, task_query, task_query_advantages in zip(
         support, support_advantages, query, query_advantages
     ):
-        adapted = adapt(tiny_policy, params, task_support, task_advantages, FAST_LR, first_order=True)
+        (support_batch,), (support_advantages_TB,) = task_support, task_advantages
+        adapted = reference_inner_step(tiny_policy, params, support_batch, support_advantages_TB)
         free = {n: p.detach().requires_grad_() for n, p in adapted.items()}
 
         def loss_at(vector, free=free, task_query=task_query, task_query_advantages=task_query_advantages):
@@ -128,6 +138,19 @@ def test_inner_step_keeps_graph_to_every_meta_parameter(tiny_policy, episode_bat
     first_order = inner_step(params, loss(), FAST_LR, first_order=True)
     grads = torch.autograd.grad(first_order["mean.2.weight"].sum(), list(params.values()), allow_unused=True)
     assert dict(zip(params, grads))["mean.0.weight"] is None
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+def test_adapt_takes_one_gradient_step_per_support_batch(tiny_policy, episode_batch, first_order):
+    """adapt with two support batches equals two reference gradient steps, batch k at the k-th step."""
+    params = parameters_of(tiny_policy)
+    support = [episode_batch(40, [5, 3]), episode_batch(41, [4, 4])]
+    advantages = [estimate_advantages(b, GAMMA, GAE_LAMBDA) for b in support]
+    adapted = adapt(tiny_policy, params, support, advantages, FAST_LR, first_order)
+    expected = reference_inner_step(tiny_policy, params, support[0], advantages[0])
+    expected = reference_inner_step(tiny_policy, expected, support[1], advantages[1])
+    for name in params:
+        torch.testing.assert_close(adapted[name], expected[name], rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("first_order", [False, True])

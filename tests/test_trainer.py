@@ -5,6 +5,9 @@ import re
 import pytest
 import torch
 
+from metarl.config import apply_overrides
+from metarl.trainer import resumed_config
+
 
 def latest_policy(run_dir):
     return torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=True)["policy"]
@@ -54,8 +57,9 @@ def test_resume_is_bit_identical(four_iteration_run, train, tiny_run_args, tmp_p
 
     state = torch.load(resumed / "checkpoints" / "latest.pt", weights_only=True)
     assert state["iteration"] == 4
-    assert state["env_steps"] == torch.load(four_iteration_run / "checkpoints" / "latest.pt", weights_only=True)["env_steps"]
-    assert_same_policy(latest_policy(four_iteration_run), state["policy"])
+    uninterrupted = torch.load(four_iteration_run / "checkpoints" / "latest.pt", weights_only=True)
+    assert state["env_steps"] == uninterrupted["env_steps"]
+    assert_same_policy(uninterrupted["policy"], state["policy"])
     # the event files of the two sessions together hold each iteration once, equal to the uninterrupted run
     for tag in ["returns/step_0", "returns/step_1", "meta/kl"]:
         assert run_scalars(resumed)[tag] == run_scalars(four_iteration_run)[tag], tag
@@ -83,3 +87,15 @@ def test_progress_line_per_iteration(tiny_run, run_scalars):
         assert float(match["kl"]) == pytest.approx(kl, abs=6e-5)
         assert int(match["speed"].replace(",", "")) > 0
     assert matches[-1].group(0).endswith("ETA 0m00s")
+
+
+def test_resume_override_of_one_section_key_keeps_the_others(tiny_run_copy):
+    """--resume --set sampler.num_workers=2 changes that key only; the run's other sampler settings stay."""
+    config_file = tiny_run_copy / "config.yaml"
+    config_file.write_text(config_file.read_text().replace("ray_address: null", "ray_address: auto"))
+
+    config = resumed_config(tiny_run_copy, apply_overrides({}, ["sampler.num_workers=2"]))
+
+    assert config.sampler.num_workers == 2
+    assert config.sampler.ray_address == "auto"
+    assert config.sampler.backend == "vectorized"
