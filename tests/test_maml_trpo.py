@@ -16,7 +16,7 @@ FAST_LR, GAMMA, GAE_LAMBDA = 0.1, 0.99, 1.0
 def adapted_distributions(policy, params, batch):
     """Each task's adapted policy on its query observations, computed independently of the learner."""
     distributions = []
-    for support, query in zip(batch.support, batch.query):
+    for support, query in zip(batch.support, batch.query, strict=True):
         advantages = [estimate_advantages(b, GAMMA, GAE_LAMBDA) for b in support]
         adapted = detached(adapt(policy, params, support, advantages, FAST_LR, first_order=True))
         distributions.append(functional_call(policy, adapted, (query.observations_TBO,)))
@@ -27,7 +27,7 @@ def measured_kl_and_surrogate(policy, old_params, new_params, batch):
     old = adapted_distributions(policy, old_params, batch)
     new = adapted_distributions(policy, new_params, batch)
     kls, surrogates = [], []
-    for old_distribution, new_distribution, query in zip(old, new, batch.query):
+    for old_distribution, new_distribution, query in zip(old, new, batch.query, strict=True):
         advantages = estimate_advantages(query, GAMMA, GAE_LAMBDA)
         ratio = torch.exp(new_distribution.log_prob(query.actions_TBA) - old_distribution.log_prob(query.actions_TBA))
         kls.append(masked_mean(kl_divergence(old_distribution, new_distribution), query.mask_TB))

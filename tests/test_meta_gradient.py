@@ -22,7 +22,7 @@ def flat(params):
 
 def unflat(vector, like):
     chunks = torch.split(vector, [p.numel() for p in like.values()])
-    return {name: chunk.view_as(p) for (name, p), chunk in zip(like.items(), chunks)}
+    return {name: chunk.view_as(p) for (name, p), chunk in zip(like.items(), chunks, strict=True)}
 
 
 def advantages_of(support, query):
@@ -39,7 +39,7 @@ def reference_inner_step(policy, params, episodes, advantages_TB):
     """θ − α ∇θ (−E[log π(a|s) A]), written out here independently of metarl.adaptation."""
     loss = -masked_mean(log_probs(policy, params, episodes) * advantages_TB, episodes.mask_TB)
     grads = torch.autograd.grad(loss, list(params.values()), create_graph=True)
-    return {name: value - FAST_LR * grad for (name, value), grad in zip(params.items(), grads)}
+    return {name: value - FAST_LR * grad for (name, value), grad in zip(params.items(), grads, strict=True)}
 
 
 def maml_objective(policy, params, support, query):
@@ -47,7 +47,7 @@ def maml_objective(policy, params, support, query):
     support_advantages, query_advantages = advantages_of(support, query)
     losses = []
     for task_support, task_advantages, task_query, task_query_advantages in zip(
-        support, support_advantages, query, query_advantages
+        support, support_advantages, query, query_advantages, strict=True
     ):
         adapted = params
         for episodes, advantages_TB in zip(task_support, task_advantages, strict=True):
@@ -88,7 +88,7 @@ def test_first_order_meta_gradient_is_query_gradient_at_adapted_params(tiny_poli
     support_advantages, query_advantages = advantages_of(support, query)
     gradients = []
     for task_support, task_advantages, task_query, task_query_advantages in zip(
-        support, support_advantages, query, query_advantages
+        support, support_advantages, query, query_advantages, strict=True
     ):
         (support_batch,), (support_advantages_TB,) = task_support, task_advantages
         adapted = reference_inner_step(tiny_policy, params, support_batch, support_advantages_TB)
@@ -132,12 +132,12 @@ def test_inner_step_keeps_graph_to_every_meta_parameter(tiny_policy, episode_bat
     output_weight = adapted["mean.2.weight"]
     assert output_weight.requires_grad
     grads = torch.autograd.grad(output_weight.sum(), list(params.values()), allow_unused=True)
-    by_name = dict(zip(params, grads))
+    by_name = dict(zip(params, grads, strict=True))
     assert by_name["mean.0.weight"] is not None and by_name["mean.0.weight"].abs().sum() > 0
 
     first_order = inner_step(params, loss(), FAST_LR, first_order=True)
     grads = torch.autograd.grad(first_order["mean.2.weight"].sum(), list(params.values()), allow_unused=True)
-    assert dict(zip(params, grads))["mean.0.weight"] is None
+    assert dict(zip(params, grads, strict=True))["mean.0.weight"] is None
 
 
 @pytest.mark.parametrize("first_order", [False, True])
@@ -160,6 +160,7 @@ def test_zero_inner_step_size_reduces_to_plain_policy_gradient(tiny_policy, synt
     zero = MAMLTRPO(tiny_policy, 0.0, first_order=first_order, gamma=GAMMA, gae_lambda=GAE_LAMBDA)
     params = parameters_of(tiny_policy)
     _, query_advantages = advantages_of(support, query)
-    loss = torch.stack([query_loss(tiny_policy, params, q, a) for q, a in zip(query, query_advantages)]).mean()
-    expected = flat(dict(zip(params, torch.autograd.grad(loss, list(params.values())))))
+    losses = [query_loss(tiny_policy, params, q, a) for q, a in zip(query, query_advantages, strict=True)]
+    loss = torch.stack(losses).mean()
+    expected = flat(dict(zip(params, torch.autograd.grad(loss, list(params.values())), strict=True)))
     torch.testing.assert_close(zero.meta_gradient(support, query), expected, rtol=1e-10, atol=1e-12)

@@ -23,7 +23,7 @@ def test_hessian_vector_product_matches_explicit_hessian(tiny_policy, episode_ba
 
     def loss_of_flat(vector):
         chunks = torch.split(vector, sizes)
-        return loss_of({n: c.view(s) for n, c, s in zip(names, chunks, shapes)})
+        return loss_of({n: c.view(s) for n, c, s in zip(names, chunks, shapes, strict=True)})
 
     start = torch.cat([p.detach().reshape(-1) for p in params.values()])
     hessian = torch.autograd.functional.hessian(loss_of_flat, start)

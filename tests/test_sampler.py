@@ -55,7 +55,7 @@ def test_episode_seeds_do_not_depend_on_batch_size(navigation_sampler, policy):
     """Episode e of task i is the same whether 3 or 6 episodes per task are sampled (per-episode seeds)."""
     sampler = navigation_sampler(policy, HORIZON)
     few, many = sample(sampler, policy, (2, 1, 3, 0), 3), sample(sampler, policy, (2, 1, 3, 0), 6)
-    for small, large in zip(few, many):
+    for small, large in zip(few, many, strict=True):
         steps = small.rewards_TB.shape[0]
         assert torch.equal(small.actions_TBA, large.actions_TBA[:steps, :3])
         assert torch.equal(small.lengths_B, large.lengths_B[:3])
@@ -65,7 +65,7 @@ def test_masks_and_lengths_match_early_termination(navigation_sampler, policy):
     """Lengths end exactly at termination (reward > −0.01) or the horizon; padding is masked and zero."""
     batches = sample(navigation_sampler(policy, HORIZON), policy, (3, 1, 0, 0), 8)
     early_ends = 0
-    for task, batch in zip(TASKS, batches):
+    for task, batch in zip(TASKS, batches, strict=True):
         lengths = batch.lengths_B.numpy()
         steps = batch.rewards_TB.shape[0]
         assert steps == lengths.max() and 1 <= lengths.min() and lengths.max() <= HORIZON

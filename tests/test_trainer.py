@@ -80,7 +80,7 @@ def test_progress_line_per_iteration(tiny_run, run_scalars):
     assert {int(m["total"]) for m in matches} == {3}
     logged = run_scalars(run_dir)
     for match, (_, before), (_, after), (_, kl) in zip(
-        matches, logged["returns/step_0"], logged["returns/step_1"], logged["meta/kl"]
+        matches, logged["returns/step_0"], logged["returns/step_1"], logged["meta/kl"], strict=True
     ):
         assert float(match["before"]) == pytest.approx(before, abs=0.006)
         assert float(match["after"]) == pytest.approx(after, abs=0.006)
