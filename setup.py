@@ -28,5 +28,6 @@ setup(
     ],
     extras_require={
         "dev": ["pytest>=7.4", "ruff>=0.5"],
+        "ray": ["ray==2.60.0"],
     },
 )
