@@ -49,14 +49,24 @@ def resumed_config(run_dir: Path, overrides: dict[str, Any]) -> TrainConfig:
     if not (run_dir / CONFIG_FILE).is_file():
         raise ConfigError(f"{run_dir} is not a run directory (no {CONFIG_FILE}); check the --resume path")
     saved = load_yaml(run_dir / CONFIG_FILE)
-    changed = sorted(key for key, value in overrides.items() if saved.get(key) != value)
+    merged = _merge(saved, overrides)
+    changed = sorted(key for key, value in merged.items() if saved.get(key) != value)
     forbidden = [key for key in changed if key not in RESUMABLE_KEYS]
     if forbidden:
         allowed = ", ".join(sorted(RESUMABLE_KEYS))
         raise ConfigError(
             f"cannot change {', '.join(forbidden)} when resuming (only {allowed}); start a new run instead"
         )
-    return from_dict(TrainConfig, {**saved, **{key: overrides[key] for key in changed}})
+    return from_dict(TrainConfig, merged)
+
+
+def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``changes`` applied key by key inside sections, so ``sampler.num_workers`` keeps the rest."""
+    merged = dict(base)
+    for key, value in changes.items():
+        both_sections = isinstance(value, dict) and isinstance(base.get(key), dict)
+        merged[key] = _merge(base[key], value) if both_sections else value
+    return merged
 
 
 class Trainer:
