@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from metarl.checkpoint import CheckpointError
-from metarl.config import ConfigError, TrainConfig, apply_overrides, load_config
+from metarl.config import ConfigError, TrainConfig, load_config
 from metarl.trainer import Trainer, new_run_dir
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "2d-navigation.yaml"
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.resume is not None:
             if args.config is not None or args.output_dir is not None:
                 raise ConfigError("--resume takes the run's own config and directory; drop --config/--output-dir")
-            trainer = Trainer.resume(args.resume, apply_overrides({}, args.overrides))
+            trainer = Trainer.resume(args.resume, args.overrides)
         else:
             config = load_config(TrainConfig, args.config or DEFAULT_CONFIG, args.overrides).validate()
             trainer = Trainer.start(config, new_run_dir(config, args.output_dir))

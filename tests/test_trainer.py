@@ -5,7 +5,6 @@ import re
 import pytest
 import torch
 
-from metarl.config import apply_overrides
 from metarl.trainer import resumed_config
 
 
@@ -94,7 +93,7 @@ def test_resume_override_of_one_section_key_keeps_the_others(tiny_run_copy):
     config_file = tiny_run_copy / "config.yaml"
     config_file.write_text(config_file.read_text().replace("ray_address: null", "ray_address: auto"))
 
-    config = resumed_config(tiny_run_copy, apply_overrides({}, ["sampler.num_workers=2"]))
+    config = resumed_config(tiny_run_copy, ["sampler.num_workers=2"])
 
     assert config.sampler.num_workers == 2
     assert config.sampler.ray_address == "auto"
