@@ -5,16 +5,19 @@
 #   1. installs docker.io and debootstrap with apt if they are missing,
 #   2. starts its own dockerd (own data root, exec root and socket in a temp dir),
 #   3. makes a local base image: debootstrap --variant=minbase bookworm + python3,
-#      `docker import`ed, plus the host's CA certificates (the tarball is cached),
+#      `docker import`ed, plus the host's CA certificates,
 #   4. builds docker/Dockerfile on that base with --network host; the torch wheel
 #      comes from a local wheel folder served on 127.0.0.1 when there is one,
 #   5. runs `python launchers/train.py` for two iterations with runs/ bind-mounted,
 #   6. checks config.yaml, checkpoints/latest.pt and a TensorBoard event file on the host,
 #   7. stops its dockerd and helper server by process id and removes the temp dir.
+# The base tarball and the engine's data root (images, build cache) are kept in a cache
+# folder, so a rerun skips debootstrap and reuses unchanged image layers.
 #
 # Usage: sudo docker/smoke.sh
 # Environment (all optional):
-#   METARL_SMOKE_CACHE       cache folder for the base tarball (default ~/.cache/metarl-docker-smoke)
+#   METARL_SMOKE_CACHE       cache folder (default ~/.cache/metarl-docker-smoke)
+#   METARL_SMOKE_FRESH=1     empty the cache first: a from-scratch run
 #   METARL_SMOKE_WHEELS      folder with torch-<version>*.whl (default: $PIP_FIND_LINKS or /opt/wheels);
 #                            set to "none" to use the Dockerfile's public torch index instead
 #   METARL_SMOKE_MIRROR      Debian mirror for debootstrap (default http://deb.debian.org/debian)
@@ -38,6 +41,12 @@ die() { log "FAIL: $*"; exit 1; }
 
 [[ $(id -u) -eq 0 ]] || die "run as root: dockerd and debootstrap need it"
 
+if [[ ${METARL_SMOKE_FRESH:-0} == 1 && -d $CACHE ]]; then
+    log "METARL_SMOKE_FRESH=1: removing $CACHE"
+    rm -rf "$CACHE"
+fi
+mkdir -p "$CACHE"
+ENGINE_DATA=$CACHE/engine
 WORK=$(mktemp -d /tmp/metarl-smoke.XXXXXX)
 SOCK=$WORK/docker.sock
 DOCKERD_PID=""
@@ -62,7 +71,7 @@ cleanup() {
     fi
     log "dockerd stopped"
     # Anything the engine left mounted under our temp dir (normally nothing).
-    findmnt -rn -o TARGET | grep -F "$WORK/" | sort -r | while read -r mnt; do umount -l "$mnt"; done
+    findmnt -rn -o TARGET | grep -F -e "$WORK/" -e "$ENGINE_DATA/" | sort -r | while read -r mnt; do umount -l "$mnt"; done
     if [[ $rc -ne 0 ]]; then
         rm -rf "$CACHE/last-failure" && mkdir -p "$CACHE/last-failure"
         cp "$WORK"/*.log "$CACHE/last-failure/" 2>/dev/null
@@ -94,10 +103,10 @@ docker() { command docker -H "unix://$SOCK" "$@"; }
 export DOCKER_BUILDKIT=0
 
 # --- 2. engine -----------------------------------------------------------------------------
-log "starting dockerd in $WORK"
+log "starting dockerd (data root $ENGINE_DATA, exec root and socket in $WORK)"
 # No bridge and no iptables rules: builds and containers use the host network or none,
 # so the host's network configuration is left alone.
-dockerd --data-root "$WORK/data" --exec-root "$WORK/exec" --pidfile "$WORK/dockerd.pid" \
+dockerd --data-root "$ENGINE_DATA" --exec-root "$WORK/exec" --pidfile "$WORK/dockerd.pid" \
     -H "unix://$SOCK" --bridge none --iptables=false --ip-masq=false \
     >"$WORK/dockerd.log" 2>&1 &
 DOCKERD_PID=$!
@@ -110,7 +119,6 @@ docker version >/dev/null 2>&1 || { tail -20 "$WORK/dockerd.log" >&2; die "docke
 log "dockerd up (pid $DOCKERD_PID, storage driver $(docker info --format '{{.Driver}}'))"
 
 # --- 3. local base image ---------------------------------------------------------------------
-mkdir -p "$CACHE"
 if [[ ! -s $BASE_TAR ]]; then
     log "debootstrap $SUITE minbase with python3 into $WORK/rootfs (cached as $BASE_TAR)"
     debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
@@ -123,7 +131,10 @@ if [[ ! -s $BASE_TAR ]]; then
 else
     log "using cached base $BASE_TAR"
 fi
-docker import --change 'CMD ["/bin/bash"]' "$BASE_TAR" "$BASE_TAG-bare" >/dev/null
+if [[ $BASE_TAR -nt $CACHE/base-imported ]]; then
+    docker import --change 'CMD ["/bin/bash"]' "$BASE_TAR" "$BASE_TAG-bare" >/dev/null
+    touch "$CACHE/base-imported"
+fi
 
 # The host may reach PyPI through a TLS-inspecting proxy: give the base the host's extra CA
 # certificates (not cached, they belong to this machine) and point pip at the system bundle.
@@ -189,3 +200,6 @@ events=$(find "$run_dir" -name 'events.out.tfevents.*' -size +0 | head -1)
 [[ -n $events ]] || die "no TensorBoard event file under $run_dir"
 log "run directory on the host:"
 (cd "$run_dir" && find . -type f | sort | sed 's/^/    /' >&2)
+
+# Drop the superseded layers of earlier reruns; the current image and its cache stay.
+docker image prune -f >/dev/null
