@@ -131,9 +131,8 @@ if [[ ! -s $BASE_TAR ]]; then
 else
     log "using cached base $BASE_TAR"
 fi
-if [[ $BASE_TAR -nt $CACHE/base-imported ]]; then
+if ! docker image inspect "$BASE_TAG-bare" >/dev/null 2>&1; then
     docker import --change 'CMD ["/bin/bash"]' "$BASE_TAR" "$BASE_TAG-bare" >/dev/null
-    touch "$CACHE/base-imported"
 fi
 
 # The host may reach PyPI through a TLS-inspecting proxy: give the base the host's extra CA
