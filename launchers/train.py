@@ -1,0 +1,52 @@
+"""Train MAML-TRPO on a task distribution.
+
+``python launchers/train.py [--config FILE] [--set key=value ...] [--output-dir DIR] [--resume DIR]``; with no arguments it trains the default config, launchers/configs/2d-navigation.yaml.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from metarl.checkpoint import CheckpointError
+from metarl.config import ConfigError, TrainConfig, apply_overrides, load_config
+from metarl.trainer import Trainer, new_run_dir
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "2d-navigation.yaml"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=None, help=f"YAML config (default: {DEFAULT_CONFIG.name})")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. --set fast_lr=0.05 --set sampler.num_workers=2")
+    parser.add_argument("--output-dir", type=Path, default=None,
+                        help="run directory (default: runs/<env>-seed<S>-<time>)")
+    parser.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue the run in DIR")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        if args.resume is not None:
+            if args.config is not None or args.output_dir is not None:
+                raise ConfigError("--resume takes the run's own config and directory; drop --config/--output-dir")
+            trainer = Trainer.resume(args.resume, apply_overrides({}, args.overrides))
+        else:
+            config = load_config(TrainConfig, args.config or DEFAULT_CONFIG, args.overrides).validate()
+            trainer = Trainer.start(config, new_run_dir(config, args.output_dir))
+    except (ConfigError, CheckpointError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"run directory: {trainer.run_dir}", flush=True)
+    trainer.run(quiet=args.quiet)
+    print(f"done: {trainer.progress.iteration} iterations, {trainer.progress.env_steps:,} env steps, "
+          f"{trainer.progress.wall_time_s:.1f} s; tensorboard --logdir {trainer.run_dir}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""Typed run configuration: dataclasses loaded from YAML, overridden by ``--set key=value``, validated.
+
+Every problem is reported as a ``ConfigError`` whose message names the bad key or value and the fix,
+so a launcher can print it as one line and exit without touching any run directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration problem a user can fix; the message says how."""
+
+
+@dataclass
+class SamplerConfig:
+    backend: str = "vectorized"
+    """Where rollouts run: 'vectorized' (in-process), 'process' (worker processes) or 'ray'."""
+    num_workers: int = 1
+    """Worker processes or Ray actors; ignored by the in-process backend."""
+    ray_address: str | None = None
+    """Ray cluster to join ('auto' or host:port); None starts a local Ray instance."""
+
+
+@dataclass
+class TrainConfig:
+    env_id: str = "metarl/Navigation2D-v0"
+    """Gymnasium id of a task-distributed env (see `envs.ENV_IDS`)."""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments for the env constructor."""
+    horizon: int | None = None
+    """Maximum episode length; None takes the env's registered max_episode_steps."""
+    meta_batch_size: int = 20
+    """Tasks per meta-iteration."""
+    fast_batch_size: int = 20
+    """Episodes per task for each inner step and for the query set (K in the paper)."""
+    num_steps: int = 1
+    """Inner gradient steps per task."""
+    fast_lr: float = 0.1
+    """Inner step size α."""
+    num_batches: int = 500
+    """Meta-iterations to train."""
+    gamma: float = 0.99
+    """Discount factor."""
+    gae_lambda: float = 1.0
+    """GAE λ (1.0: Monte-Carlo returns minus the baseline)."""
+    first_order: bool = False
+    """Drop the second-order terms of the meta-gradient (first-order MAML)."""
+    max_kl: float = 1e-2
+    """Trust-region size of the TRPO meta-step."""
+    cg_iters: int = 10
+    """Conjugate-gradient iterations."""
+    cg_damping: float = 1e-5
+    """Damping added to the curvature matrix in conjugate gradient."""
+    ls_max_steps: int = 15
+    """Backtracking line-search steps before the update is rejected."""
+    ls_backtrack_ratio: float = 0.8
+    """Step shrink factor per line-search step."""
+    curvature: str = "gauss_newton"
+    """KL-Hessian-vector products: 'gauss_newton' (fast; exact at the current θ) or 'double_backprop'."""
+    hidden_sizes: list[int] = field(default_factory=lambda: [100, 100])
+    """Policy MLP hidden layer sizes."""
+    nonlinearity: str = "relu"
+    """Policy MLP nonlinearity: relu or tanh."""
+    init_std: float = 1.0
+    """Initial standard deviation of the Gaussian policy."""
+    seed: int = 1
+    """Seeds tasks, episodes and the policy initialisation."""
+    device: str = "cpu"
+    """Where the inner steps and meta-update run: cpu or cuda (sampling always runs on the CPU)."""
+    checkpoint_every: int = 50
+    """Keep a numbered checkpoint every N iterations (checkpoints/latest.pt is written every iteration)."""
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+
+    def validate(self) -> TrainConfig:
+        """Reject values no run can use; the message names the key, the value and the fix."""
+        for name in ["meta_batch_size", "fast_batch_size", "num_steps", "fast_lr", "num_batches", "max_kl",
+                     "cg_iters", "ls_max_steps", "init_std", "checkpoint_every", "sampler.num_workers"]:
+            _require(self, name, lambda v: v > 0, "must be positive")
+        _require(self, "horizon", lambda v: v is None or v > 0, "must be positive (or null for the env default)")
+        _require(self, "gamma", lambda v: 0 < v <= 1, "must be in (0, 1]")
+        _require(self, "gae_lambda", lambda v: 0 <= v <= 1, "must be in [0, 1]")
+        _require(self, "cg_damping", lambda v: v >= 0, "must be non-negative")
+        _require(self, "ls_backtrack_ratio", lambda v: 0 < v < 1, "must be in (0, 1)")
+        _require(self, "hidden_sizes", lambda v: all(size > 0 for size in v), "must be positive layer sizes")
+        _require(self, "nonlinearity", lambda v: v in ("relu", "tanh"), "must be 'relu' or 'tanh'")
+        _require(self, "curvature", lambda v: v in ("gauss_newton", "double_backprop"),
+                 "must be 'gauss_newton' or 'double_backprop'")
+        _require(self, "device", lambda v: v == "cpu" or v.startswith("cuda"), "must be 'cpu' or 'cuda'")
+        _require(self, "sampler.backend", lambda v: v in ("vectorized", "process", "ray"),
+                 "must be 'vectorized', 'process' or 'ray'")
+        return self
+
+
+def _require(config: Any, key: str, predicate: typing.Callable[[Any], bool], message: str) -> None:
+    value = config
+    for part in key.split("."):
+        value = getattr(value, part)
+    if not predicate(value):
+        raise ConfigError(f"{key} {message}, got {value!r}; fix it in the config file or with --set {key}=...")
+
+
+def _closest(key: str, valid: list[str], prefix: str) -> str:
+    match = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    return f"did you mean '{prefix}{match[0]}'?" if match else f"valid keys: {', '.join(prefix + v for v in valid)}"
+
+
+def _coerce(value: Any, annotation: Any, key: str) -> Any:
+    """Check ``value`` against a field's type annotation, converting only int→float."""
+    origin = typing.get_origin(annotation)
+    if dataclasses.is_dataclass(annotation):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a mapping of {annotation.__name__} keys, got {value!r}")
+        return from_dict(annotation, value, prefix=f"{key}.")
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        return _coerce(value, next(o for o in options if o is not type(None)), key)
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key} must be a list, got {value!r}")
+        (item,) = typing.get_args(annotation)
+        return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a mapping, got {value!r}")
+        return dict(value)
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation is Any or (isinstance(value, annotation) and not (annotation is int and isinstance(value, bool))):
+        return value
+    raise ConfigError(f"{key} must be of type {annotation.__name__}, got {value!r}")
+
+
+def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
+    """Build a config dataclass from a mapping; unknown keys and wrong types are errors."""
+    hints = typing.get_type_hints(cls)
+    valid = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        if key not in valid:
+            raise ConfigError(f"unknown config key '{prefix}{key}': {_closest(key, valid, prefix)}")
+    return cls(**{key: _coerce(value, hints[key], f"{prefix}{key}") for key, value in data.items()})
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key=value`` overrides (dotted keys reach nested sections; values are parsed as YAML)."""
+    data = yaml.safe_load(yaml.safe_dump(data))  # deep copy
+    for override in overrides:
+        if "=" not in override:
+            raise ConfigError(f"--set expects key=value, got '{override}'")
+        dotted, raw = override.split("=", 1)
+        *parents, leaf = dotted.strip().split(".")
+        section = data
+        for parent in parents:
+            section = section.setdefault(parent, {})
+            if not isinstance(section, dict):
+                raise ConfigError(f"'{parent}' in '{dotted}' is not a config section")
+        section[leaf] = yaml.safe_load(raw)
+    return data
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist; pass an existing file to --config") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path} is not valid YAML: {error}".replace("\n", " ")) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys to values")
+    return data
+
+
+def load_config(cls: type[T], path: Path | None, overrides: list[str] = ()) -> T:
+    """The config from ``path`` (defaults where absent) with ``overrides`` applied, type-checked."""
+    data = load_yaml(path) if path is not None else {}
+    return from_dict(cls, apply_overrides(data, list(overrides)))
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def dump_yaml(config: Any) -> str:
+    return yaml.safe_dump(to_dict(config), sort_keys=False)

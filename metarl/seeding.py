@@ -1,0 +1,25 @@
+"""Named random streams. Every generator is keyed by (seed, stream, ...) so no two uses overlap.
+
+Training and evaluation draw tasks from different streams, so test tasks are never training tasks
+for the same seed (up to the continuous distributions' zero-probability collisions).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+TRAIN_TASKS = 0
+TRAIN_EPISODES = 1
+EVAL_TASKS = 2
+EVAL_EPISODES = 3
+POLICY_INIT = 4
+
+
+def task_rng(seed: int, stream: int, iteration: int) -> np.random.Generator:
+    return np.random.default_rng([seed, stream, iteration])
+
+
+def torch_generator(seed: int, stream: int) -> torch.Generator:
+    entropy = np.random.SeedSequence([seed, stream]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(entropy))
