@@ -20,6 +20,7 @@
 #   METARL_SMOKE_FRESH=1     empty the cache first: a from-scratch run
 #   METARL_SMOKE_WHEELS      folder with torch-<version>*.whl (default: $PIP_FIND_LINKS or /opt/wheels);
 #                            set to "none" to use the Dockerfile's public torch index instead
+#   METARL_SMOKE_WHEELS_PORT port of the local wheel server (default 38765)
 #   METARL_SMOKE_MIRROR      Debian mirror for debootstrap (default http://deb.debian.org/debian)
 #   METARL_SMOKE_DOCKERFILE  Dockerfile to build (default docker/Dockerfile)
 #   METARL_SMOKE_KEEP=1      keep the temp dir (engine data, run dir) for inspection
@@ -154,7 +155,12 @@ log "base image: $(docker run --rm "$BASE_TAG" python3 --version)"
 build_args=(--build-arg "BASE_IMAGE=$BASE_TAG")
 WHEELS=${METARL_SMOKE_WHEELS:-${PIP_FIND_LINKS:-/opt/wheels}}
 if [[ $WHEELS != none ]] && compgen -G "$WHEELS/torch-$TORCH_VERSION*.whl" >/dev/null; then
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    # A fixed port: the URL is part of the build cache key of every RUN after it.
+    port=${METARL_SMOKE_WHEELS_PORT:-38765}
+    if ! python3 -c "import socket; socket.socket().bind(('127.0.0.1', $port))" 2>/dev/null; then
+        port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        log "port ${METARL_SMOKE_WHEELS_PORT:-38765} is taken; serving on $port (no build cache reuse)"
+    fi
     python3 -m http.server --bind 127.0.0.1 --directory "$WHEELS" "$port" >"$WORK/http.log" 2>&1 &
     HTTP_PID=$!
     for _ in $(seq 40); do
