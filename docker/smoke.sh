@@ -34,7 +34,7 @@ TORCH_VERSION=2.13.0
 SUITE=bookworm
 BASE_TAR=$CACHE/$SUITE-minbase-python3.tar
 BASE_TAG=metarl-smoke-base:$SUITE
-IMAGE_TAG=metarl:smoke
+IMAGE_TAG=metarl:smoke$(basename "$DOCKERFILE" | sed "s/^Dockerfile//")   # metarl:smoke, metarl:smoke.cuda
 CONTAINER_HOME=/home/metarl/metarl
 
 log() { printf '[smoke %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
