@@ -139,6 +139,11 @@ def test_ray_cluster_config_starts_our_image_on_head_and_workers() -> None:
     assert any(option.endswith(":" + IMAGE_RUNS_DIR) for option in config["docker"]["run_options"])
 
 
+def test_ray_cluster_config_passes_rays_own_schema() -> None:
+    util = pytest.importorskip("ray.autoscaler._private.util", reason="ray is not installed (the ray extra)")
+    util.validate_config(util.prepare_config(load_yaml(RAY_CLUSTER)))
+
+
 def test_slurm_script_starts_head_then_workers_and_documents_its_variables() -> None:
     text = SBATCH.read_text()
     head = text.index("ray start --head")
