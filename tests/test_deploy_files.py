@@ -132,7 +132,7 @@ def test_ray_cluster_config_starts_our_image_on_head_and_workers() -> None:
     config = load_yaml(RAY_CLUSTER)
     assert config["docker"]["image"].split("/")[-1].startswith("metarl:")
     assert config["provider"]["type"]
-    assert config["max_workers"] >= config["min_workers"] >= 1
+    assert config["max_workers"] == len(config["provider"]["worker_ips"])
     assert any(c.startswith("ray start --head") for c in config["head_start_ray_commands"])
     assert any(c.startswith("ray start --address=") for c in config["worker_start_ray_commands"])
     assert any("RAY_AUTH_MODE=" in option for option in config["docker"]["run_options"])
