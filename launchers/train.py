@@ -1,6 +1,7 @@
 """Train MAML-TRPO on a task distribution.
 
-``python launchers/train.py [--config FILE] [--set key=value ...] [--output-dir DIR] [--resume DIR]``; with no arguments it trains the default config, launchers/configs/2d-navigation.yaml.
+``python launchers/train.py [--config FILE] [--set key=value ...] [--output-dir DIR] [--resume DIR]``;
+with no arguments it trains the default config, launchers/configs/2d-navigation.yaml.
 """
 
 from __future__ import annotations
@@ -42,7 +43,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"run directory: {trainer.run_dir}", flush=True)
-    trainer.run(quiet=args.quiet)
+    try:
+        trainer.run(quiet=args.quiet)
+    except KeyboardInterrupt:
+        print(f"interrupted after {trainer.progress.iteration} iterations; continue with: "
+              f"python launchers/train.py --resume {trainer.run_dir}", file=sys.stderr, flush=True)
+        return 130
     print(f"done: {trainer.progress.iteration} iterations, {trainer.progress.env_steps:,} env steps, "
           f"{trainer.progress.wall_time_s:.1f} s; tensorboard --logdir {trainer.run_dir}", flush=True)
     return 0

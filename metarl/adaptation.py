@@ -21,7 +21,7 @@ from metarl.returns import masked_mean
 def inner_step(params: Params, loss: torch.Tensor, lr: float, first_order: bool = False) -> Params:
     """One gradient step on ``loss`` from ``params``; differentiable unless ``first_order``."""
     grads = torch.autograd.grad(loss, list(params.values()), create_graph=not first_order)
-    return {name: value - lr * grad for (name, value), grad in zip(params.items(), grads)}
+    return {name: value - lr * grad for (name, value), grad in zip(params.items(), grads, strict=True)}
 
 
 def log_probs(policy: nn.Module, params: Params, episodes: EpisodeBatch) -> torch.Tensor:

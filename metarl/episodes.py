@@ -37,8 +37,13 @@ class EpisodeBatch:
         """Mean undiscounted return per episode."""
         return float(self.rewards_TB.sum(0).mean())
 
-    def to(self, device: torch.device | str) -> EpisodeBatch:
-        return EpisodeBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> EpisodeBatch:
+        """On another device, and/or with another floating-point dtype (lengths stay integers)."""
+        moved = {}
+        for f in fields(self):
+            tensor = getattr(self, f.name)
+            moved[f.name] = tensor.to(device, dtype if tensor.is_floating_point() else None)
+        return EpisodeBatch(**moved)
 
 
 def _pad_time(tensor: torch.Tensor, steps: int) -> torch.Tensor:

@@ -6,6 +6,7 @@ itself is never mutated by the inner step.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -37,7 +38,7 @@ class GaussianMLPPolicy(nn.Module):
             raise ValueError(f"unknown nonlinearity {nonlinearity!r}; choose one of {sorted(NONLINEARITIES)}")
         layers: list[nn.Module] = []
         sizes = [observation_dim, *hidden_sizes]
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        for fan_in, fan_out in itertools.pairwise(sizes):
             layers += [nn.Linear(fan_in, fan_out), NONLINEARITIES[nonlinearity]()]
         layers.append(nn.Linear(sizes[-1], action_dim))
         self.mean = nn.Sequential(*layers)

@@ -53,7 +53,9 @@ def resumed_config(run_dir: Path, overrides: dict[str, Any]) -> TrainConfig:
     forbidden = [key for key in changed if key not in RESUMABLE_KEYS]
     if forbidden:
         allowed = ", ".join(sorted(RESUMABLE_KEYS))
-        raise ConfigError(f"cannot change {', '.join(forbidden)} when resuming (only {allowed}); start a new run instead")
+        raise ConfigError(
+            f"cannot change {', '.join(forbidden)} when resuming (only {allowed}); start a new run instead"
+        )
     return from_dict(TrainConfig, {**saved, **{key: overrides[key] for key in changed}})
 
 
