@@ -8,7 +8,8 @@
 #      `docker import`ed, plus the host's CA certificates,
 #   4. builds docker/Dockerfile on that base with --network host; the torch wheel
 #      comes from a local wheel folder served on 127.0.0.1 when there is one,
-#   5. runs `python launchers/train.py` for two iterations with runs/ bind-mounted,
+#   5. runs `python launchers/train.py` for two iterations with runs/ bind-mounted (and one tiny
+#      MuJoCo iteration),
 #   6. checks config.yaml, checkpoints/latest.pt and a TensorBoard event file on the host,
 #   7. stops its dockerd and helper server by process id and removes the temp dir.
 # The base tarball and the engine's data root (images, build cache) are kept in a cache
@@ -196,6 +197,17 @@ if ! docker run --rm --init --network none -v "$WORK/runs:$CONTAINER_HOME/runs" 
 fi
 tail -5 "$WORK/train.log" >&2
 log "trained in $((SECONDS - start)) s"
+
+# MuJoCo in the slim image (no GL libraries): one tiny HalfCheetah iteration.
+log "one tiny MuJoCo (HalfCheetah) iteration in the container"
+if ! docker run --rm --init --network none -v "$WORK/runs:$CONTAINER_HOME/runs" "$IMAGE_TAG" \
+    python launchers/train.py --config launchers/configs/halfcheetah-vel.yaml --quiet \
+    --set num_batches=1 --set meta_batch_size=2 --set fast_batch_size=2 --set horizon=20 \
+    --output-dir runs/smoke-mujoco >"$WORK/train-mujoco.log" 2>&1; then
+    tail -40 "$WORK/train-mujoco.log" >&2
+    die "MuJoCo training in the container failed"
+fi
+[[ -s $WORK/runs/smoke-mujoco/checkpoints/latest.pt ]] || die "no MuJoCo checkpoint"
 
 # --- 6. what the host sees -------------------------------------------------------------------
 run_dir=$WORK/runs/smoke
