@@ -158,7 +158,9 @@ WHEELS=${METARL_SMOKE_WHEELS:-${PIP_FIND_LINKS:-/opt/wheels}}
 if [[ $WHEELS != none ]] && compgen -G "$WHEELS/torch-$TORCH_VERSION*.whl" >/dev/null; then
     # A fixed port: the URL is part of the build cache key of every RUN after it.
     port=${METARL_SMOKE_WHEELS_PORT:-38765}
-    if ! python3 -c "import socket; socket.socket().bind(('127.0.0.1', $port))" 2>/dev/null; then
+    # (SO_REUSEADDR as http.server: a port left in TIME_WAIT by the previous run is free.)
+    if ! python3 -c "import socket; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', $port))" 2>/dev/null; then
         port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
         log "port ${METARL_SMOKE_WHEELS_PORT:-38765} is taken; serving on $port (no build cache reuse)"
     fi
