@@ -181,7 +181,7 @@ log "building $IMAGE_TAG from $DOCKERFILE"
 start=$SECONDS
 docker build --network host -f "$REPO/$DOCKERFILE" "${build_args[@]}" -t "$IMAGE_TAG" "$REPO" \
     >"$WORK/build.log" 2>&1 || { tail -40 "$WORK/build.log" >&2; die "docker build failed"; }
-log "built in $((SECONDS - start)) s: $(grep -m1 '^torch ' "$WORK/build.log" || true)"
+log "built in $((SECONDS - start)) s: $(grep -m1 '^torch ' "$WORK/build.log" || echo 'every layer cached')"
 
 # --- 5. a two-iteration training ------------------------------------------------------------
 uid=$(docker run --rm "$IMAGE_TAG" id -u)
