@@ -24,8 +24,10 @@ setup(
         "cloudpickle>=2.2",
         "pyyaml>=6.0",
         "matplotlib>=3.7",
+        "pillow>=9",  # Omniglot image loading (also arrives with matplotlib)
     ],
     extras_require={
         "dev": ["pytest>=7.4", "ruff>=0.5"],
+        "ray": ["ray==2.60.0"],
     },
 )
