@@ -206,10 +206,11 @@ def test_config_key_check_can_fail() -> None:
 # --- Dockerfiles --------------------------------------------------------------------------------
 
 
-def readme_torch_pin() -> str:
-    match = re.search(r"pip install torch==(\S+) -e \"\.\[dev\]\"", (REPO / "README.md").read_text())
-    assert match, 'README.md has no `pip install torch==X -e ".[dev]"` line'
-    return match.group(1)
+def readme_install() -> tuple[str, str]:
+    """The torch pin and the extras of the README's `pip install torch==X -e ".[EXTRAS]"`."""
+    match = re.search(r'pip install torch==(\S+) -e "\.\[([\w,]+)\]"', (REPO / "README.md").read_text())
+    assert match, 'README.md has no `pip install torch==X -e ".[EXTRAS]"` line'
+    return match.group(1), match.group(2)
 
 
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
@@ -218,9 +219,10 @@ def test_dockerfile_installs_like_the_readme_as_a_non_root_user(path: Path) -> N
     instructions = [line.split()[0] for line in text.splitlines() if line and not line.startswith((" ", "#"))]
     # The base image is a build argument declared before FROM.
     assert re.search(r"^ARG BASE_IMAGE=\S+\nFROM \$\{BASE_IMAGE\}$", text, re.M)
-    assert re.search(rf"^ARG TORCH_VERSION={re.escape(readme_torch_pin())}$", text, re.M)
+    torch_version, extras = readme_install()
+    assert re.search(rf"^ARG TORCH_VERSION={re.escape(torch_version)}$", text, re.M)
     assert 'pip install ${PIP_EXTRA_ARGS} "torch==${TORCH_VERSION}" -e ".[${EXTRAS}]"' in text
-    assert re.search(r"^ARG EXTRAS=dev$", text, re.M)
+    assert re.search(rf"^ARG EXTRAS={re.escape(extras)}$", text, re.M)
     users = re.findall(r"^USER (\S+)$", text, re.M)
     assert users and users[-1] not in ("root", "0"), "the image must not run as root"
     assert instructions.index("USER") < instructions.index("CMD")
