@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from metarl.checkpoint import CheckpointError
+from metarl.cli import add_config_arguments, usage_error
 from metarl.config import ConfigError, TrainConfig, load_config
 from metarl.trainer import Trainer, new_run_dir
 
@@ -19,13 +20,8 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "2d-navigation.ya
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, default=None, help=f"YAML config (default: {DEFAULT_CONFIG.name})")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key, e.g. --set fast_lr=0.05 --set sampler.num_workers=2")
-    parser.add_argument("--output-dir", type=Path, default=None,
-                        help="run directory (default: runs/<env>-seed<S>-<time>)")
+    add_config_arguments(parser, DEFAULT_CONFIG, "--set fast_lr=0.05 --set sampler.num_workers=2")
     parser.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue the run in DIR")
-    parser.add_argument("--quiet", action="store_true", help="no progress lines")
     return parser.parse_args(argv)
 
 
@@ -40,8 +36,7 @@ def main(argv: list[str] | None = None) -> int:
             config = load_config(TrainConfig, args.config or DEFAULT_CONFIG, args.overrides).validate()
             trainer = Trainer.start(config, new_run_dir(config, args.output_dir))
     except (ConfigError, CheckpointError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return usage_error(error)
     print(f"run directory: {trainer.run_dir}", flush=True)
     try:
         trainer.run(quiet=args.quiet)
