@@ -113,6 +113,7 @@ def test_worker_that_keeps_dying_raises_a_clear_error():
 
 SCRIPT = textwrap.dedent(
     """
+    import signal
     import sys
     import time
     import numpy as np
@@ -122,6 +123,8 @@ SCRIPT = textwrap.dedent(
     from metarl.samplers.process import ProcessSampler
 
     if __name__ == "__main__":
+        # As in a terminal: a test runner started in the background (nohup, `&`) passes SIGINT down ignored.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         policy = GaussianMLPPolicy(2, 2, [32, 32])
         tasks = gymnasium.make("metarl/Navigation2D-v0").unwrapped.sample_tasks(8, np.random.default_rng(0))
         params = [dict(policy.named_parameters())] * len(tasks)
