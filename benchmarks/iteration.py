@@ -14,6 +14,7 @@ from pathlib import Path
 from common import print_table, write_json
 
 from metarl.config import TrainConfig, load_config
+from metarl.memory import keep_freed_memory
 from metarl.trainer import Trainer
 
 CONFIGS = Path(__file__).resolve().parent.parent / "launchers" / "configs"
@@ -26,6 +27,7 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
+    keep_freed_memory()  # as launchers/train.py does
 
     rows = []
     for name in args.configs:

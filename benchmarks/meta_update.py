@@ -16,6 +16,7 @@ from common import print_table, timed, write_json
 
 from metarl.episodes import EpisodeBatch
 from metarl.maml_trpo import MAMLTRPO, TRPOSettings
+from metarl.memory import keep_freed_memory
 from metarl.policies import GaussianMLPPolicy
 
 
@@ -38,6 +39,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
+    keep_freed_memory()  # as launchers/train.py does
 
     generator = torch.Generator().manual_seed(0)
     support = [[synthetic_batch(args.horizon, args.episodes, 17, 6, generator)] for _ in range(args.tasks)]

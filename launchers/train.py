@@ -13,6 +13,7 @@ from pathlib import Path
 from metarl.checkpoint import CheckpointError
 from metarl.cli import add_config_arguments, usage_error
 from metarl.config import ConfigError, TrainConfig, load_config
+from metarl.memory import keep_freed_memory
 from metarl.trainer import Trainer, new_run_dir
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "2d-navigation.yaml"
@@ -27,6 +28,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    keep_freed_memory()
     try:
         if args.resume is not None:
             if args.config is not None or args.output_dir is not None:
