@@ -28,12 +28,12 @@ from metarl.evaluation import (
     load_policy_checkpoint,
     load_policy_weights,
     load_run_config,
-    machine_description,
     method_results,
     settings_dict,
     test_tasks,
 )
 from metarl.experiment import build_experiment, build_policy, make_task_env, resolve_device
+from metarl.machine import machine_description
 from metarl.plots import adaptation_plot
 from metarl.reference import family_name, reference_for
 from metarl.seeding import EVAL_POLICY_INIT

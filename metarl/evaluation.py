@@ -10,8 +10,6 @@ differences are not sampling noise between methods.
 from __future__ import annotations
 
 import dataclasses
-import os
-import platform
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,30 +139,8 @@ def checkpoint_summary(state: Mapping[str, Any], path: Path) -> dict[str, Any]:
         "wall_time_s": float(state.get("wall_time_s", 0.0)),
         "metarl_version": state.get("metarl_version"),
         "method": state.get("method", "maml"),
+        "machine": state.get("machine"),
     }
-
-
-def machine_description(device: torch.device) -> dict[str, Any]:
-    """What the numbers were measured on, for the results table."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    description = {
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "device": str(device),
-    }
-    if device.type == "cuda":
-        description["gpu"] = torch.cuda.get_device_name(device)
-    return description
 
 
 def settings_dict(settings: EvalSettings) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from metarl.checkpoint import LATEST, atomic_write_text, save_checkpoint
 from metarl.config import ConfigError, TrainConfig, dump_yaml, to_dict
 from metarl.experiment import Experiment, build_experiment
 from metarl.logger import Logger, format_duration, print_progress
+from metarl.machine import machine_description
 from metarl.meta_batch import to_cpu
 from metarl.policies import parameters_of
 from metarl.seeding import PRETRAIN_EPISODES, TRAIN_TASKS, task_rng
@@ -94,6 +95,7 @@ def pretrain(
     logger = Logger(SummaryWriter(str(run_dir)))
     logger.hyperparameters({**to_dict(config), "pretrain": asdict(settings)})
     env_steps, wall_time_s, state = 0, 0.0, {}
+    device = next(experiment.policy.parameters()).device
     try:
         for iteration in range(settings.num_iterations):
             start = time.perf_counter()
@@ -113,6 +115,7 @@ def pretrain(
                 "metarl_version": __version__,
                 "method": "pretrained",
                 "pretrain": asdict(settings),
+                "machine": machine_description(device),
             }
             save_checkpoint(run_dir / CHECKPOINTS / LATEST, state)
             if (iteration + 1) % config.checkpoint_every == 0:
