@@ -30,7 +30,7 @@ from metarl.evaluation import (
     load_run_config,
     method_results,
     settings_dict,
-    test_tasks,
+    sample_test_tasks,
 )
 from metarl.experiment import build_experiment, build_policy, make_task_env, resolve_device
 from metarl.machine import machine_description
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
-    tasks = test_tasks(experiment.tasks, settings.num_tasks, settings.seed)
+    tasks = sample_test_tasks(experiment.tasks, settings.num_tasks, settings.seed)
     methods: dict[str, list[dict[str, Any]]] = {}
     start = time.perf_counter()
     try:

@@ -59,7 +59,7 @@ class EvalSettings:
         return self
 
 
-def test_tasks(distribution: TaskDistribution, num_tasks: int, seed: int) -> list[Task]:
+def sample_test_tasks(distribution: TaskDistribution, num_tasks: int, seed: int) -> list[Task]:
     """The test tasks for ``seed``: from the EVAL_TASKS stream, which training never draws from."""
     return distribution.sample_tasks(num_tasks, task_rng(seed, EVAL_TASKS, 0))
 

@@ -25,7 +25,7 @@ def machine_description(device: torch.device) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),  # a TorchVersion, which weights_only loading refuses
         "device": str(device),
     }
     if device.type == "cuda":

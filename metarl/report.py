@@ -121,5 +121,6 @@ def report(evaluations: Sequence[Mapping[str, Any]], command: str = "") -> str:
         "",
         f"Generated{generated} from `evaluation.json` files; do not edit by hand.",
         "",
+        "",
     ]
     return "\n".join(head) + "\n".join(family_table(results) for results in evaluations)

@@ -17,8 +17,8 @@ import torch
 
 from metarl.checkpoint import load_checkpoint
 from metarl.config import TrainConfig, from_dict
-from metarl.evaluation import EvalSettings, evaluate_policy, test_tasks
-from metarl.experiment import build_experiment
+from metarl.evaluation import EvalSettings, evaluate_policy, sample_test_tasks
+from metarl.experiment import build_experiment, make_task_env
 from metarl.pretraining import PretrainSettings, pretrain
 from metarl.seeding import EVAL_TASKS, TRAIN_TASKS, task_rng
 from metarl.trainer import Trainer
@@ -120,7 +120,7 @@ def test_same_seed_same_returns(trained_run):
     experiment = build_experiment(config)
     try:
         settings = EvalSettings(num_tasks=2, num_steps=1, episodes_per_step=4)
-        tasks = test_tasks(experiment.tasks, 2, settings.seed)
+        tasks = sample_test_tasks(experiment.tasks, 2, settings.seed)
         first = evaluate_policy(experiment.sampler, experiment.policy, tasks, settings, 0.99, 1.0)
         second = evaluate_policy(experiment.sampler, experiment.policy, tasks, settings, 0.99, 1.0)
     finally:
@@ -131,8 +131,8 @@ def test_same_seed_same_returns(trained_run):
 
 @pytest.mark.parametrize("seed", [0, 1, 7, 12345])
 def test_test_tasks_never_overlap_training_tasks(seed):
-    experiment_tasks = build_experiment(from_dict(TrainConfig, TINY)).tasks
-    test_goals = {task["goal"] for task in test_tasks(experiment_tasks, 40, seed)}
+    experiment_tasks = make_task_env("metarl/Navigation2D-v0", {}).unwrapped
+    test_goals = {task["goal"] for task in sample_test_tasks(experiment_tasks, 40, seed)}
     assert len(test_goals) == 40
     training_goals = {task["goal"] for it in range(1000) for task in
                       experiment_tasks.sample_tasks(20, task_rng(seed, TRAIN_TASKS, it))}
