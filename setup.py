@@ -17,7 +17,7 @@ setup(
     install_requires=[
         # CPU install path: `pip install torch==2.13.0 -e .` (README); any recent torch works.
         "torch>=2.4",
-        "gymnasium>=1.1",
+        "gymnasium[mujoco]>=1.1",  # the extra brings imageio, which gymnasium.envs.mujoco imports
         "mujoco>=3.1",
         "numpy>=1.24",
         "tensorboard>=2.15",

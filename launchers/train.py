@@ -1,6 +1,7 @@
-"""Train MAML-TRPO: ``python launchers/train.py [--config FILE] [--set key=value ...] [--output-dir DIR] [--resume DIR]``.
+"""Train MAML-TRPO on a task distribution.
 
-With no arguments it trains the default config, launchers/configs/2d-navigation.yaml.
+``python launchers/train.py [--config FILE] [--set key=value ...] [--output-dir DIR] [--resume DIR]``;
+with no arguments it trains the default config, launchers/configs/2d-navigation.yaml.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--config", type=Path, default=None, help=f"YAML config (default: {DEFAULT_CONFIG.name})")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set fast_lr=0.05 --set sampler.num_workers=2")
-    parser.add_argument("--output-dir", type=Path, default=None, help="run directory (default: runs/<env>-seed<S>-<time>)")
+    parser.add_argument("--output-dir", type=Path, default=None,
+                        help="run directory (default: runs/<env>-seed<S>-<time>)")
     parser.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue the run in DIR")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     return parser.parse_args(argv)
@@ -41,7 +43,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"run directory: {trainer.run_dir}", flush=True)
-    trainer.run(quiet=args.quiet)
+    try:
+        trainer.run(quiet=args.quiet)
+    except KeyboardInterrupt:
+        print(f"interrupted after {trainer.progress.iteration} iterations; continue with: "
+              f"python launchers/train.py --resume {trainer.run_dir}", file=sys.stderr, flush=True)
+        return 130
     print(f"done: {trainer.progress.iteration} iterations, {trainer.progress.env_steps:,} env steps, "
           f"{trainer.progress.wall_time_s:.1f} s; tensorboard --logdir {trainer.run_dir}", flush=True)
     return 0

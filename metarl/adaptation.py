@@ -13,15 +13,15 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from metarl.returns import masked_mean
 from metarl.episodes import EpisodeBatch
 from metarl.policies import Params
+from metarl.returns import masked_mean
 
 
 def inner_step(params: Params, loss: torch.Tensor, lr: float, first_order: bool = False) -> Params:
     """One gradient step on ``loss`` from ``params``; differentiable unless ``first_order``."""
     grads = torch.autograd.grad(loss, list(params.values()), create_graph=not first_order)
-    return {name: value - lr * grad for (name, value), grad in zip(params.items(), grads)}
+    return {name: value - lr * grad for (name, value), grad in zip(params.items(), grads, strict=True)}
 
 
 def log_probs(policy: nn.Module, params: Params, episodes: EpisodeBatch) -> torch.Tensor:
@@ -33,8 +33,13 @@ def log_probs(policy: nn.Module, params: Params, episodes: EpisodeBatch) -> torc
 def policy_gradient_loss(
     policy: nn.Module, params: Params, episodes: EpisodeBatch, advantages_TB: torch.Tensor
 ) -> torch.Tensor:
-    """REINFORCE with a baseline: −E[log π(a|s) A], averaged over the valid steps."""
-    return -masked_mean(log_probs(policy, params, episodes) * advantages_TB, episodes.mask_TB)
+    """REINFORCE with a baseline: −E[log π(a|s) A], averaged over the valid steps.
+
+    For a stacked meta-batch (leading task axis, parameters with a matching task axis) this is the sum
+    of the tasks' losses, whose gradient with respect to task i's parameters is task i's gradient.
+    """
+    per_batch = masked_mean(log_probs(policy, params, episodes) * advantages_TB, episodes.mask_TB, dims=(-2, -1))
+    return -per_batch.sum()
 
 
 def adapt(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from metarl.returns import discounted_returns
 from metarl.episodes import EpisodeBatch
+from metarl.returns import discounted_returns
 
 
 class BaselineFitError(RuntimeError):

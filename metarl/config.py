@@ -67,6 +67,8 @@ class TrainConfig:
     """Backtracking line-search steps before the update is rejected."""
     ls_backtrack_ratio: float = 0.8
     """Step shrink factor per line-search step."""
+    curvature: str = "gauss_newton"
+    """KL-Hessian-vector products: 'gauss_newton' (fast; exact at the current θ) or 'double_backprop'."""
     hidden_sizes: list[int] = field(default_factory=lambda: [100, 100])
     """Policy MLP hidden layer sizes."""
     nonlinearity: str = "relu"
@@ -93,6 +95,8 @@ class TrainConfig:
         _require(self, "ls_backtrack_ratio", lambda v: 0 < v < 1, "must be in (0, 1)")
         _require(self, "hidden_sizes", lambda v: all(size > 0 for size in v), "must be positive layer sizes")
         _require(self, "nonlinearity", lambda v: v in ("relu", "tanh"), "must be 'relu' or 'tanh'")
+        _require(self, "curvature", lambda v: v in ("gauss_newton", "double_backprop"),
+                 "must be 'gauss_newton' or 'double_backprop'")
         _require(self, "device", lambda v: v == "cpu" or v.startswith("cuda"), "must be 'cpu' or 'cuda'")
         _require(self, "sampler.backend", lambda v: v in ("vectorized", "process", "ray"),
                  "must be 'vectorized', 'process' or 'ray'")

@@ -30,8 +30,11 @@ def gae(
     return advantages_TB
 
 
-def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return (values * mask).sum() / mask.sum()
+def masked_mean(values: torch.Tensor, mask: torch.Tensor, dims: tuple[int, ...] | None = None) -> torch.Tensor:
+    """Mean over the valid entries, over all axes or only over ``dims`` (e.g. (-2, -1) for per-task means)."""
+    if dims is None:
+        return (values * mask).sum() / mask.sum()
+    return (values * mask).sum(dims) / mask.sum(dims)
 
 
 def normalize(advantages_TB: torch.Tensor, mask_TB: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:

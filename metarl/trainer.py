@@ -52,8 +52,10 @@ def resumed_config(run_dir: Path, overrides: dict[str, Any]) -> TrainConfig:
     changed = sorted(key for key, value in overrides.items() if saved.get(key) != value)
     forbidden = [key for key in changed if key not in RESUMABLE_KEYS]
     if forbidden:
-        raise ConfigError(f"cannot change {', '.join(forbidden)} when resuming (only {', '.join(sorted(RESUMABLE_KEYS))}); "
-                          "start a new run instead")
+        allowed = ", ".join(sorted(RESUMABLE_KEYS))
+        raise ConfigError(
+            f"cannot change {', '.join(forbidden)} when resuming (only {allowed}); start a new run instead"
+        )
     return from_dict(TrainConfig, {**saved, **{key: overrides[key] for key in changed}})
 
 

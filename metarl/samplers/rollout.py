@@ -12,7 +12,7 @@ import gymnasium
 import numpy as np
 import torch
 from torch import nn
-from torch.func import functional_call, vmap
+from torch.func import functional_call
 
 from envs import Task
 from metarl.episodes import EpisodeBatch
@@ -43,41 +43,35 @@ def slots_for(num_tasks: int, episodes_per_task: int) -> list[EpisodeSlot]:
 
 
 def stack_params(params: Sequence[Params]) -> Params:
-    """Per-task parameter dicts stacked along a new leading axis, for ``vmap``."""
+    """Per-task parameter dicts stacked along a new leading task axis."""
     return {name: torch.stack([p[name].detach() for p in params]) for name in params[0]}
 
 
 class BatchedPolicy:
     """Evaluates a policy with different parameters per task in one call per time step.
 
-    Environments are grouped by task and padded to the largest group, then ``vmap`` runs
-    ``functional_call`` over the task axis: one batched forward for all environments.
+    Environments are grouped by task and padded to the largest group; the policy takes parameters
+    with a leading task axis (see ``GaussianMLPPolicy.forward``), so one batched forward serves all
+    environments.
     """
 
     def __init__(self, policy: nn.Module, params: Sequence[Params], task_of_env: np.ndarray):
-        self.params = stack_params(params)
+        self.policy = policy
         groups, self.group_of_env = np.unique(task_of_env, return_inverse=True)
-        self.param_index = torch.as_tensor(groups)
+        self.params = stack_params([params[g] for g in groups])
         counts = np.bincount(self.group_of_env, minlength=len(groups))
         self.slot_of_env = np.zeros_like(self.group_of_env)
         for g in range(len(groups)):
             self.slot_of_env[self.group_of_env == g] = np.arange(counts[g])
         self.shape = (len(groups), int(counts.max()))
 
-        def mean_std(group_params: Params, observations: torch.Tensor):
-            distribution = functional_call(policy, group_params, (observations,))
-            return distribution.mean, distribution.stddev
-
-        self._forward = vmap(mean_std)
-        self._group_params = {k: v[self.param_index] for k, v in self.params.items()}
-
     @torch.no_grad()
     def mean_std(self, observations_NO: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         grouped = np.zeros((*self.shape, observations_NO.shape[-1]), dtype=np.float32)
         grouped[self.group_of_env, self.slot_of_env] = observations_NO
-        mean, std = self._forward(self._group_params, torch.from_numpy(grouped))
+        distribution = functional_call(self.policy, self.params, (torch.from_numpy(grouped),))
         index = (self.group_of_env, self.slot_of_env)
-        return mean.numpy()[index], std.numpy()[index]
+        return distribution.mean.numpy()[index], distribution.stddev.numpy()[index]
 
 
 def run_episodes(

@@ -1,0 +1,50 @@
+"""Seconds per full meta-iteration (sampling + meta-update) for launcher configs.
+
+    python benchmarks/iteration.py [--configs 2d-navigation halfcheetah-vel] [--iterations 3]
+                                   [--set key=value] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+from pathlib import Path
+
+from common import print_table, write_json
+
+from metarl.config import TrainConfig, load_config
+from metarl.trainer import Trainer
+
+CONFIGS = Path(__file__).resolve().parent.parent / "launchers" / "configs"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", nargs="+", default=["2d-navigation", "halfcheetah-vel"])
+    parser.add_argument("--iterations", type=int, default=3, help="timed iterations (after one warm-up)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+
+    rows = []
+    for name in args.configs:
+        overrides = [*args.overrides, f"num_batches={args.iterations + 1}"]
+        config = load_config(TrainConfig, CONFIGS / f"{name}.yaml", overrides).validate()
+        with tempfile.TemporaryDirectory() as run_dir:
+            history = Trainer.start(config, Path(run_dir)).run(quiet=True)[1:]
+        rows.append(
+            {
+                "config": name,
+                "sampling_s": statistics.median(h["time/sampling_s"] for h in history),
+                "meta_update_s": statistics.median(h["time/meta_update_s"] for h in history),
+                "iteration_s": statistics.median(h["time/iteration_s"] for h in history),
+                "env_steps_per_s": statistics.median(h["perf/env_steps_per_s"] for h in history),
+            }
+        )
+    print_table(rows, ["config", "sampling_s", "meta_update_s", "iteration_s", "env_steps_per_s"])
+    write_json(args.json, {"args": vars(args), "results": rows})
+
+
+if __name__ == "__main__":
+    main()

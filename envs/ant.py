@@ -1,0 +1,81 @@
+"""Ant task families of the MAML paper (section 5.3): goal velocity, goal direction, goal position.
+
+Built on Gymnasium's ``Ant-v5`` model, reset noise and observation, *with* contact forces: 105 dims
+= qpos without the torso's x and y (13), qvel (14) and the external contact forces on the 13 bodies
+clipped to [−1, 1] (78). The paper's original code observed the clipped contact forces too, they are
+Gymnasium v5's default, and the contact cost needs them computed anyway; the three Ant envs share
+this observation so that a policy's input means the same in all of them.
+
+Reward (the paper's original code): task term − 0.005·‖a‖² − 0.0005·‖clip(cfrc_ext, −1, 1)‖² + 0.05,
+where the task term carries its own constant (+1.0 for velocity, +4.0 for goal position). The
+episode terminates when the torso height qpos[2] leaves [0.2, 1.0] (or the state is not finite).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from gymnasium.envs.mujoco.ant_v5 import AntEnv
+
+from envs.batched_mujoco import LocomotionVectorEnv
+from envs.locomotion import LocomotionTaskEnv, Robot
+from envs.task_families import DirectionTasks, GoalTasks, VelocityTasks
+
+ANT = Robot(
+    xml_file="ant.xml",
+    skipped_qpos=2,
+    ctrl_cost_weight=0.005,
+    contact_cost_weight=0.0005,
+    contact_force_range=(-1.0, 1.0),
+    contact_forces_in_observation=True,
+    survive_reward=0.05,
+    healthy_z_range=(0.2, 1.0),
+)
+
+ANT_VEL = VelocityTasks(low=0.0, high=3.0, offset=1.0)
+ANT_DIR = DirectionTasks()
+ANT_GOAL = GoalTasks(low=-3.0, high=3.0, offset=4.0)
+
+
+class _AntTaskEnv(LocomotionTaskEnv, AntEnv):
+    robot = ANT
+    # Gymnasium's defaults already match; stated so a change there cannot silently change ours.
+    gym_kwargs: ClassVar[dict[str, Any]] = {
+        "include_cfrc_ext_in_observation": True,
+        "exclude_current_positions_from_observation": True,
+        "contact_force_range": ANT.contact_force_range,
+        "healthy_z_range": ANT.healthy_z_range,
+    }
+
+
+class AntVelEnv(_AntTaskEnv):
+    """Run at a goal velocity v* ~ U[0, 3]: task term −|v_x − v*| + 1.0."""
+
+    task_family = ANT_VEL
+
+
+class AntDirEnv(_AntTaskEnv):
+    """Run forward or backward (d = ±1, p = 1/2 each): task term d·v_x."""
+
+    task_family = ANT_DIR
+
+
+class AntGoalEnv(_AntTaskEnv):
+    """Walk to a goal g ~ U[−3, 3]²: task term −‖xy_torso − g‖₁ + 4.0."""
+
+    task_family = ANT_GOAL
+
+
+class AntVelVectorEnv(LocomotionVectorEnv):
+    robot = ANT
+    task_family = ANT_VEL
+
+
+class AntDirVectorEnv(LocomotionVectorEnv):
+    robot = ANT
+    task_family = ANT_DIR
+
+
+class AntGoalVectorEnv(LocomotionVectorEnv):
+    robot = ANT
+    task_family = ANT_GOAL

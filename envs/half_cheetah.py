@@ -1,0 +1,43 @@
+"""HalfCheetah task families of the MAML paper (section 5.3): goal velocity and goal direction.
+
+Built on Gymnasium's ``HalfCheetah-v5`` model, observations (17 dims: qpos without the torso's x,
+and qvel) and reset noise. The reward follows the paper's original code: the task term minus
+``0.05·‖a‖²`` (``0.5 · 1e-1 · ‖a‖²`` there). The cheetah never terminates; episodes end at the horizon.
+"""
+
+from __future__ import annotations
+
+from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
+
+from envs.batched_mujoco import LocomotionVectorEnv
+from envs.locomotion import LocomotionTaskEnv, Robot
+from envs.task_families import DirectionTasks, VelocityTasks
+
+HALF_CHEETAH = Robot(xml_file="half_cheetah.xml", skipped_qpos=1, ctrl_cost_weight=0.05)
+
+HALF_CHEETAH_VEL = VelocityTasks(low=0.0, high=2.0)
+HALF_CHEETAH_DIR = DirectionTasks()
+
+
+class HalfCheetahVelEnv(LocomotionTaskEnv, HalfCheetahEnv):
+    """Run at a goal velocity v* ~ U[0, 2]: reward −|v_x − v*| − 0.05·‖a‖²."""
+
+    robot = HALF_CHEETAH
+    task_family = HALF_CHEETAH_VEL
+
+
+class HalfCheetahDirEnv(LocomotionTaskEnv, HalfCheetahEnv):
+    """Run forward or backward (d = ±1, p = 1/2 each): reward d·v_x − 0.05·‖a‖²."""
+
+    robot = HALF_CHEETAH
+    task_family = HALF_CHEETAH_DIR
+
+
+class HalfCheetahVelVectorEnv(LocomotionVectorEnv):
+    robot = HALF_CHEETAH
+    task_family = HALF_CHEETAH_VEL
+
+
+class HalfCheetahDirVectorEnv(LocomotionVectorEnv):
+    robot = HALF_CHEETAH
+    task_family = HALF_CHEETAH_DIR

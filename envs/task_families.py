@@ -1,0 +1,91 @@
+"""The task distributions of the MAML locomotion experiments, shared by the cheetah and the ant.
+
+A family turns tasks (small dicts of Python floats) into a parameter array and computes its task
+term of the reward from the torso's x-velocity and xy position, for a whole batch at once. The
+single envs call the same code with a batch of one, so both paths compute identical rewards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from envs.base import Task
+
+
+class TaskFamily(Protocol):
+    """A task distribution plus the task term of the reward."""
+
+    def sample_tasks(self, n: int, rng: np.random.Generator) -> list[Task]: ...
+
+    def default_task(self) -> Task: ...
+
+    def params(self, tasks: Sequence[Task]) -> np.ndarray: ...
+
+    def reward(self, params_NK: np.ndarray, x_velocity_N: np.ndarray, xy_N2: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class VelocityTasks:
+    """Run at a goal velocity v* ~ U[low, high]; task term −|v_x − v*| + offset."""
+
+    low: float
+    high: float
+    offset: float = 0.0
+
+    def sample_tasks(self, n: int, rng: np.random.Generator) -> list[Task]:
+        return [{"velocity": float(v)} for v in rng.uniform(self.low, self.high, size=n)]
+
+    def default_task(self) -> Task:
+        return {"velocity": 0.5 * (self.low + self.high)}
+
+    def params(self, tasks: Sequence[Task]) -> np.ndarray:
+        return np.array([[float(task["velocity"])] for task in tasks], dtype=np.float64).reshape(len(tasks), 1)
+
+    def reward(self, params_NK: np.ndarray, x_velocity_N: np.ndarray, xy_N2: np.ndarray) -> np.ndarray:
+        return -np.abs(x_velocity_N - params_NK[:, 0]) + self.offset
+
+
+@dataclass(frozen=True)
+class DirectionTasks:
+    """Run forward (d = +1) or backward (d = −1), each with probability 1/2; task term d·v_x."""
+
+    def sample_tasks(self, n: int, rng: np.random.Generator) -> list[Task]:
+        return [{"direction": float(d)} for d in 2 * rng.binomial(1, 0.5, size=n) - 1]
+
+    def default_task(self) -> Task:
+        return {"direction": 1.0}
+
+    def params(self, tasks: Sequence[Task]) -> np.ndarray:
+        directions = np.array([float(task["direction"]) for task in tasks], dtype=np.float64)
+        if not np.all(np.abs(directions) == 1.0):
+            raise ValueError(f"a direction task is -1.0 or +1.0, got {directions.tolist()}")
+        return directions.reshape(len(tasks), 1)
+
+    def reward(self, params_NK: np.ndarray, x_velocity_N: np.ndarray, xy_N2: np.ndarray) -> np.ndarray:
+        return params_NK[:, 0] * x_velocity_N
+
+
+@dataclass(frozen=True)
+class GoalTasks:
+    """Reach a goal position g ~ U[low, high]² in the plane; task term −‖xy − g‖₁ + offset."""
+
+    low: float
+    high: float
+    offset: float = 0.0
+
+    def sample_tasks(self, n: int, rng: np.random.Generator) -> list[Task]:
+        return [{"goal": (float(x), float(y))} for x, y in rng.uniform(self.low, self.high, size=(n, 2))]
+
+    def default_task(self) -> Task:
+        middle = 0.5 * (self.low + self.high)
+        return {"goal": (middle, middle)}
+
+    def params(self, tasks: Sequence[Task]) -> np.ndarray:
+        return np.array([[float(v) for v in task["goal"]] for task in tasks], dtype=np.float64).reshape(len(tasks), 2)
+
+    def reward(self, params_NK: np.ndarray, x_velocity_N: np.ndarray, xy_N2: np.ndarray) -> np.ndarray:
+        return -np.sum(np.abs(xy_N2 - params_NK), axis=-1) + self.offset

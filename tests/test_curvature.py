@@ -1,0 +1,56 @@
+"""The fast Gauss-Newton curvature product is the exact KL Hessian-vector product at the current θ."""
+
+import numpy as np
+import pytest
+import torch
+
+from metarl.config import TrainConfig
+from metarl.experiment import build_experiment
+from metarl.maml_trpo import MAMLTRPO, TRPOSettings
+from metarl.meta_batch import collect_meta_batch
+from metarl.optim import gauss_newton_product, hessian_vector_product
+from metarl.policies import parameters_of
+
+
+@pytest.fixture(scope="module")
+def navigation_meta_batch():
+    config = TrainConfig(meta_batch_size=3, fast_batch_size=4, hidden_sizes=[16, 16], horizon=20, num_steps=2)
+    experiment = build_experiment(config)
+    tasks = experiment.tasks.sample_tasks(3, np.random.default_rng(0))
+    policy = experiment.policy
+    batch = collect_meta_batch(
+        experiment.sampler, policy, parameters_of(policy), tasks, 4, [0.1, 0.1], 0.99, 1.0, (0, 1, 0)
+    )
+    experiment.close()
+    support = [[b.to(dtype=torch.float64) for b in task] for task in batch.support]
+    return policy.double(), support, [b.to(dtype=torch.float64) for b in batch.query]
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+def test_gauss_newton_equals_double_backprop(navigation_meta_batch, first_order):
+    """Both curvature methods give the same product (float64, through two inner steps)."""
+    policy, support, query = navigation_meta_batch
+    products = {}
+    vector = torch.randn(sum(p.numel() for p in policy.parameters()), generator=torch.Generator().manual_seed(0),
+                         dtype=torch.float64)
+    for method in ("gauss_newton", "double_backprop"):
+        learner = MAMLTRPO(policy, 0.1, first_order, trpo=TRPOSettings(cg_damping=0.0, curvature=method))
+        data = learner.prepare(support, query)
+        params = parameters_of(policy)
+        products[method] = learner.curvature_product(params, data, learner.old_policy(params, data))(vector)
+    assert products["double_backprop"].abs().max() > 1e-6
+    torch.testing.assert_close(products["gauss_newton"], products["double_backprop"], rtol=1e-7, atol=1e-10)
+
+
+def test_gauss_newton_is_not_the_hessian_away_from_the_minimum():
+    """The identity needs ∇_u loss = 0: with a non-zero output gradient the two differ (so the test can fail)."""
+    torch.manual_seed(0)
+    weight = torch.randn(3, 2, requires_grad=True, dtype=torch.float64)
+    x = torch.randn(5, 2, dtype=torch.float64)
+    outputs = torch.tanh(x @ weight.T)
+    target = torch.randn(5, 3, dtype=torch.float64)
+    loss_of = lambda u: ((u[0] - target) ** 2).sum()  # noqa: E731
+    vector = torch.randn(6, dtype=torch.float64)
+    gn = gauss_newton_product([outputs], loss_of, [weight])(vector)
+    hv = hessian_vector_product(loss_of([outputs]), [weight])(vector)
+    assert not torch.allclose(gn, hv)
