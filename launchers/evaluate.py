@@ -29,8 +29,8 @@ from metarl.evaluation import (
     load_policy_weights,
     load_run_config,
     method_results,
-    settings_dict,
     sample_test_tasks,
+    settings_dict,
 )
 from metarl.experiment import build_experiment, build_policy, make_task_env, resolve_device
 from metarl.machine import machine_description
@@ -55,7 +55,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--num-steps", type=int, default=3, help="inner gradient steps per test task (default 3)")
     parser.add_argument("--fast-batch-size", type=int, default=None, metavar="K",
                         help="episodes per step (default: the run's fast_batch_size, the paper's K)")
-    parser.add_argument("--step-size", type=float, default=None, help="first inner step size (default: the run's fast_lr)")
+    parser.add_argument("--step-size", type=float, default=None,
+                        help="first inner step size (default: the run's fast_lr)")
     parser.add_argument("--later-step-size", type=float, default=None,
                         help="size of steps 2, 3, ... (default: half the first, as in the paper's test scripts)")
     parser.add_argument("--seed", type=int, default=None, help="test-task seed (default: the run's seed)")

@@ -27,7 +27,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--iterations", type=int, default=None, help="iterations (default: the config's num_batches)")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam step size (default 1e-3)")
     parser.add_argument("--episodes-per-task", type=int, default=None,
-                        help="episodes per task per iteration (default: fast_batch_size · (num_steps + 1), MAML's budget)")
+                        help="episodes per task per iteration "
+                        "(default: fast_batch_size · (num_steps + 1), MAML's budget)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     return parser.parse_args(argv)
 

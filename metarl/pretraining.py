@@ -122,8 +122,9 @@ def pretrain(
                 save_checkpoint(run_dir / CHECKPOINTS / f"iter_{iteration + 1:06d}.pt", state)
             if not quiet:
                 eta = wall_time_s / (iteration + 1) * (settings.num_iterations - iteration - 1)
-                print_progress(f"pretrain {iteration + 1:>{len(str(settings.num_iterations))}}/{settings.num_iterations}"
-                               f" | return {scalars['pretrain/return']:9.2f} | ETA {format_duration(eta)}")
+                width = len(str(settings.num_iterations))
+                print_progress(f"pretrain {iteration + 1:>{width}}/{settings.num_iterations} | "
+                               f"return {scalars['pretrain/return']:9.2f} | ETA {format_duration(eta)}")
     finally:
         logger.close()
         experiment.close()

@@ -24,7 +24,7 @@ def _run_line(label: str, checkpoint: Mapping[str, Any] | None) -> str:
     if checkpoint is None:
         return f"- {label}: not evaluated"
     machine = checkpoint.get("machine")
-    where = f"; trained on {describe_machine(machine)}" if machine else "; training machine not recorded in the checkpoint"
+    where = f"; trained on {describe_machine(machine)}" if machine else "; machine not recorded in the checkpoint"
     return (f"- {label}: `{checkpoint['path']}`, {checkpoint['iteration']} iterations, "
             f"{checkpoint['env_steps']:,} env steps, {format_duration(checkpoint['wall_time_s'])} wall time{where}")
 
@@ -43,7 +43,7 @@ def shortfalls(results: Mapping[str, Any]) -> list[str]:
     if not paper or not ours:
         return []
     lines = []
-    for entry, paper_value in zip(ours, paper["maml"]):
+    for entry, paper_value in zip(ours, paper["maml"], strict=False):  # the paper has steps 0-3 only
         high = entry["ci_high"] if entry.get("ci_high") is not None else entry["mean"]
         step = entry["step"]
         if high < paper_value:

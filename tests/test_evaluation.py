@@ -105,7 +105,8 @@ def test_tensorboard_scalars_under_eval(evaluation):
     accumulator = EventAccumulator(str(evaluation))
     accumulator.Reload()
     tags = accumulator.Tags()["scalars"]
-    assert {"eval/maml/step_0", "eval/maml/step_2", "eval/random_init/adaptation", "eval/pretrained/step_1"} <= set(tags)
+    expected = {"eval/maml/step_0", "eval/maml/step_2", "eval/random_init/adaptation", "eval/pretrained/step_1"}
+    assert expected <= set(tags)
     assert [event.step for event in accumulator.Scalars("eval/maml/step_0")] == [TINY["num_batches"]]
 
 
@@ -219,3 +220,11 @@ def test_launcher_error_has_no_traceback(tmp_path):
     result = run_launcher("evaluate.py", "--run", tmp_path / "nowhere")
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+
+
+def test_plot_without_paper_numbers(tmp_path):
+    from metarl.plots import adaptation_plot
+
+    entries = [{"step": k, "mean": -10.0 + k, "ci_low": -11.0 + k, "ci_high": -9.0 + k} for k in range(3)]
+    path = adaptation_plot(tmp_path / "plot.png", {"maml": entries, "random_init": entries}, "no reference", None)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -73,3 +73,10 @@ def test_report_launcher(tmp_path):
     done = subprocess.run([sys.executable, "launchers/report.py", str(tmp_path / "missing")],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stderr.startswith("error: no evaluation.json")
+
+
+def test_family_without_paper_numbers():
+    results = {**evaluation(), "family": "metarl/AntGoal-v0", "env_id": "metarl/AntGoal-v0", "paper": None}
+    text = family_table(results)
+    assert "(paper)" not in text and "Against the paper" not in text
+    assert "| MAML (ours) |" in text
