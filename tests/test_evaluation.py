@@ -85,6 +85,7 @@ def test_json_structure_and_finite_values(evaluation):
     assert settings["step_sizes"] == [0.1, 0.05]  # α, then α/2 as in the paper's test scripts
     assert results["config"]["run"]["hidden_sizes"] == [32, 32]
     assert results["checkpoint"]["iteration"] == TINY["num_batches"]
+    assert results["checkpoint"]["machine"]["cpu_count"] >= 1  # the trainer records where it ran
     assert results["pretrained_checkpoint"]["iteration"] == 2
     assert results["paper"]["maml"] == [-40.41, -11.68, -3.33, -3.23]
     assert len(results["test_tasks"]) == NUM_TASKS
