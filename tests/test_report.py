@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -70,9 +71,17 @@ def test_report_launcher(tmp_path):
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "### 2D navigation" in output.read_text()
-    done = subprocess.run([sys.executable, "launchers/report.py", str(tmp_path / "missing")],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and done.stderr.startswith("error: no evaluation.json")
+
+
+def test_report_launcher_bad_input(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("launcher_report", REPO / "launchers" / "report.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # in-process: launchers/ is not a package
+    assert module.main([str(tmp_path / "missing")]) == 2
+    assert capsys.readouterr().err.startswith("error: no evaluation.json")
+    (tmp_path / "evaluation.json").write_text("{not json")
+    assert module.main([str(tmp_path)]) == 2
+    assert "is not valid JSON" in capsys.readouterr().err
 
 
 def test_family_without_paper_numbers():
