@@ -28,6 +28,7 @@ def adaptation_plot(
     ``methods[name]`` is the list of per-step entries of ``evaluation.json`` (keys step, mean, ci_low, ci_high).
     """
     figure, axes = plt.subplots(figsize=(8.4, 4.4), dpi=120)
+    num_steps = max(len(entries) for entries in methods.values()) - 1
     for index, (name, entries) in enumerate(methods.items()):
         color = COLORS.get(name, f"C{index + 3}")
         steps = [entry["step"] for entry in entries]
@@ -35,12 +36,11 @@ def adaptation_plot(
         axes.fill_between(steps, [e["ci_low"] for e in entries], [e["ci_high"] for e in entries], color=color,
                           alpha=0.2, linewidth=0)
         if reference is not None and name in reference.returns:
-            paper = reference.returns[name]
+            paper = reference.returns[name][: num_steps + 1]  # compared only where we have numbers
             axes.plot(range(len(paper)), paper, "s--", color=color, alpha=0.7, markersize=4,
                       label=f"{LABELS.get(name, name)} (paper)")
     if reference is not None and reference.oracle is not None:
         axes.axhline(reference.oracle, color="black", linestyle=":", linewidth=1, label="oracle (paper)")
-    num_steps = max(len(entries) for entries in methods.values()) - 1
     axes.set_xticks(range(num_steps + 1))
     axes.set_xlabel("number of gradient steps")
     axes.set_ylabel("mean return over test tasks")
