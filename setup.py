@@ -24,6 +24,7 @@ setup(
         "cloudpickle>=2.2",
         "pyyaml>=6.0",
         "matplotlib>=3.7",
+        "pillow>=9",  # Omniglot image loading (also arrives with matplotlib)
     ],
     extras_require={
         "dev": ["pytest>=7.4", "ruff>=0.5"],

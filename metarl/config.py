@@ -87,23 +87,23 @@ class TrainConfig:
         """Reject values no run can use; the message names the key, the value and the fix."""
         for name in ["meta_batch_size", "fast_batch_size", "num_steps", "fast_lr", "num_batches", "max_kl",
                      "cg_iters", "ls_max_steps", "init_std", "checkpoint_every", "sampler.num_workers"]:
-            _require(self, name, lambda v: v > 0, "must be positive")
-        _require(self, "horizon", lambda v: v is None or v > 0, "must be positive (or null for the env default)")
-        _require(self, "gamma", lambda v: 0 < v <= 1, "must be in (0, 1]")
-        _require(self, "gae_lambda", lambda v: 0 <= v <= 1, "must be in [0, 1]")
-        _require(self, "cg_damping", lambda v: v >= 0, "must be non-negative")
-        _require(self, "ls_backtrack_ratio", lambda v: 0 < v < 1, "must be in (0, 1)")
-        _require(self, "hidden_sizes", lambda v: all(size > 0 for size in v), "must be positive layer sizes")
-        _require(self, "nonlinearity", lambda v: v in ("relu", "tanh"), "must be 'relu' or 'tanh'")
-        _require(self, "curvature", lambda v: v in ("gauss_newton", "double_backprop"),
+            require(self, name, lambda v: v > 0, "must be positive")
+        require(self, "horizon", lambda v: v is None or v > 0, "must be positive (or null for the env default)")
+        require(self, "gamma", lambda v: 0 < v <= 1, "must be in (0, 1]")
+        require(self, "gae_lambda", lambda v: 0 <= v <= 1, "must be in [0, 1]")
+        require(self, "cg_damping", lambda v: v >= 0, "must be non-negative")
+        require(self, "ls_backtrack_ratio", lambda v: 0 < v < 1, "must be in (0, 1)")
+        require(self, "hidden_sizes", lambda v: all(size > 0 for size in v), "must be positive layer sizes")
+        require(self, "nonlinearity", lambda v: v in ("relu", "tanh"), "must be 'relu' or 'tanh'")
+        require(self, "curvature", lambda v: v in ("gauss_newton", "double_backprop"),
                  "must be 'gauss_newton' or 'double_backprop'")
-        _require(self, "device", lambda v: v == "cpu" or v.startswith("cuda"), "must be 'cpu' or 'cuda'")
-        _require(self, "sampler.backend", lambda v: v in ("vectorized", "process", "ray"),
+        require(self, "device", lambda v: v == "cpu" or v.startswith("cuda"), "must be 'cpu' or 'cuda'")
+        require(self, "sampler.backend", lambda v: v in ("vectorized", "process", "ray"),
                  "must be 'vectorized', 'process' or 'ray'")
         return self
 
 
-def _require(config: Any, key: str, predicate: typing.Callable[[Any], bool], message: str) -> None:
+def require(config: Any, key: str, predicate: typing.Callable[[Any], bool], message: str) -> None:
     value = config
     for part in key.split("."):
         value = getattr(value, part)

@@ -1,0 +1,153 @@
+"""Omniglot in its directory format, split by character into meta-train and meta-test, and N-way K-shot episodes.
+
+The layout is the one the dataset ships in (https://github.com/brendenlake/omniglot, ``python/images_background.zip``
+and ``python/images_evaluation.zip``): ``<root>/images_background/<alphabet>/<character>/*.png`` and the same under
+``images_evaluation``; 1623 characters with 20 drawings each, 105×105. A root that holds alphabet folders directly
+(e.g. MAML's ``omniglot_resized``) works too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from metarl.supervised.tasks import TaskBatch
+
+SUBSETS = ("images_background", "images_evaluation")
+IMAGE_SUFFIXES = {".png"}
+
+
+@dataclass(frozen=True)
+class Character:
+    alphabet: str
+    name: str
+    image_paths: tuple[Path, ...]
+
+
+class DatasetError(ValueError):
+    """The data directory cannot be used; the message says what was expected."""
+
+
+def find_characters(root: Path) -> list[Character]:
+    """Every character folder under ``root``, sorted, so the same directory always gives the same list."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root} is not a directory; pass the folder holding images_background/ "
+                           "(see docs/SUPERVISED.md for where to get Omniglot)")
+    subsets = [root / name for name in SUBSETS if (root / name).is_dir()] or [root]
+    characters = []
+    for subset in subsets:
+        for alphabet in sorted(p for p in subset.iterdir() if p.is_dir()):
+            for character in sorted(p for p in alphabet.iterdir() if p.is_dir()):
+                paths = tuple(sorted(p for p in character.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
+                if paths:
+                    characters.append(Character(alphabet.name, character.name, paths))
+    if not characters:
+        raise DatasetError(f"no <alphabet>/<character>/*.png folders under {root}; expected "
+                           f"{root}/images_background/<alphabet>/<character>/*.png")
+    return characters
+
+
+def load_image(path: Path, image_size: int) -> np.ndarray:
+    """Grayscale, resized, scaled to [0, 1] and inverted so strokes are 1 and paper 0 (as in MAML's code)."""
+    with Image.open(path) as image:
+        resized = image.convert("L").resize((image_size, image_size), resample=Image.Resampling.LANCZOS)
+    return 1.0 - np.asarray(resized, dtype=np.float32) / 255.0
+
+
+def split_characters(characters: list[Character], num_train: int, seed: int) -> tuple[list[Character], list[Character]]:
+    """Shuffle the characters with ``seed`` and take ``num_train`` for meta-training, the rest for meta-test.
+
+    MAML's code does the same with 1200 of the 1623 characters (its own shuffle, Python's ``random.seed(1)``,
+    so the exact characters differ). Splitting characters, not rotated classes, keeps every rotation of a
+    meta-test character out of meta-training.
+    """
+    if not 0 < num_train < len(characters):
+        raise DatasetError(f"num_train_characters must be between 1 and {len(characters) - 1} for this dataset "
+                           f"of {len(characters)} characters, got {num_train}")
+    order = np.random.default_rng(seed).permutation(len(characters))
+    shuffled = [characters[i] for i in order]
+    return shuffled[:num_train], shuffled[num_train:]
+
+
+class OmniglotClasses:
+    """The classes of one split: each character, and with ``rotations`` each of its 90° rotations, is a class."""
+
+    def __init__(self, characters: list[Character], image_size: int = 28, rotations: bool = True):
+        self.characters = characters
+        self.rotations = (0, 1, 2, 3) if rotations else (0,)
+        self.images = [np.stack([load_image(p, image_size) for p in c.image_paths]) for c in characters]
+        self.min_drawings = min(len(images) for images in self.images)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.characters) * len(self.rotations)
+
+    def class_images(self, class_index: int) -> np.ndarray:
+        """All drawings of a class, [drawings, H, W]: class ``c·R + r`` is character c rotated by r·90°."""
+        character, rotation = divmod(class_index, len(self.rotations))
+        return np.rot90(self.images[character], k=self.rotations[rotation], axes=(1, 2))
+
+    def sample_episodes(self, num_tasks: int, num_ways: int, num_shots: int, num_query: int,
+                        rng: np.random.Generator) -> TaskBatch:
+        """``num_tasks`` N-way K-shot tasks: N distinct classes labelled 0..N−1 in random order, K support and
+        ``num_query`` query drawings per class, never the same drawing twice in a task.
+
+        Inputs are [T, N·K, 1, H, W] (support) and [T, N·Q, 1, H, W] (query); targets are int64 labels.
+        """
+        if num_ways > self.num_classes:
+            raise DatasetError(f"num_ways={num_ways} is more than the {self.num_classes} classes of this split")
+        if num_shots + num_query > self.min_drawings:
+            raise DatasetError(f"num_shots + num_query = {num_shots + num_query} drawings per class are needed, "
+                               f"but some characters have only {self.min_drawings}")
+        support, query = [], []
+        for _ in range(num_tasks):
+            classes = rng.choice(self.num_classes, size=num_ways, replace=False)
+            drawings = [self.class_images(c)[rng.choice(len(self.images[c // len(self.rotations)]),
+                                                         size=num_shots + num_query, replace=False)] for c in classes]
+            support.append(np.concatenate([d[:num_shots] for d in drawings]))
+            query.append(np.concatenate([d[num_shots:] for d in drawings]))
+        labels = np.arange(num_ways)
+        support_labels = torch.as_tensor(np.repeat(labels, num_shots)).expand(num_tasks, -1)
+        query_labels = torch.as_tensor(np.repeat(labels, num_query)).expand(num_tasks, -1)
+        return TaskBatch(torch.as_tensor(np.stack(support)).unsqueeze(2), support_labels.contiguous(),
+                         torch.as_tensor(np.stack(query)).unsqueeze(2), query_labels.contiguous())
+
+
+def load_omniglot(root: Path, num_train_characters: int, split_seed: int, image_size: int = 28,
+                  rotations: bool = True) -> tuple[OmniglotClasses, OmniglotClasses]:
+    """(meta-train classes, meta-test classes) from an Omniglot-format directory."""
+    train, test = split_characters(find_characters(root), num_train_characters, split_seed)
+    return OmniglotClasses(train, image_size, rotations), OmniglotClasses(test, image_size, rotations)
+
+
+def write_synthetic_omniglot(root: Path, num_alphabets: int = 3, characters_per_alphabet: int = 6,
+                             drawings_per_character: int = 8, seed: int = 0, image_size: int = 105,
+                             jitter: float = 0.03) -> Path:
+    """A small stand-in for Omniglot in the same directory format, for tests and smoke runs without the dataset.
+
+    Each character is a few random pen strokes; each drawing of it jitters the stroke ends by a few
+    pixels (``jitter`` × image size, standard deviation), so drawings of one character look alike and
+    characters differ. Returns ``root``.
+    """
+    from PIL import ImageDraw
+
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+    for a in range(num_alphabets):
+        subset = SUBSETS[a % 2]
+        for c in range(characters_per_alphabet):
+            strokes = rng.uniform(0.15, 0.85, size=(int(rng.integers(2, 5)), 2, 2)) * image_size
+            folder = root / subset / f"Alphabet_{a:02d}" / f"character{c + 1:02d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for d in range(drawings_per_character):
+                image = Image.new("L", (image_size, image_size), color=255)
+                draw = ImageDraw.Draw(image)
+                for (x0, y0), (x1, y1) in strokes + rng.normal(0, image_size * jitter, size=strokes.shape):
+                    draw.line([(x0, y0), (x1, y1)], fill=0, width=max(1, image_size // 15))
+                image.save(folder / f"{a:02d}{c:02d}_{d + 1:02d}.png")
+    return root

@@ -1,0 +1,138 @@
+"""Sinusoid tasks, the evaluation helpers, a short meta-training run, and the sinusoid launcher end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from metarl.config import ConfigError, load_config
+from metarl.policies import parameters_of
+from metarl.supervised.config import SinusoidConfig
+from metarl.supervised.evaluation import adaptation_curve, mean_ci95, pretrain_jointly
+from metarl.supervised.meta_learning import MAML, mse_per_task
+from metarl.supervised.models import MLPRegressor
+from metarl.supervised.tasks import SinusoidDistribution
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = REPO_ROOT / "launchers" / "configs" / "sinusoid.yaml"
+
+
+def test_sinusoid_tasks_follow_the_paper_distribution():
+    distribution = SinusoidDistribution()
+    tasks = distribution.sample_tasks(2000, np.random.default_rng(0))
+    amplitudes, phases = np.array([t.amplitude for t in tasks]), np.array([t.phase for t in tasks])
+    assert 0.1 <= amplitudes.min() and amplitudes.max() <= 5.0 and 0.0 <= phases.min() and phases.max() <= math.pi
+    assert amplitudes.mean() == pytest.approx(2.55, abs=0.1) and phases.mean() == pytest.approx(math.pi / 2, abs=0.1)
+    batch = distribution.sample_batch(tasks[:3], 5, 7, np.random.default_rng(1))
+    assert batch.support_inputs.shape == (3, 5, 1) and batch.query_targets.shape == (3, 7, 1)
+    assert batch.support_inputs.abs().max() <= 5.0
+    for i, task in enumerate(tasks[:3]):
+        expected = task.amplitude * np.sin(batch.query_inputs[i].numpy() - task.phase)
+        np.testing.assert_allclose(batch.query_targets[i].numpy(), expected, rtol=1e-5, atol=1e-5)
+    again = distribution.sample(3, 5, 7, np.random.default_rng(1))
+    assert torch.equal(again.support_inputs, distribution.sample(3, 5, 7, np.random.default_rng(1)).support_inputs)
+
+
+def test_mean_ci95_is_1_96_standard_errors():
+    values = np.array([1.0, 2.0, 3.0, 4.0])
+    mean, half_width = mean_ci95(values)
+    assert mean == 2.5 and half_width == pytest.approx(1.96 * np.std(values, ddof=1) / 2)
+
+
+def test_adaptation_curve_step_zero_is_the_unadapted_loss_and_steps_reduce_it():
+    model = MLPRegressor(generator=torch.Generator().manual_seed(0))
+    batch = SinusoidDistribution().sample(20, 10, 10, np.random.default_rng(0))
+    batch = type(batch)(batch.support_inputs, batch.support_targets, batch.support_inputs, batch.support_targets)
+    curve = adaptation_curve(model, parameters_of(model), batch, mse_per_task, 0.01, 3, chunk_size=7)
+    assert curve.shape == (4, 20)
+    with torch.no_grad():
+        unadapted = ((model(batch.support_inputs) - batch.support_targets) ** 2).mean(dim=(1, 2))
+    np.testing.assert_allclose(curve[0], unadapted.numpy(), rtol=1e-5)
+    assert curve[3].mean() < curve[0].mean()  # small steps on the support set lower the support loss
+
+
+@pytest.mark.slow
+def test_short_sinusoid_meta_training_makes_adaptation_work():
+    """After a short MAML run one inner step cuts the query MSE well below the unadapted MSE; a jointly
+    pretrained network of the same budget gains much less from the same step."""
+    torch.set_num_threads(1)
+    distribution = SinusoidDistribution()
+    model = MLPRegressor(generator=torch.Generator().manual_seed(0))
+    maml = MAML(model, mse_per_task, 0.01, 1, 1e-3)
+    for iteration in range(1000):
+        maml.meta_step(distribution.sample(25, 5, 5, np.random.default_rng([0, iteration])))
+    evaluation = distribution.sample(200, 5, 50, np.random.default_rng([1]))
+    curve = adaptation_curve(model, parameters_of(model), evaluation, mse_per_task, 0.01, 1)
+    pre, post = curve.mean(axis=1)
+    print(f"pre {pre:.3f} post {post:.3f}")
+    assert post < 0.6 * pre, (pre, post)
+
+    baseline = MLPRegressor(generator=torch.Generator().manual_seed(0))
+    pretrain_jointly(baseline, lambda it: distribution.sample(25, 5, 5, np.random.default_rng([2, it])), 1000, 1e-3,
+                     mse_per_task)
+    baseline_pre, baseline_post = adaptation_curve(baseline, parameters_of(baseline), evaluation, mse_per_task,
+                                                   0.01, 1).mean(axis=1)
+    print(f"baseline pre {baseline_pre:.3f} post {baseline_post:.3f}")
+    assert post < 0.75 * baseline_post, (post, baseline_pre, baseline_post)
+
+
+def run_launcher(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "launchers/sinusoid.py", *args], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+
+
+@pytest.mark.slow
+def test_sinusoid_launcher_writes_a_complete_run(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_launcher("--output-dir", str(run_dir), "--quiet", "--set", "num_iterations=30",
+                          "--set", "baseline_iterations=30", "--set", "eval_tasks=40", "--set", "log_every=10",
+                          "--set", "eval_steps=[1,2]", "--set", "plot_tasks=2")
+    assert result.returncode == 0, result.stderr
+    for name in ["config.yaml", "evaluation.json", "sinusoid_fits.png", "checkpoints/latest.pt",
+                 "checkpoints/baseline.pt"]:
+        assert (run_dir / name).is_file(), name
+    assert list(run_dir.glob("events.out.tfevents.*"))
+    evaluation = json.loads((run_dir / "evaluation.json").read_text())
+    assert set(evaluation["mse"]) == {"maml", "pretrained"}
+    assert set(evaluation["mse"]["maml"]) == {"step_0", "step_1", "step_2", "curve_mean"}
+    assert evaluation["eval_tasks"] == 40 and evaluation["training"]["iterations"] == 30
+    assert evaluation["paper_k5"]["maml"]["step_1"] == 0.67
+    assert "maml MSE on 40 tasks" in result.stdout
+
+    again = run_launcher("--output-dir", str(run_dir))
+    assert again.returncode == 2 and again.stderr.startswith("error: ") and "already holds a run" in again.stderr
+
+
+@pytest.mark.parametrize("override, message", [
+    ("algorithm=sgd", "algorithm must be one of maml, reptile"),
+    ("num_shots=0", "num_shots must be positive"),
+    ("num_stpes=2", "did you mean 'num_steps'"),
+    ("first_order=true", "first_order applies to algorithm=maml only"),
+    ("amplitude_range=[5, 1]", "amplitude_range must be [low, high]"),
+])
+def test_sinusoid_config_errors_name_the_key(override, message):
+    overrides = [override, "algorithm=reptile"] if override.startswith("first_order") else [override]
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(SinusoidConfig, DEFAULT_CONFIG, overrides).validate()
+
+
+def test_default_sinusoid_config_has_the_paper_values():
+    config = load_config(SinusoidConfig, DEFAULT_CONFIG).validate()
+    assert (config.inner_lr, config.meta_batch_size, config.meta_lr, config.num_iterations) == (0.01, 25, 0.001, 70000)
+    assert config.hidden_sizes == [40, 40] and config.eval_tasks == 600 and config.eval_steps == [1, 5, 10]
+
+
+def test_sinusoid_launcher_rejects_a_bad_config_in_one_line(tmp_path):
+    result = run_launcher("--output-dir", str(tmp_path / "run"), "--set", "num_stpes=2")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and "did you mean 'num_steps'" in result.stderr
+    assert result.stderr.count("\n") == 1 and not (tmp_path / "run").exists()
