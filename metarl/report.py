@@ -80,7 +80,8 @@ def family_table(results: Mapping[str, Any]) -> str:
     settings = results["config"]["evaluation"]
     num_steps = max(len(entries) for entries in methods.values()) - 1
     header = ["method"] + [f"{k} step{'s' if k != 1 else ''}" for k in range(num_steps + 1)]
-    lines = [f"### {results['family']}", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    title = f"### {results['family']}, MAML iteration {results['checkpoint']['iteration']}"
+    lines = [title, "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for name in METHOD_ORDER:
         if name in methods:
             lines.append(f"| {LABELS[name]} (ours) | " + " | ".join(_cell(e) for e in methods[name]) + " |")
