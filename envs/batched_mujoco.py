@@ -54,7 +54,7 @@ class BatchedMujoco:
     def reset(self, indices: Sequence[int], seeds: Sequence[int | None]) -> None:
         """``mj_resetData``, uniform qpos noise, normal qvel noise, ``mj_forward``: as ``MujocoEnv.reset``."""
         noise = self.robot.reset_noise_scale
-        for i, seed in zip(indices, seeds):
+        for i, seed in zip(indices, seeds, strict=True):
             if seed is not None or self._rngs[i] is None:
                 self._rngs[i], _ = seeding.np_random(seed)
             rng = self._rngs[i]

@@ -149,7 +149,7 @@ class LocomotionTaskEnv:
         observation = self._get_obs()  # type: ignore[attr-defined]
         terminated = bool(terminated_batch(self.robot, qpos, qvel)[0])
         info: dict[str, Any] = {key: float(value[0]) for key, value in terms.items() if key != "reward"}
-        for name, value in zip(("x_position", "y_position"), qpos[0, : self.robot.skipped_qpos]):
+        for name, value in zip(("x_position", "y_position"), qpos[0, : self.robot.skipped_qpos], strict=False):
             info[name] = float(value)
         if self.render_mode == "human":  # type: ignore[attr-defined]
             self.render()  # type: ignore[attr-defined]

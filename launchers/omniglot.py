@@ -17,6 +17,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from metarl.checkpoint import atomic_write_text
+from metarl.cli import add_config_arguments, usage_error
 from metarl.config import ConfigError, load_config, to_dict
 from metarl.logger import Logger
 from metarl.policies import parameters_of
@@ -36,12 +37,7 @@ EVAL_CHUNK = 50  # tasks per evaluation forward pass
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="Omniglot directory (holding images_background/)")
-    parser.add_argument("--config", type=Path, default=None, help=f"YAML config (default: {DEFAULT_CONFIG.name})")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key, e.g. --set num_shots=5 --set num_iterations=1000")
-    parser.add_argument("--output-dir", type=Path, default=None,
-                        help="run directory (default: runs/omniglot-seed<S>-<time>)")
-    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_config_arguments(parser, DEFAULT_CONFIG, "--set num_shots=5 --set num_iterations=1000")
     return parser.parse_args(argv)
 
 
@@ -65,8 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         for classes in (train_classes, test_classes):  # fail now, not at the first episode
             classes.sample_episodes(1, config.num_ways, config.num_shots, config.num_query, task_rng(0, 0, 0))
     except (ConfigError, DatasetError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return usage_error(error)
     torch.set_num_threads(config.num_threads)
     start_run(config, run_dir)
     print(f"run directory: {run_dir}\nmeta-train: {len(train_classes.characters)} characters, "

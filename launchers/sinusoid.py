@@ -18,6 +18,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from metarl.checkpoint import atomic_write_text
+from metarl.cli import add_config_arguments, usage_error
 from metarl.config import ConfigError, load_config, to_dict
 from metarl.logger import Logger
 from metarl.policies import parameters_of
@@ -37,12 +38,7 @@ PAPER_K5 = {"maml": {"step_1": 0.67, "step_5": 0.38, "step_10": 0.35},
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, default=None, help=f"YAML config (default: {DEFAULT_CONFIG.name})")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key, e.g. --set num_iterations=1000 --set algorithm=reptile")
-    parser.add_argument("--output-dir", type=Path, default=None,
-                        help="run directory (default: runs/sinusoid-seed<S>-<time>)")
-    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_config_arguments(parser, DEFAULT_CONFIG, "--set num_iterations=1000 --set algorithm=reptile")
     return parser.parse_args(argv)
 
 
@@ -107,8 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(SinusoidConfig, args.config or DEFAULT_CONFIG, args.overrides).validate()
         run_dir = new_run_dir("sinusoid", config.seed, args.output_dir)
     except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return usage_error(error)
     torch.set_num_threads(config.num_threads)
     start_run(config, run_dir)
     print(f"run directory: {run_dir}", flush=True)

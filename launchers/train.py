@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 from metarl.checkpoint import CheckpointError
-from metarl.config import ConfigError, TrainConfig, apply_overrides, load_config
+from metarl.cli import add_config_arguments, usage_error
+from metarl.config import ConfigError, TrainConfig, load_config
 from metarl.trainer import Trainer, new_run_dir
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "2d-navigation.yaml"
@@ -19,13 +20,8 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "2d-navigation.ya
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, default=None, help=f"YAML config (default: {DEFAULT_CONFIG.name})")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key, e.g. --set fast_lr=0.05 --set sampler.num_workers=2")
-    parser.add_argument("--output-dir", type=Path, default=None,
-                        help="run directory (default: runs/<env>-seed<S>-<time>)")
+    add_config_arguments(parser, DEFAULT_CONFIG, "--set fast_lr=0.05 --set sampler.num_workers=2")
     parser.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue the run in DIR")
-    parser.add_argument("--quiet", action="store_true", help="no progress lines")
     return parser.parse_args(argv)
 
 
@@ -35,13 +31,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.resume is not None:
             if args.config is not None or args.output_dir is not None:
                 raise ConfigError("--resume takes the run's own config and directory; drop --config/--output-dir")
-            trainer = Trainer.resume(args.resume, apply_overrides({}, args.overrides))
+            trainer = Trainer.resume(args.resume, args.overrides)
         else:
             config = load_config(TrainConfig, args.config or DEFAULT_CONFIG, args.overrides).validate()
             trainer = Trainer.start(config, new_run_dir(config, args.output_dir))
     except (ConfigError, CheckpointError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return usage_error(error)
     print(f"run directory: {trainer.run_dir}", flush=True)
     try:
         trainer.run(quiet=args.quiet)

@@ -176,6 +176,10 @@ def load_yaml(path: Path) -> dict[str, Any]:
         data = yaml.safe_load(Path(path).read_text())
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist; pass an existing file to --config") from None
+    except (OSError, UnicodeDecodeError) as error:  # a directory, no permission, binary content
+        raise ConfigError(
+            f"config file {path} cannot be read ({type(error).__name__}); pass a readable YAML file to --config"
+        ) from None
     except yaml.YAMLError as error:
         raise ConfigError(f"config file {path} is not valid YAML: {error}".replace("\n", " ")) from None
     if data is None:

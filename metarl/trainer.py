@@ -11,7 +11,7 @@ import numpy as np
 from torch.utils.tensorboard import SummaryWriter
 
 from metarl.checkpoint import LATEST, atomic_write_text, load_checkpoint, save_checkpoint
-from metarl.config import ConfigError, TrainConfig, dump_yaml, from_dict, load_yaml, to_dict
+from metarl.config import ConfigError, TrainConfig, apply_overrides, dump_yaml, from_dict, load_yaml, to_dict
 from metarl.experiment import Experiment, build_experiment
 from metarl.logger import Logger, print_progress, progress_line
 from metarl.machine import machine_description
@@ -45,19 +45,20 @@ def new_run_dir(config: TrainConfig, output_dir: Path | None) -> Path:
     return output_dir
 
 
-def resumed_config(run_dir: Path, overrides: dict[str, Any]) -> TrainConfig:
-    """The run's saved config, with only the keys that cannot change its results overridden."""
+def resumed_config(run_dir: Path, overrides: list[str]) -> TrainConfig:
+    """The run's saved config with ``key=value`` overrides, refused for keys that would change its results."""
     if not (run_dir / CONFIG_FILE).is_file():
         raise ConfigError(f"{run_dir} is not a run directory (no {CONFIG_FILE}); check the --resume path")
     saved = load_yaml(run_dir / CONFIG_FILE)
-    changed = sorted(key for key, value in overrides.items() if saved.get(key) != value)
-    forbidden = [key for key in changed if key not in RESUMABLE_KEYS]
+    merged = apply_overrides(saved, overrides)
+    config = from_dict(TrainConfig, merged)  # a misspelled key is named here, with the closest valid one
+    forbidden = sorted(key for key in merged if saved.get(key) != merged[key] and key not in RESUMABLE_KEYS)
     if forbidden:
         allowed = ", ".join(sorted(RESUMABLE_KEYS))
         raise ConfigError(
             f"cannot change {', '.join(forbidden)} when resuming (only {allowed}); start a new run instead"
         )
-    return from_dict(TrainConfig, {**saved, **{key: overrides[key] for key in changed}})
+    return config
 
 
 class Trainer:
@@ -76,7 +77,7 @@ class Trainer:
         return cls(experiment, run_dir)
 
     @classmethod
-    def resume(cls, run_dir: Path, overrides: dict[str, Any]) -> Trainer:
+    def resume(cls, run_dir: Path, overrides: list[str]) -> Trainer:
         config = resumed_config(run_dir, overrides)
         state = load_checkpoint(run_dir / CHECKPOINTS / LATEST)
         experiment = build_experiment(config)

@@ -231,7 +231,7 @@ def test_batched_env_gives_the_registered_env_transitions_step_by_step(env_id):
     singles = [make_single(env_id, max_episode_steps=horizon) for _ in range(num_envs)]
     tasks = singles[0].unwrapped.sample_tasks(num_envs, rng)
     vector.set_attr("task", tasks)
-    for single, task in zip(singles, tasks):
+    for single, task in zip(singles, tasks, strict=True):
         single.unwrapped.set_task(task)
 
     for seeds in ([11, 12, 13], None, [21, 22, 23]):  # None: every env goes on with its own generator
@@ -316,7 +316,9 @@ def test_our_model_is_gymnasiums_model_array_for_array(tmp_path, monkeypatch):
             assert getattr(ours.stat, name) == getattr(theirs.stat, name), (xml, name)
 
 
-@pytest.mark.parametrize(("env_id", "gym_id"), [("metarl/HalfCheetahVel-v0", "HalfCheetah-v5"), ("metarl/AntVel-v0", "Ant-v5")])
+@pytest.mark.parametrize(
+    ("env_id", "gym_id"), [("metarl/HalfCheetahVel-v0", "HalfCheetah-v5"), ("metarl/AntVel-v0", "Ant-v5")]
+)
 def test_observations_are_those_of_gymnasiums_v5_env(env_id, gym_id, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     ours, theirs = make_single(env_id), gymnasium.make(gym_id)

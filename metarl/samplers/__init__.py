@@ -17,7 +17,15 @@ def make_sampler(
     """The backend ``config.backend`` names; ``policy`` is a CPU template whose parameters each call supplies."""
     if config.backend == "vectorized":
         return VectorizedSampler(env_id, env_kwargs, policy, horizon)
-    raise ConfigError(f"sampler.backend '{config.backend}' is not available; use 'vectorized'")
+    if config.backend == "process":
+        from metarl.samplers.process import ProcessSampler
+
+        return ProcessSampler(env_id, env_kwargs, policy, horizon, config.num_workers)
+    if config.backend == "ray":
+        from metarl.samplers.ray_backend import RaySampler  # imports Ray only when asked for
+
+        return RaySampler(env_id, env_kwargs, policy, horizon, config.num_workers, config.ray_address)
+    raise ConfigError(f"sampler.backend '{config.backend}' is not available; use 'vectorized', 'process' or 'ray'")
 
 
 __all__ = ["Sampler", "SeedKey", "VectorizedSampler", "make_sampler"]

@@ -1,0 +1,234 @@
+"""Process backend: persistent worker processes, each owning a slice of the environments.
+
+Workers are started once with the ``spawn`` method (no forked copies of the parent's torch threads,
+RNG or open files) and get the env id, env kwargs, horizon and policy template once, cloudpickled.
+Each sampling call sends every worker one message (its slots, their tasks and parameters, the seed
+key) and gets one back (its ``RolloutArrays``): no per-step messaging. Episodes depend only on the
+seed key, so the split between workers, and re-running a share after a crash, change nothing.
+
+Liveness: the parent waits on the result pipes *and* the process sentinels together, so a worker
+killed mid-call is noticed at once, replaced, and its share re-run. Workers ignore SIGINT (the
+parent owns Ctrl-C and closes them), and exit on their own when the parent disappears.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+import traceback
+import warnings
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+import cloudpickle
+from torch import nn
+
+from envs import Task
+from metarl.episodes import EpisodeBatch
+from metarl.policies import Params
+from metarl.samplers.base import SeedKey
+from metarl.samplers.rollout import RolloutArrays, slots_for, to_episode_batches
+from metarl.samplers.worker import (
+    RolloutWorker,
+    ShareRequest,
+    WorkerSpec,
+    limit_threads,
+    merge,
+    share_request,
+    split_slots,
+)
+
+PARENT_CHECK_S = 1.0
+"""How often an idle worker checks that its parent is still there."""
+WAIT_TICK_S = 1.0
+"""How often the parent re-checks worker liveness while waiting (sentinels wake it at once anyway)."""
+STOP_GRACE_S = 2.0
+"""How long ``close`` lets workers finish before terminating them."""
+
+
+def _worker_main(conn: Connection, spec_bytes: bytes, parent_pid: int, torch_threads: int | None) -> None:
+    """A worker's loop: one request in, one reply out, until told to stop or orphaned."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it then closes us
+    limit_threads(torch_threads)
+    worker: RolloutWorker | None = None
+    try:
+        while True:
+            if not conn.poll(PARENT_CHECK_S):
+                if os.getppid() != parent_pid:
+                    return
+                continue
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):  # the parent's end closed: it is gone
+                return
+            if message is None:
+                return
+            call, request = message
+            try:
+                if worker is None:  # built here so a bad env id or kwargs comes back as an error reply
+                    worker = RolloutWorker(cloudpickle.loads(spec_bytes))
+                reply: tuple[int, str, Any] = (call, "ok", worker.run(request))
+            except Exception:
+                reply = (call, "error", traceback.format_exc())
+            try:
+                conn.send(reply)
+            except (BrokenPipeError, OSError):
+                return
+    finally:
+        if worker is not None:
+            worker.close()
+
+
+@dataclass
+class _Worker:
+    process: multiprocessing.process.BaseProcess
+    conn: Connection
+
+
+def _shutdown(workers: list[_Worker | None]) -> None:
+    """Ask every worker to stop, then terminate and kill stragglers; leaves no child behind."""
+    live = [w for w in workers if w is not None]
+    for worker in live:
+        try:
+            worker.conn.send(None)
+        except (BrokenPipeError, OSError):
+            pass
+    deadline = time.monotonic() + STOP_GRACE_S
+    for worker in live:
+        worker.process.join(timeout=max(0.0, deadline - time.monotonic()))
+    for worker in live:
+        if worker.process.is_alive():
+            worker.process.terminate()
+            worker.process.join(timeout=1.0)
+        if worker.process.is_alive():
+            worker.process.kill()
+            worker.process.join()
+        worker.conn.close()
+    workers[:] = [None] * len(workers)
+
+
+class ProcessSampler:
+    """Persistent worker processes; worker i runs the i-th contiguous share of each call's episodes."""
+
+    def __init__(
+        self,
+        env_id: str,
+        env_kwargs: dict[str, Any],
+        policy: nn.Module,
+        horizon: int,
+        num_workers: int,
+        max_failures: int = 3,
+        start_method: str = "spawn",
+        torch_threads: int | None = 1,
+    ):
+        """``torch_threads=None`` leaves torch's default threads in the workers (for benchmarks only)."""
+        if num_workers < 1:
+            raise ValueError(f"num_workers must be positive, got {num_workers}")
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        if num_workers > cores:
+            warnings.warn(
+                f"sampler.num_workers={num_workers} exceeds the {cores} cores available; workers will share cores",
+                stacklevel=2,
+            )
+        self.horizon = horizon
+        self.num_workers = num_workers
+        self.max_failures = max_failures
+        self.torch_threads = torch_threads
+        self._context = multiprocessing.get_context(start_method)
+        self._spec_bytes = cloudpickle.dumps(WorkerSpec(env_id, dict(env_kwargs), policy, horizon))
+        self._workers: list[_Worker | None] = [None] * num_workers
+        self._call = 0
+        # Runs on close(), on garbage collection, or at interpreter exit, whichever comes first.
+        self._finalizer = weakref.finalize(self, _shutdown, self._workers)
+        for index in range(num_workers):
+            self._workers[index] = self._start_worker()
+
+    def _start_worker(self) -> _Worker:
+        parent_conn, child_conn = self._context.Pipe(duplex=True)
+        process = self._context.Process(
+            target=_worker_main,
+            args=(child_conn, self._spec_bytes, os.getpid(), self.torch_threads),
+            daemon=True,
+            name="metarl-sampler",
+        )
+        process.start()
+        child_conn.close()
+        return _Worker(process, parent_conn)
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the current workers (replaced workers get new ones)."""
+        return [w.process.pid for w in self._workers if w is not None and w.process.pid is not None]
+
+    def sample(
+        self, tasks: Sequence[Task], params: Sequence[Params], episodes_per_task: int, seed: SeedKey
+    ) -> list[EpisodeBatch]:
+        slots = slots_for(len(tasks), episodes_per_task)
+        requests = [share_request(share, tasks, params, seed) for share in split_slots(slots, self.num_workers)]
+        return to_episode_batches(merge(self._run(requests)), slots, len(tasks))
+
+    def _submit(self, index: int, call: int, request: ShareRequest) -> None:
+        worker = self._workers[index]
+        assert worker is not None
+        try:
+            worker.conn.send((call, request))
+        except (BrokenPipeError, OSError):
+            pass  # dead already: its sentinel is ready, the wait loop replaces it
+
+    def _run(self, requests: list[ShareRequest]) -> list[RolloutArrays]:
+        """Worker i runs requests[i]; a worker that dies is replaced and its request re-sent."""
+        if not self._finalizer.alive:
+            raise RuntimeError("this ProcessSampler is closed")
+        self._call += 1
+        call = self._call
+        failures = [0] * len(requests)
+        results: list[RolloutArrays | None] = [None] * len(requests)
+        for index, request in enumerate(requests):
+            self._submit(index, call, request)
+        pending = set(range(len(requests)))
+        while pending:
+            workers = {index: self._workers[index] for index in pending}
+            ready = wait(
+                [w.conn for w in workers.values()] + [w.process.sentinel for w in workers.values()], timeout=WAIT_TICK_S
+            )
+            for index, worker in workers.items():
+                if worker.conn in ready:
+                    try:
+                        reply_call, status, payload = worker.conn.recv()
+                    except (EOFError, OSError):
+                        pass  # died while replying: handled below as a death
+                    else:
+                        if reply_call != call:
+                            continue  # a reply to an interrupted earlier call
+                        if status == "error":
+                            raise RuntimeError(f"sampler worker {index} failed:\n{payload}")
+                        results[index] = payload
+                        pending.discard(index)
+                        continue
+                if worker.process.sentinel in ready or not worker.process.is_alive():
+                    self._replace(index, failures, len(requests[index].slots))
+                    self._submit(index, call, requests[index])
+        return [r for r in results if r is not None]
+
+    def _replace(self, index: int, failures: list[int], num_episodes: int) -> None:
+        worker = self._workers[index]
+        assert worker is not None
+        worker.process.join(timeout=1.0)
+        worker.conn.close()
+        failures[index] += 1
+        description = f"sampler worker {index} (pid {worker.process.pid}) died with exit code {worker.process.exitcode}"
+        if failures[index] >= self.max_failures:
+            self._workers[index] = self._start_worker()  # keep the pool whole for a caller that retries
+            raise RuntimeError(
+                f"{description}; it died {failures[index]} times in one sampling call, giving up. "
+                "Look for a crash message from the worker above, or for the OOM killer in the system log."
+            )
+        warnings.warn(f"{description}; replacing it and re-running its {num_episodes} episodes", stacklevel=3)
+        self._workers[index] = self._start_worker()
+
+    def close(self) -> None:
+        self._finalizer()

@@ -1,0 +1,180 @@
+"""Ray backend: Ray actors, each owning a slice of the environments, on a local or remote cluster.
+
+Named ``ray_backend`` so that it never shadows the ``ray`` package. Ray is imported only when this
+backend is built. Actors wrap the same ``RolloutWorker`` as the process backend's workers, get the
+same one-request-per-call shares, and return the same episodes for the same seed key.
+
+Sizing: actors ask for a fractional CPU share that always leaves at least one CPU of the cluster
+free (or half of it on a one-CPU cluster), so Ray's default one-CPU tasks can still be scheduled
+and sampling can never deadlock waiting for resources the actors themselves hold.
+
+An actor that dies during a call (its process killed, its node lost) is replaced by a new actor and
+its share is re-sampled; since episodes depend only on the seed key, nothing is lost or changed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from envs import Task
+from metarl.config import ConfigError
+from metarl.episodes import EpisodeBatch
+from metarl.policies import Params
+from metarl.samplers.base import SeedKey
+from metarl.samplers.rollout import RolloutArrays, slots_for, to_episode_batches
+from metarl.samplers.worker import (
+    RolloutWorker,
+    ShareRequest,
+    WorkerSpec,
+    limit_threads,
+    merge,
+    share_request,
+    split_slots,
+)
+
+INSTALL_HINT = "the ray sampler backend needs Ray: pip install -e \".[ray]\" (or pip install 'ray[default]==2.60.0')"
+WAIT_TICK_S = 1.0
+SOURCE_ROOT = str(Path(__file__).resolve().parents[2])
+"""The directory holding ``metarl`` and ``envs``: put on the actors' PYTHONPATH for same-host clusters."""
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(INSTALL_HINT) from None
+    return ray
+
+
+class RolloutActor:
+    """The Ray actor: a ``RolloutWorker`` plus its process id (so tests and tools can find it)."""
+
+    def __init__(self, spec: WorkerSpec):
+        limit_threads()
+        self.worker = RolloutWorker(spec)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def run(self, request: ShareRequest) -> RolloutArrays:
+        return self.worker.run(request)
+
+
+def actor_cpus(available_cpus: float, num_actors: int) -> float:
+    """A CPU share per actor that leaves one CPU free (half the cluster if it has fewer than two)."""
+    reserve = 1.0 if available_cpus >= 2 else available_cpus / 2
+    share = min(1.0, (available_cpus - reserve) / num_actors)
+    return math.floor(share * 1e4) / 1e4  # Ray's resource granularity
+
+
+class RaySampler:
+    """Ray actors; actor i runs the i-th contiguous share of each call's episodes."""
+
+    def __init__(
+        self,
+        env_id: str,
+        env_kwargs: dict[str, Any],
+        policy: nn.Module,
+        horizon: int,
+        num_workers: int,
+        address: str | None = None,
+        max_failures: int = 3,
+        num_cpus_per_actor: float | None = None,
+        runtime_env: dict[str, Any] | None = None,
+    ):
+        self.ray = ray = import_ray()
+        self.num_workers = num_workers
+        self.max_failures = max_failures
+        self._owns_ray = not ray.is_initialized()
+        if self._owns_ray:
+            try:
+                ray.init(address=address, ignore_reinit_error=True, include_dashboard=False, log_to_driver=True)
+            except Exception as error:  # unreachable address, token mismatch, ...
+                where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+                raise ConfigError(
+                    f"could not start or join {where}: {type(error).__name__}: {str(error).splitlines()[0]}; "
+                    "check sampler.ray_address (see `ray status` on the head node) and that RAY_AUTH_MODE "
+                    "(and the auth token) agree between this machine and the cluster"
+                ) from error
+        if num_cpus_per_actor is None:
+            num_cpus_per_actor = actor_cpus(ray.available_resources().get("CPU", 0.0), num_workers)
+        if num_cpus_per_actor <= 0:
+            warnings.warn("the Ray cluster has no free CPU: sampler actors reserve none and share cores", stacklevel=2)
+        if runtime_env is None:
+            # Same-host or shared-filesystem clusters import this very checkout; on other nodes the
+            # entry is absent and the installed package (e.g. the Docker image's) is used.
+            runtime_env = {"env_vars": {"PYTHONPATH": f"{SOURCE_ROOT}{os.pathsep}${{PYTHONPATH}}"}}
+        self._actor_class = ray.remote(RolloutActor).options(
+            num_cpus=max(num_cpus_per_actor, 0.0),
+            max_restarts=0,  # we replace dead actors ourselves, so that it is reported and bounded
+            scheduling_strategy="SPREAD",
+            runtime_env=runtime_env,
+        )
+        self._spec = WorkerSpec(env_id, dict(env_kwargs), policy, horizon)
+        self._spec_ref = ray.put(self._spec)
+        self._actors: list[Any] = [self._actor_class.remote(self._spec_ref) for _ in range(num_workers)]
+        self._closed = False
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the current actors (waits for them to start)."""
+        return self.ray.get([actor.pid.remote() for actor in self._actors])
+
+    def sample(
+        self, tasks: Sequence[Task], params: Sequence[Params], episodes_per_task: int, seed: SeedKey
+    ) -> list[EpisodeBatch]:
+        if self._closed:
+            raise RuntimeError("this RaySampler is closed")
+        slots = slots_for(len(tasks), episodes_per_task)
+        requests = [share_request(share, tasks, params, seed) for share in split_slots(slots, self.num_workers)]
+        return to_episode_batches(merge(self._run(requests)), slots, len(tasks))
+
+    def _run(self, requests: list[ShareRequest]) -> list[RolloutArrays]:
+        ray = self.ray
+        failures = [0] * len(requests)
+        results: list[RolloutArrays | None] = [None] * len(requests)
+        index_of = {self._actors[i].run.remote(request): i for i, request in enumerate(requests)}
+        while index_of:
+            ready, _ = ray.wait(list(index_of), num_returns=1, timeout=WAIT_TICK_S)
+            for ref in ready:
+                index = index_of.pop(ref)
+                try:
+                    results[index] = ray.get(ref)
+                except ray.exceptions.RayActorError as error:
+                    self._replace(index, failures, len(requests[index].slots), error)
+                    index_of[self._actors[index].run.remote(requests[index])] = index
+                except ray.exceptions.RayTaskError as error:
+                    raise RuntimeError(f"sampler actor {index} failed:\n{error}") from None
+        return [r for r in results if r is not None]
+
+    def _replace(self, index: int, failures: list[int], num_episodes: int, error: Exception) -> None:
+        failures[index] += 1
+        try:
+            self.ray.kill(self._actors[index], no_restart=True)
+        except Exception:  # already gone
+            pass
+        self._actors[index] = self._actor_class.remote(self._spec_ref)
+        description = f"sampler actor {index} died ({type(error).__name__})"
+        if failures[index] >= self.max_failures:
+            raise RuntimeError(f"{description}; it died {failures[index]} times in one sampling call, giving up")
+        warnings.warn(f"{description}; replaced it and re-sampling its {num_episodes} episodes", stacklevel=3)
+
+    def close(self) -> None:
+        """Kill the actors; leave Ray running if it was already up when this sampler started."""
+        if self._closed:
+            return
+        self._closed = True
+        for actor in self._actors:
+            try:
+                self.ray.kill(actor, no_restart=True)
+            except Exception:
+                pass
+        self._actors = []
+        if self._owns_ray and self.ray.is_initialized():
+            self.ray.shutdown()

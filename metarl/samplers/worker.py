@@ -1,0 +1,142 @@
+"""The worker side shared by the ``process`` and ``ray`` backends, and how a sampling call is split.
+
+A ``RolloutWorker`` owns one vector env and runs ``run_episodes`` on the slots it is given; a worker
+process's loop and a Ray actor both just wrap it. Requests carry only the tasks and parameters of
+the worker's own slots, as numpy arrays (plain pickles: no torch shared-memory file descriptors
+that would tie the message's lifetime to the sender). Episodes are keyed by (seed, task index,
+episode index), so a share re-run on a fresh worker after a crash gives the same episodes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium
+import numpy as np
+import torch
+from torch import nn
+
+from envs import Task, make_task_vector_env
+from metarl.policies import Params
+from metarl.samplers.base import SeedKey
+from metarl.samplers.rollout import EpisodeSlot, RolloutArrays, run_episodes
+
+NumpyParams = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What every worker needs once, at start: shipped with cloudpickle (spawn-safe)."""
+
+    env_id: str
+    env_kwargs: dict[str, Any]
+    policy: nn.Module
+    horizon: int
+
+
+@dataclass(frozen=True)
+class ShareRequest:
+    """One worker's part of one sampling call.
+
+    ``tasks`` and ``params`` are keyed by the *global* task index, which the episode seeds use.
+    """
+
+    slots: tuple[EpisodeSlot, ...]
+    tasks: dict[int, Task]
+    params: dict[int, NumpyParams]
+    seed: SeedKey
+
+
+def limit_threads(num_threads: int | None = 1) -> None:
+    """One torch thread per worker: N workers × default threads oversubscribe the cores (4-5× slower).
+
+    ``None`` keeps torch's default (one thread per core), only to measure that effect.
+    """
+    if num_threads is None:
+        return
+    torch.set_num_threads(num_threads)
+    try:
+        torch.set_num_interop_threads(num_threads)
+    except RuntimeError:  # already set, or parallel work already ran in this process
+        pass
+    os.environ["OMP_NUM_THREADS"] = str(num_threads)
+
+
+class RolloutWorker:
+    """Owns a vector env sized to its share and runs episodes on it; reused across calls."""
+
+    def __init__(self, spec: WorkerSpec):
+        self.spec = spec
+        self.policy = spec.policy.cpu()
+        self._env: gymnasium.vector.VectorEnv | None = None
+
+    def _env_for(self, num_envs: int) -> gymnasium.vector.VectorEnv:
+        if self._env is None or self._env.num_envs != num_envs:
+            self.close()
+            self._env = make_task_vector_env(
+                self.spec.env_id, num_envs, max_episode_steps=self.spec.horizon, **self.spec.env_kwargs
+            )
+        return self._env
+
+    def run(self, request: ShareRequest) -> RolloutArrays:
+        params = {i: {name: torch.tensor(value) for name, value in p.items()} for i, p in request.params.items()}
+        env = self._env_for(len(request.slots))
+        # Mappings keyed by global task index stand in for the full task/params sequences.
+        arrays = run_episodes(env, self.policy, request.tasks, params, request.slots, request.seed, self.spec.horizon)
+        return trim(arrays)
+
+    def close(self) -> None:
+        if self._env is not None:
+            self._env.close()
+            self._env = None
+
+
+def trim(arrays: RolloutArrays) -> RolloutArrays:
+    """Drop the all-padding steps after the longest episode, so less travels back to the parent."""
+    steps = max(int(arrays.lengths_N.max(initial=0)), 1)
+    return RolloutArrays(
+        np.ascontiguousarray(arrays.observations_TNO[:steps]),
+        np.ascontiguousarray(arrays.actions_TNA[:steps]),
+        np.ascontiguousarray(arrays.rewards_TN[:steps]),
+        arrays.lengths_N,
+    )
+
+
+def split_slots(slots: Sequence[EpisodeSlot], num_workers: int) -> list[tuple[EpisodeSlot, ...]]:
+    """Contiguous, even shares (sizes differ by at most one); empty shares are dropped."""
+    bounds = np.linspace(0, len(slots), num_workers + 1).round().astype(int)
+    shares = [tuple(slots[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    return [share for share in shares if share]
+
+
+def share_request(
+    share: Sequence[EpisodeSlot], tasks: Sequence[Task], params: Sequence[Params], seed: SeedKey
+) -> ShareRequest:
+    """The request for one share: only the tasks and parameters its slots use."""
+    used = sorted({slot.task_index for slot in share})
+    return ShareRequest(
+        slots=tuple(share),
+        tasks={i: tasks[i] for i in used},
+        params={i: {name: value.detach().cpu().numpy() for name, value in params[i].items()} for i in used},
+        seed=tuple(seed),
+    )
+
+
+def merge(results: Sequence[RolloutArrays]) -> RolloutArrays:
+    """Shares' arrays side by side along the environment axis, in share order, padded to a common length."""
+    steps = max(r.rewards_TN.shape[0] for r in results)
+
+    def pad_cat(arrays: list[np.ndarray]) -> np.ndarray:
+        padded = [np.pad(a, [(0, steps - a.shape[0])] + [(0, 0)] * (a.ndim - 1)) for a in arrays]
+        return np.concatenate(padded, axis=1)
+
+    return RolloutArrays(
+        pad_cat([r.observations_TNO for r in results]),
+        pad_cat([r.actions_TNA for r in results]),
+        pad_cat([r.rewards_TN for r in results]),
+        np.concatenate([r.lengths_N for r in results]),
+    )
+

@@ -1,0 +1,82 @@
+"""The train launcher's command line: bad input exits with code 2, one `error:` line, and touches nothing."""
+
+import pytest
+
+
+def assert_clean_error(result, *fragments):
+    """Exit code 2, a single stderr line starting with 'error:' that names the problem, no traceback."""
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert result.stdout == ""
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["--set", "fast_lrr=0.1"], ["fast_lrr", "fast_lr'"]),
+        (["--set", "fast_lr=-0.1"], ["fast_lr", "positive"]),
+        (["--set", "fast_batch_size=0"], ["fast_batch_size", "positive"]),
+        (["--set", "meta_batch_size=0"], ["meta_batch_size"]),
+        (["--set", "env_id=metarl/Navigation3D-v0"], ["metarl/Navigation3D-v0", "metarl/Navigation2D-v0"]),
+        (["--set", "hidden_sizes=3"], ["hidden_sizes"]),
+        (["--set", "sampler.backend=gpu"], ["sampler.backend"]),
+        (["--config", "no/such/config.yaml"], ["no/such/config.yaml"]),
+        (["--config", "launchers/configs"], ["launchers/configs"]),
+    ],
+    ids=["misspelled-key", "negative-lr", "zero-batch", "zero-meta-batch", "unknown-env", "wrong-type",
+         "bad-backend", "missing-config",
+         "config-is-a-directory"],
+)
+def test_bad_input_is_one_error_line(train, tiny_run_args, tmp_path, args, fragments):
+    """Each kind of bad input exits 2 with one line naming the problem, and creates no run directory."""
+    run_dir = tmp_path / "run"
+    # the tiny run's settings first, so that input wrongly accepted makes a short run, not a 300-iteration one
+    assert_clean_error(train(*tiny_run_args(num_batches=1), *args, "--output-dir", run_dir), *fragments)
+    assert not run_dir.exists()
+
+
+def test_resume_of_a_non_run_directory(train, tmp_path):
+    """--resume of a directory that holds no run is a clean error."""
+    assert_clean_error(train("--resume", tmp_path), "not a run directory")
+
+
+def test_resume_with_corrupt_checkpoint(train, tiny_run_copy, directory_snapshot):
+    """--resume with a garbage latest.pt is a clean error that names the file and changes nothing."""
+    latest = tiny_run_copy / "checkpoints" / "latest.pt"
+    latest.write_bytes(b"\x80\x02garbage" * 100)
+    before = directory_snapshot(tiny_run_copy)
+    assert_clean_error(train("--resume", tiny_run_copy), "latest.pt", "corrupt")
+    assert directory_snapshot(tiny_run_copy) == before
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["--set", "num_batches=1"], ["already holds a run", "--resume"]),
+        (["--set", "fast_lr=0"], ["fast_lr"]),
+    ],
+    ids=["existing-run", "bad-value"],
+)
+def test_failed_start_leaves_existing_run_unchanged(train, tiny_run, directory_snapshot, args, fragments):
+    """Starting a new run in an existing run's directory errors and leaves every file byte-for-byte intact."""
+    run_dir, _ = tiny_run
+    before = directory_snapshot(run_dir)
+    assert_clean_error(train(*args, "--output-dir", run_dir), *fragments)
+    assert directory_snapshot(run_dir) == before
+
+
+@pytest.mark.parametrize(
+    "overrides, fragments",
+    [(["fast_lr=0.2"], ["fast_lr"]), (["num_batches=0"], ["num_batches"])],
+    ids=["forbidden-change", "invalid-value"],
+)
+def test_failed_resume_leaves_run_unchanged(train, tiny_run_copy, directory_snapshot, overrides, fragments):
+    """A resume that cannot go ahead errors before writing anything into the run."""
+    before = directory_snapshot(tiny_run_copy)
+    args = [arg for override in overrides for arg in ("--set", override)]
+    assert_clean_error(train("--resume", tiny_run_copy, *args), *fragments)
+    assert directory_snapshot(tiny_run_copy) == before

@@ -1,0 +1,204 @@
+"""The process backend returns the in-process backend's episodes, survives killed workers, leaves no orphans."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+import torch
+from sampler_helpers import (
+    ENV_ID,
+    REPO_ROOT,
+    assert_same_episodes,
+    gone,
+    problem,
+    reference,
+    wait_until_gone,
+    worker_env,
+)
+
+import envs  # noqa: F401  (registers the env ids)
+from metarl.config import SamplerConfig
+from metarl.samplers import make_sampler
+from metarl.samplers.process import ProcessSampler
+from metarl.samplers.rollout import slots_for
+from metarl.samplers.worker import split_slots
+
+
+@pytest.fixture(scope="module")
+def samplers():
+    """Workers start once per module (spawning and importing torch takes seconds on 2 cores)."""
+    policy, _, _ = problem(1)
+    horizon = 2000
+    pool = {n: ProcessSampler(ENV_ID, {}, policy, horizon, num_workers=n) for n in (1, 2)}
+    yield pool
+    for sampler in pool.values():
+        sampler.close()
+
+
+def test_shares_are_even_contiguous_and_cover_every_slot():
+    slots = slots_for(5, 3)
+    for num_workers in (1, 2, 4, 15, 20):
+        shares = split_slots(slots, num_workers)
+        assert [s for share in shares for s in share] == slots
+        sizes = [len(share) for share in shares]
+        assert max(sizes) - min(sizes) <= 1 and len(shares) == min(num_workers, len(slots))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("num_workers", [1, 2])
+def test_same_episodes_as_vectorized_whatever_the_number_of_workers(samplers, num_workers):
+    # 5 tasks × 3 episodes split over 2 workers: task 2's episodes straddle the two workers.
+    policy, tasks, params = problem(5, seed=num_workers)
+    sampler = samplers[num_workers]
+    for seed in [(1, 0, 0), (1, 0, 1)]:
+        expected = reference(policy, tasks, params, 3, seed, horizon=2000)
+        assert_same_episodes(expected, sampler.sample(tasks, params, 3, seed))
+    # Same parameters for every task, same start state: the first actions differ only by their noise,
+    # which must differ between all episodes of all tasks (pytorch-maml-rl's forked workers shared it).
+    first_actions = torch.cat([b.actions_TBA[0] for b in sampler.sample(tasks, [params[0]] * 5, 3, (1, 0, 0))])
+    assert len(torch.unique(first_actions, dim=0)) == 15
+
+
+@pytest.mark.slow
+def test_killed_worker_is_replaced_and_its_share_rerun(samplers):
+    policy, tasks, params = problem(8, seed=3)
+    sampler = samplers[2]
+    seed = (7, 1, 0)
+    expected = reference(policy, tasks, params, 8, seed, horizon=2000)
+    sampler.sample(tasks, params, 1, seed)  # workers are up and idle
+    victim = sampler.worker_pids()[0]
+    killer = threading.Timer(0.5, os.kill, (victim, signal.SIGKILL))  # the call takes several seconds
+    start = time.monotonic()
+    killer.start()
+    with pytest.warns(UserWarning, match=rf"worker 0 \(pid {victim}\) died .*re-running its 32 episodes"):
+        actual = sampler.sample(tasks, params, 8, seed)
+    killer.join()
+    assert gone(victim) and victim not in sampler.worker_pids()
+    assert_same_episodes(expected, actual)
+    assert time.monotonic() - start < 60
+
+
+@pytest.mark.slow
+def test_worker_that_keeps_dying_raises_a_clear_error():
+    policy, tasks, params = problem(2)
+    sampler = ProcessSampler(ENV_ID, {}, policy, 100, num_workers=1, max_failures=3)
+    stop = threading.Event()
+
+    def kill_every_worker():
+        while not stop.is_set():
+            for pid in sampler.worker_pids():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_every_worker)
+    killer.start()
+    try:
+        with pytest.warns(UserWarning, match="died"), pytest.raises(RuntimeError, match="died 3 times"):
+            sampler.sample(tasks, params, 2, (0,))
+    finally:
+        stop.set()
+        killer.join()
+        sampler.close()
+    assert sampler.worker_pids() == []
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import signal
+    import sys
+    import time
+    import numpy as np
+    import gymnasium
+    import envs
+    from metarl.policies import GaussianMLPPolicy
+    from metarl.samplers.process import ProcessSampler
+
+    if __name__ == "__main__":
+        # As in a terminal: a test runner started in the background (nohup, `&`) passes SIGINT down ignored.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        policy = GaussianMLPPolicy(2, 2, [32, 32])
+        tasks = gymnasium.make("metarl/Navigation2D-v0").unwrapped.sample_tasks(8, np.random.default_rng(0))
+        params = [dict(policy.named_parameters())] * len(tasks)
+        sampler = ProcessSampler("metarl/Navigation2D-v0", {}, policy, 2000, num_workers=2)
+        print("pids", *sampler.worker_pids(), flush=True)
+        sampler.sample(tasks, params, 1, (0,))
+        print("sampling", flush=True)
+        for i in range(int(sys.argv[1])):
+            sampler.sample(tasks, params, 8, (i,))
+        if sys.argv[2] == "idle":
+            time.sleep(600)
+        print("exiting without close()", flush=True)
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ending", ["exit", "ctrl-c", "sigkill", "sigkill-idle"])
+def test_no_hang_and_no_orphans(tmp_path, ending):
+    """Exit without close(), Ctrl-C mid-sampling, the parent SIGKILLed mid-sampling or between calls:
+    every worker is gone soon after."""
+    script = tmp_path / "sample.py"
+    script.write_text(SCRIPT)
+    calls = {"exit": 1, "sigkill-idle": 0}.get(ending, 1000)
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(calls), "idle" if ending == "sigkill-idle" else "busy"],
+        cwd=REPO_ROOT,
+        env=worker_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, so "Ctrl-C" reaches it and its workers only
+    )
+    try:
+        pids = [int(p) for p in process.stdout.readline().split()[1:]]
+        assert len(pids) == 2, process.stderr.read()
+        assert process.stdout.readline().strip() == "sampling"
+        time.sleep(1.0)  # inside a sampling call
+        if ending == "ctrl-c":
+            os.killpg(process.pid, signal.SIGINT)  # what a terminal sends to the foreground group
+        elif ending.startswith("sigkill"):
+            os.kill(process.pid, signal.SIGKILL)  # no atexit, no finalizer: workers must notice alone
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert wait_until_gone(pids, timeout_s=15) == [], f"orphaned workers after {ending}"
+    if ending == "exit":
+        assert process.returncode == 0, process.stderr.read()
+    if ending == "ctrl-c":
+        assert "KeyboardInterrupt" in process.stderr.read()
+
+
+@pytest.mark.slow
+def test_training_run_with_the_process_backend(tmp_path):
+    command = [
+        sys.executable, "launchers/train.py", "--quiet", "--output-dir", str(tmp_path / "run"),
+        "--set", "sampler.backend=process", "--set", "sampler.num_workers=2", "--set", "num_batches=2",
+        "--set", "meta_batch_size=4", "--set", "fast_batch_size=4", "--set", "hidden_sizes=[16,16]",
+    ]  # fmt: skip
+    result = subprocess.run(command, cwd=REPO_ROOT, env=worker_env(), capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert "done: 2 iterations" in result.stdout
+
+
+def test_make_sampler_builds_the_process_backend():
+    policy, tasks, params = problem(2)
+    sampler = make_sampler(SamplerConfig(backend="process", num_workers=1), ENV_ID, {}, policy, 10)
+    try:
+        assert isinstance(sampler, ProcessSampler)
+        batches = sampler.sample(tasks, params, 2, (0,))
+        assert [b.num_episodes for b in batches] == [2, 2]
+    finally:
+        sampler.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        sampler.sample(tasks, params, 2, (0,))

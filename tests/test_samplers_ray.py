@@ -1,0 +1,166 @@
+"""The Ray backend on real local clusters: same episodes as in-process, dead actors replaced, joining by address.
+
+Two clusters: one started in this process with 2 CPUs, and one ``ray start --head`` process that a
+training run joins by address and that is stopped by its own process group (never ``ray stop``,
+which would end every Ray process on the machine). Both sides set ``RAY_AUTH_MODE=disabled``: with
+Ray 2.60 a driver and a ``ray start`` cluster that disagree fail with ``InvalidAuthToken``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from sampler_helpers import ENV_ID, REPO_ROOT, assert_same_episodes, gone, problem, reference
+
+from metarl.config import ConfigError, SamplerConfig
+from metarl.samplers import make_sampler
+from metarl.samplers.ray_backend import actor_cpus
+
+needs_ray = pytest.mark.skipif(
+    importlib.util.find_spec("ray") is None, reason="Ray is not installed: pip install -e '.[ray]'"
+)
+AUTH = {"RAY_AUTH_MODE": "disabled"}
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A real in-process Ray cluster with 2 CPUs and a short private temp dir (Unix socket paths are short)."""
+    import ray
+
+    saved = {key: os.environ.get(key) for key in AUTH}
+    os.environ.update(AUTH)
+    temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp_dir, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def test_actors_always_leave_a_cpu_free():
+    assert actor_cpus(2.0, 2) == 0.5
+    assert actor_cpus(2.0, 1) == 1.0
+    assert actor_cpus(16.0, 4) == 1.0
+    assert actor_cpus(1.0, 2) == 0.25
+    for cpus in (1.0, 2.0, 3.0, 8.0):
+        for actors in (1, 2, 3, 7):
+            assert actors * actor_cpus(cpus, actors) <= cpus - min(1.0, cpus / 2) + 1e-9
+
+
+def test_missing_ray_names_the_install_command(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
+    policy, _, _ = problem(1)
+    with pytest.raises(ConfigError, match=r'pip install -e "\.\[ray\]"'):
+        make_sampler(SamplerConfig(backend="ray", num_workers=2), ENV_ID, {}, policy, 100)
+
+
+@needs_ray
+@pytest.mark.slow
+def test_same_episodes_as_vectorized_and_a_killed_actor_is_replaced(local_ray):
+    policy, tasks, params = problem(8, seed=5)
+    sampler = make_sampler(SamplerConfig(backend="ray", num_workers=2), ENV_ID, {}, policy, 2000)
+    try:
+        # Two actors of 0.5 CPU on the 2-CPU node: a default 1-CPU task can still run (no deadlock).
+        assert local_ray.get(local_ray.remote(lambda: 1).remote(), timeout=60) == 1
+
+        seed = (3, 1, 0)
+        expected = reference(policy, tasks, params, 8, seed, horizon=2000)
+        assert_same_episodes(expected, sampler.sample(tasks, params, 8, seed))
+
+        victim = sampler.worker_pids()[1]
+        killer = threading.Timer(0.5, os.kill, (victim, signal.SIGKILL))  # the call takes seconds
+        killer.start()
+        with pytest.warns(UserWarning, match=r"actor 1 died .*re-sampling its 32 episodes"):
+            actual = sampler.sample(tasks, params, 8, seed)
+        killer.join()
+        assert_same_episodes(expected, actual)
+        assert victim not in sampler.worker_pids()
+    finally:
+        sampler.close()
+    assert local_ray.is_initialized(), "a sampler must not shut down a Ray instance it did not start"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cluster_processes(session_id: int, temp_dir: str) -> list[int]:
+    """Live processes of the head's session, or naming its temp dir (gcs_server, raylet, agents)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            sid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[3])
+            mentions = temp_dir in (proc / "cmdline").read_bytes().decode(errors="replace")
+        except (OSError, IndexError, ValueError):
+            continue
+        if (sid == session_id or mentions) and not gone(int(proc.name)):
+            pids.append(int(proc.name))
+    return pids
+
+
+@needs_ray
+@pytest.mark.slow
+def test_training_run_joins_a_separate_head_by_address(tmp_path):
+    ray_bin = shutil.which("ray", path=str(Path(sys.executable).parent)) or shutil.which("ray")
+    assert ray_bin, "the ray command line is missing"
+    port, client_port, dashboard_port = free_port(), free_port(), free_port()
+    temp_dir = tempfile.mkdtemp(prefix="rayhead", dir="/tmp")
+    env = {**os.environ, **AUTH, "PYTHONPATH": str(REPO_ROOT)}
+    head = subprocess.Popen(
+        [ray_bin, "start", "--head", "--block", f"--port={port}", "--num-cpus=2", f"--temp-dir={temp_dir}",
+         "--include-dashboard=false", "--disable-usage-stats",
+         f"--ray-client-server-port={client_port}", f"--dashboard-port={dashboard_port}"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: stopped below without touching other Ray clusters
+    )  # fmt: skip
+    try:
+        command = [
+            sys.executable, "launchers/train.py", "--quiet", "--output-dir", str(tmp_path / "run"),
+            "--set", "sampler.backend=ray", "--set", f"sampler.ray_address=127.0.0.1:{port}",
+            "--set", "sampler.num_workers=2", "--set", "num_batches=2", "--set", "meta_batch_size=4",
+            "--set", "fast_batch_size=4", "--set", "hidden_sizes=[16,16]",
+        ]  # fmt: skip
+        # The head may take a while to come up; the launcher's ray.init retries while it does.
+        result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "done: 2 iterations" in result.stdout
+        assert head.poll() is None, "the head must outlive the training run that joined it"
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)  # `ray start --block` stops its children on SIGTERM
+        try:
+            head.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGKILL)  # stragglers of the group, if any
+        head.wait()
+        deadline = time.monotonic() + 20
+        while cluster_processes(head.pid, temp_dir) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        leftovers = cluster_processes(head.pid, temp_dir)
+        for pid in leftovers:
+            os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+    assert leftovers == [], "Ray processes of the stopped head remain"
+    assert torch.load(tmp_path / "run" / "checkpoints" / "latest.pt", weights_only=False)["iteration"] == 2
