@@ -54,14 +54,17 @@ def make_task_env(env_id: str, env_kwargs: dict) -> gymnasium.Env:
     return env
 
 
-def build_policy(config: TrainConfig, env: gymnasium.Env, device: torch.device) -> GaussianMLPPolicy:
+def build_policy(
+    config: TrainConfig, env: gymnasium.Env, device: torch.device, stream: int = POLICY_INIT
+) -> GaussianMLPPolicy:
+    """A freshly initialised policy for ``env``; ``stream`` picks the seed stream of its initial weights."""
     policy = GaussianMLPPolicy(
         int(np.prod(env.observation_space.shape)),
         int(np.prod(env.action_space.shape)),
         config.hidden_sizes,
         config.nonlinearity,
         config.init_std,
-        generator=torch_generator(config.seed, POLICY_INIT),
+        generator=torch_generator(config.seed, stream),
     )
     return policy.to(device)
 

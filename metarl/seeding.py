@@ -14,6 +14,10 @@ TRAIN_EPISODES = 1
 EVAL_TASKS = 2
 EVAL_EPISODES = 3
 POLICY_INIT = 4
+EVAL_POLICY_INIT = 5
+"""The randomly initialised baseline of an evaluation: a policy no run starts from."""
+PRETRAIN_EPISODES = 6
+"""Episodes of joint policy-gradient pretraining (its tasks come from TRAIN_TASKS, like MAML's)."""
 
 
 def task_rng(seed: int, stream: int, iteration: int) -> np.random.Generator:

@@ -14,6 +14,7 @@ from metarl.checkpoint import LATEST, atomic_write_text, load_checkpoint, save_c
 from metarl.config import ConfigError, TrainConfig, apply_overrides, dump_yaml, from_dict, load_yaml, to_dict
 from metarl.experiment import Experiment, build_experiment
 from metarl.logger import Logger, print_progress, progress_line
+from metarl.machine import machine_description
 from metarl.meta_batch import collect_meta_batch
 from metarl.seeding import TRAIN_EPISODES, TRAIN_TASKS, task_rng
 from metarl.version import __version__
@@ -94,6 +95,7 @@ class Trainer:
             "config": to_dict(self.config),
             "env_id": self.config.env_id,
             "metarl_version": __version__,
+            "machine": machine_description(self.experiment.learner.device),  # for results tables
             # No RNG state: every random stream is derived from (seed, iteration), see metarl.seeding.
         }
 

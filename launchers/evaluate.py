@@ -1,0 +1,176 @@
+"""Evaluate a run with the MAML paper's k-shot test protocol, against random-init and pretrained baselines.
+
+``python launchers/evaluate.py --run DIR [--checkpoint FILE] [--pretrained FILE] [--num-tasks 40] [--num-steps 3]
+[--fast-batch-size K] [--seed S] [--device cpu|cuda] [--output-dir OUT]``
+
+Writes OUT/evaluation.json, OUT/adaptation.png and TensorBoard scalars under eval/ (see docs/EVALUATION.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from torch.utils.tensorboard import SummaryWriter
+
+from metarl.checkpoint import LATEST, CheckpointError
+from metarl.config import ConfigError, to_dict
+from metarl.evaluation import (
+    EvalSettings,
+    checkpoint_summary,
+    evaluate_policy,
+    load_policy_checkpoint,
+    load_policy_weights,
+    load_run_config,
+    method_results,
+    sample_test_tasks,
+    settings_dict,
+)
+from metarl.experiment import build_experiment, build_policy, make_task_env, resolve_device
+from metarl.machine import machine_description
+from metarl.plots import adaptation_plot
+from metarl.reference import family_name, reference_for
+from metarl.seeding import EVAL_POLICY_INIT
+from metarl.trainer import CHECKPOINTS
+from metarl.version import __version__
+
+RESULTS_FILE = "evaluation.json"
+PLOT_FILE = "adaptation.png"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, required=True, metavar="DIR", help="a training run directory")
+    parser.add_argument("--checkpoint", type=Path, default=None, metavar="FILE",
+                        help="checkpoint to evaluate (default: DIR/checkpoints/latest.pt)")
+    parser.add_argument("--pretrained", type=Path, default=None, metavar="FILE",
+                        help="checkpoint of launchers/pretrain.py to evaluate as the pretrained baseline")
+    parser.add_argument("--num-tasks", type=int, default=40, help="test tasks (default 40, as in the paper)")
+    parser.add_argument("--num-steps", type=int, default=3, help="inner gradient steps per test task (default 3)")
+    parser.add_argument("--fast-batch-size", type=int, default=None, metavar="K",
+                        help="episodes per step (default: the run's fast_batch_size, the paper's K)")
+    parser.add_argument("--step-size", type=float, default=None,
+                        help="first inner step size (default: the run's fast_lr)")
+    parser.add_argument("--later-step-size", type=float, default=None,
+                        help="size of steps 2, 3, ... (default: half the first, as in the paper's test scripts)")
+    parser.add_argument("--seed", type=int, default=None, help="test-task seed (default: the run's seed)")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: the run's device)")
+    parser.add_argument("--output-dir", type=Path, default=None,
+                        help="where results go (default: DIR/evaluation/iter_NNNNNN for the checkpoint's iteration)")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    return parser.parse_args(argv)
+
+
+def finite_or_none(value: Any) -> Any:
+    """JSON has no NaN: undefined statistics (one test task) are written as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: finite_or_none(v) for key, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    say = (lambda message: None) if args.quiet else (lambda message: print(message, flush=True))
+    try:
+        config = load_run_config(args.run)
+        if args.device is not None:
+            config = dataclasses.replace(config, device=args.device)
+        config.validate()
+        device = resolve_device(config.device)
+        checkpoint_path = args.checkpoint or args.run / CHECKPOINTS / LATEST
+        state = load_policy_checkpoint(checkpoint_path, config.env_id, device)
+        settings = EvalSettings(
+            num_tasks=args.num_tasks,
+            num_steps=args.num_steps,
+            episodes_per_step=args.fast_batch_size or config.fast_batch_size,
+            step_size=args.step_size or config.fast_lr,
+            later_step_size=args.later_step_size or (args.step_size or config.fast_lr) / 2,
+            seed=config.seed if args.seed is None else args.seed,
+        ).validate()
+        output_dir = args.output_dir or args.run / "evaluation" / f"iter_{int(state.get('iteration', 0)):06d}"
+        if (output_dir / RESULTS_FILE).exists():
+            raise ConfigError(f"{output_dir} already holds {RESULTS_FILE}; choose another --output-dir or delete it")
+
+        experiment = build_experiment(config)
+        load_policy_weights(experiment.policy, state, checkpoint_path)
+        env = make_task_env(config.env_id, config.env_kwargs)
+        policies = {"maml": experiment.policy, "random_init": build_policy(config, env, device, EVAL_POLICY_INIT)}
+        pretrained_state = None
+        if args.pretrained is not None:
+            pretrained_state = load_policy_checkpoint(args.pretrained, config.env_id, device)
+            policies["pretrained"] = build_policy(config, env, device)
+            load_policy_weights(policies["pretrained"], pretrained_state, args.pretrained)
+        env.close()
+    except (ConfigError, CheckpointError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+    tasks = sample_test_tasks(experiment.tasks, settings.num_tasks, settings.seed)
+    methods: dict[str, list[dict[str, Any]]] = {}
+    start = time.perf_counter()
+    try:
+        for name, policy in policies.items():
+            task_returns = evaluate_policy(experiment.sampler, policy, tasks, settings, config.gamma, config.gae_lambda)
+            methods[name] = method_results(task_returns)
+            say(f"{name:>12}: " + "  ".join(f"step {e['step']} {e['mean']:8.2f} ± {e['std_error']:.2f}"
+                                             for e in methods[name]))
+    finally:
+        experiment.close()
+    wall_time_s = time.perf_counter() - start
+
+    reference = reference_for(config.env_id)
+    iteration = int(state.get("iteration", 0))
+    results = {
+        "metarl_version": __version__,
+        "env_id": config.env_id,
+        "family": family_name(config.env_id),
+        "run_dir": str(args.run),
+        "checkpoint": checkpoint_summary(state, checkpoint_path),
+        "pretrained_checkpoint": checkpoint_summary(pretrained_state, args.pretrained) if pretrained_state else None,
+        "config": {"evaluation": settings_dict(settings), "device": str(device), "run": to_dict(config)},
+        "machine": machine_description(device),
+        "evaluation_wall_time_s": wall_time_s,
+        "test_tasks": tasks,
+        "methods": methods,
+        "paper": None if reference is None else {
+            "family": reference.family, **{m: list(v) for m, v in reference.returns.items()},
+            "oracle": reference.oracle, "episodes_per_step": reference.episodes_per_step,
+        },
+    }
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / RESULTS_FILE).write_text(json.dumps(finite_or_none(results), indent=2, default=float) + "\n")
+    title = f"{family_name(config.env_id)}: {settings.num_tasks} test tasks, iteration {iteration}"
+    adaptation_plot(output_dir / PLOT_FILE, methods, title, reference)
+    write_tensorboard(output_dir, methods, iteration)
+    say(f"wrote {output_dir / RESULTS_FILE}, {output_dir / PLOT_FILE} and TensorBoard scalars under eval/")
+    return 0
+
+
+def write_tensorboard(output_dir: Path, methods: dict[str, list[dict[str, Any]]], iteration: int) -> None:
+    """eval/<method>/step_<k> at the checkpoint's iteration (curves over training when several are
+    evaluated into one directory) and eval/<method>/adaptation against the number of steps."""
+    writer = SummaryWriter(str(output_dir))
+    try:
+        for name, entries in methods.items():
+            for entry in entries:
+                writer.add_scalar(f"eval/{name}/step_{entry['step']}", entry["mean"], iteration)
+                writer.add_scalar(f"eval/{name}/adaptation", entry["mean"], entry["step"])
+        writer.add_custom_scalars(
+            {"metarl eval": {"adaptation": ["Multiline", [f"eval/{name}/adaptation" for name in methods]]}}
+        )
+    finally:
+        writer.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Results tables from evaluations: ``python launchers/report.py EVAL [EVAL ...] [--output FILE]``.
+
+Each EVAL is an ``evaluation.json`` or a directory holding one (as written by launchers/evaluate.py).
+Prints Markdown, or writes it to FILE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from metarl.report import report
+
+RESULTS_FILE = "evaluation.json"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("evaluations", type=Path, nargs="+", metavar="EVAL",
+                        help="evaluation.json files or directories holding one")
+    parser.add_argument("--output", type=Path, default=None, help="Markdown file to write (default: stdout)")
+    return parser.parse_args(argv)
+
+
+def load_evaluation(path: Path) -> dict:
+    file = path / RESULTS_FILE if path.is_dir() else path
+    if not file.is_file():
+        raise ValueError(f"no {RESULTS_FILE} at {path}; run launchers/evaluate.py first")
+    try:
+        results = json.loads(file.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{file} is not valid JSON ({error.msg} at line {error.lineno})") from None
+    if not isinstance(results, dict) or "methods" not in results or "family" not in results:
+        raise ValueError(f"{file} is not an evaluation written by launchers/evaluate.py")
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        evaluations = [load_evaluation(path) for path in args.evaluations]
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    command = "python launchers/report.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    text = report(evaluations, command.strip())
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""The k-shot test protocol of the MAML paper, applied alike to MAML and to its baselines.
+
+For each of ``num_tasks`` fresh test tasks: sample episodes with θ, take a policy-gradient step,
+sample again, up to ``num_steps`` steps (``collect_meta_batch``, the same code training uses). The
+first step has size α, later ones ``later_step_size`` (α/2 by default, as in the paper's test
+scripts). Every method sees the same tasks, the same episode seeds and the same step sizes, so their
+differences are not sampling noise between methods.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from envs import Task, TaskDistribution
+from metarl.checkpoint import CheckpointError, load_checkpoint
+from metarl.config import ConfigError, TrainConfig, from_dict, load_yaml
+from metarl.meta_batch import collect_meta_batch
+from metarl.policies import parameters_of
+from metarl.samplers.base import Sampler
+from metarl.seeding import EVAL_EPISODES, EVAL_TASKS, task_rng
+from metarl.statistics import summarize
+
+CHECKPOINT_KEYS = ("policy", "iteration", "env_steps", "wall_time_s", "config", "env_id", "metarl_version")
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    num_tasks: int = 40
+    """Test tasks, each sampled fresh from the EVAL_TASKS stream."""
+    num_steps: int = 3
+    """Inner gradient steps taken on each test task."""
+    episodes_per_step: int = 20
+    """Episodes sampled before each step and after the last (the paper's K)."""
+    step_size: float = 0.1
+    """Size of the first inner step (the run's α)."""
+    later_step_size: float = 0.05
+    """Size of every later inner step (α/2 in the paper's test scripts)."""
+    seed: int = 1
+    """Keys the test tasks and the episodes; distinct streams from training's for every seed."""
+
+    def step_sizes(self) -> list[float]:
+        return [self.step_size] + [self.later_step_size] * (self.num_steps - 1)
+
+    def validate(self) -> EvalSettings:
+        for name in ("num_tasks", "num_steps", "episodes_per_step"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        for name in ("step_size", "later_step_size"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        return self
+
+
+def sample_test_tasks(distribution: TaskDistribution, num_tasks: int, seed: int) -> list[Task]:
+    """The test tasks for ``seed``: from the EVAL_TASKS stream, which training never draws from."""
+    return distribution.sample_tasks(num_tasks, task_rng(seed, EVAL_TASKS, 0))
+
+
+def evaluate_policy(
+    sampler: Sampler,
+    policy: nn.Module,
+    tasks: Sequence[Task],
+    settings: EvalSettings,
+    gamma: float,
+    gae_lambda: float,
+) -> np.ndarray:
+    """Per-task mean episode return after 0..num_steps inner steps from ``policy``'s parameters, [K + 1, tasks]."""
+    batch = collect_meta_batch(
+        sampler,
+        policy,
+        parameters_of(policy),
+        tasks,
+        settings.episodes_per_step,
+        settings.step_sizes(),
+        gamma,
+        gae_lambda,
+        (settings.seed, EVAL_EPISODES, 0),
+    )
+    return batch.task_returns()
+
+
+def method_results(task_returns: np.ndarray) -> list[dict[str, Any]]:
+    """One entry per number of steps: the summary statistics and the per-task returns they come from."""
+    return [
+        {"step": step, **summarize(returns).to_dict(), "task_returns": [float(r) for r in returns]}
+        for step, returns in enumerate(task_returns)
+    ]
+
+
+# --- loading runs and checkpoints ---------------------------------------------------------------
+
+
+def load_run_config(run_dir: Path) -> TrainConfig:
+    """The resolved config a run saved beside itself."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ConfigError(f"run directory {run_dir} does not exist; pass the --output-dir of a training run")
+    config_file = run_dir / "config.yaml"
+    if not config_file.is_file():
+        raise ConfigError(f"{run_dir} is not a run directory (no config.yaml); pass the --output-dir of a training run")
+    return from_dict(TrainConfig, load_yaml(config_file))
+
+
+def load_policy_checkpoint(path: Path, env_id: str, device: torch.device) -> dict[str, Any]:
+    """A checkpoint, checked to be a metarl policy checkpoint for ``env_id``."""
+    state = load_checkpoint(path, map_location=device)
+    missing = [key for key in ("policy", "env_id") if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise CheckpointError(f"{path} is not a metarl checkpoint (no {', '.join(missing)}); "
+                              "pass a file from a run's checkpoints/ or written by launchers/pretrain.py")
+    if state["env_id"] != env_id:
+        raise CheckpointError(f"checkpoint {path} was trained on {state['env_id']}, not on {env_id}; "
+                              f"pass a checkpoint of a {env_id} run")
+    return state
+
+
+def load_policy_weights(policy: nn.Module, state: Mapping[str, Any], path: Path) -> None:
+    try:
+        policy.load_state_dict(state["policy"])
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[1:2] or [str(error)]
+        raise CheckpointError(f"checkpoint {path} does not fit this run's policy ({first[0].strip()}); "
+                              "it comes from a run with another architecture") from None
+
+
+def checkpoint_summary(state: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    return {
+        "path": str(path),
+        "iteration": int(state.get("iteration", 0)),
+        "env_steps": int(state.get("env_steps", 0)),
+        "wall_time_s": float(state.get("wall_time_s", 0.0)),
+        "metarl_version": state.get("metarl_version"),
+        "method": state.get("method", "maml"),
+        "machine": state.get("machine"),
+    }
+
+
+def settings_dict(settings: EvalSettings) -> dict[str, Any]:
+    return {**dataclasses.asdict(settings), "step_sizes": settings.step_sizes()}

@@ -1,0 +1,131 @@
+"""The "pretrained" baseline: one policy trained on all tasks jointly with ordinary policy gradient.
+
+Each iteration samples ``meta_batch_size`` tasks from the training stream (the same tasks MAML sees),
+``episodes_per_task`` episodes on each with the current policy, and takes one Adam step on the mean
+over tasks of the REINFORCE-with-baseline loss the inner step uses. By default an iteration samples
+as many episodes as a MAML iteration (fast_batch_size · (num_steps + 1) per task), so the two
+baselines get the same number of env steps. No adaptation happens here; evaluation adapts it like MAML.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.tensorboard import SummaryWriter
+
+from metarl.adaptation import policy_gradient_loss
+from metarl.advantages import estimate_advantages
+from metarl.checkpoint import LATEST, atomic_write_text, save_checkpoint
+from metarl.config import ConfigError, TrainConfig, dump_yaml, to_dict
+from metarl.experiment import Experiment, build_experiment
+from metarl.logger import Logger, format_duration, print_progress
+from metarl.machine import machine_description
+from metarl.meta_batch import to_cpu
+from metarl.policies import parameters_of
+from metarl.seeding import PRETRAIN_EPISODES, TRAIN_TASKS, task_rng
+from metarl.trainer import CHECKPOINTS, CONFIG_FILE
+from metarl.version import __version__
+
+
+@dataclass(frozen=True)
+class PretrainSettings:
+    num_iterations: int
+    """Policy-gradient iterations (default: the config's num_batches)."""
+    episodes_per_task: int
+    """Episodes per task per iteration (default: what a MAML iteration samples per task)."""
+    learning_rate: float = 1e-3
+    """Adam step size."""
+
+    @classmethod
+    def matching(cls, config: TrainConfig, num_iterations: int | None = None, learning_rate: float = 1e-3,
+                 episodes_per_task: int | None = None) -> PretrainSettings:
+        """Settings with MAML's sample budget unless told otherwise."""
+        settings = cls(
+            num_iterations if num_iterations is not None else config.num_batches,
+            episodes_per_task if episodes_per_task is not None else config.fast_batch_size * (config.num_steps + 1),
+            learning_rate,
+        )
+        for name, value in asdict(settings).items():
+            if not value > 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        return settings
+
+
+def pretrain_iteration(
+    experiment: Experiment, optimizer: torch.optim.Optimizer, settings: PretrainSettings, iteration: int
+) -> dict[str, float]:
+    config, policy = experiment.config, experiment.policy
+    tasks = experiment.tasks.sample_tasks(config.meta_batch_size, task_rng(config.seed, TRAIN_TASKS, iteration))
+    params = to_cpu(parameters_of(policy))
+    batches = experiment.sampler.sample(
+        tasks, [params] * len(tasks), settings.episodes_per_task, (config.seed, PRETRAIN_EPISODES, iteration)
+    )
+    device = next(policy.parameters()).device
+    losses = []
+    for batch in batches:
+        batch = batch.to(device)
+        advantages_TB = estimate_advantages(batch, config.gamma, config.gae_lambda)
+        losses.append(policy_gradient_loss(policy, parameters_of(policy), batch, advantages_TB))
+    loss = torch.stack(losses).mean()
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return {
+        "pretrain/return": sum(b.mean_return() for b in batches) / len(batches),
+        "pretrain/loss": float(loss.detach()),
+        "pretrain/env_steps": float(sum(b.num_steps for b in batches)),
+    }
+
+
+def pretrain(
+    config: TrainConfig, settings: PretrainSettings, run_dir: Path, quiet: bool = False
+) -> dict[str, Any]:
+    """Train the joint policy, writing a run directory like training's; returns the final checkpoint."""
+    experiment = build_experiment(config)  # fails before anything is written
+    run_dir = Path(run_dir)
+    if (run_dir / CONFIG_FILE).exists():
+        raise ConfigError(f"{run_dir} already holds a run; choose a new --output-dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / CONFIG_FILE, dump_yaml(config))
+    optimizer = torch.optim.Adam(experiment.policy.parameters(), lr=settings.learning_rate)
+    logger = Logger(SummaryWriter(str(run_dir)))
+    logger.hyperparameters({**to_dict(config), "pretrain": asdict(settings)})
+    env_steps, wall_time_s, state = 0, 0.0, {}
+    device = next(experiment.policy.parameters()).device
+    try:
+        for iteration in range(settings.num_iterations):
+            start = time.perf_counter()
+            scalars = pretrain_iteration(experiment, optimizer, settings, iteration)
+            wall_time_s += time.perf_counter() - start
+            env_steps += int(scalars["pretrain/env_steps"])
+            for tag, value in scalars.items():
+                logger.record(tag, value)
+            logger.dump(iteration)
+            state = {
+                "policy": experiment.policy.state_dict(),
+                "iteration": iteration + 1,
+                "env_steps": env_steps,
+                "wall_time_s": wall_time_s,
+                "config": to_dict(config),
+                "env_id": config.env_id,
+                "metarl_version": __version__,
+                "method": "pretrained",
+                "pretrain": asdict(settings),
+                "machine": machine_description(device),
+            }
+            save_checkpoint(run_dir / CHECKPOINTS / LATEST, state)
+            if (iteration + 1) % config.checkpoint_every == 0:
+                save_checkpoint(run_dir / CHECKPOINTS / f"iter_{iteration + 1:06d}.pt", state)
+            if not quiet:
+                eta = wall_time_s / (iteration + 1) * (settings.num_iterations - iteration - 1)
+                width = len(str(settings.num_iterations))
+                print_progress(f"pretrain {iteration + 1:>{width}}/{settings.num_iterations} | "
+                               f"return {scalars['pretrain/return']:9.2f} | ETA {format_duration(eta)}")
+    finally:
+        logger.close()
+        experiment.close()
+    return state

@@ -1,0 +1,127 @@
+"""Results tables in the MAML paper's form, generated from ``evaluation.json`` files."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from metarl.logger import format_duration
+from metarl.plots import LABELS
+from metarl.statistics import summarize
+
+METHOD_ORDER = ("maml", "pretrained", "random_init")
+
+
+def _cell(entry: Mapping[str, Any]) -> str:
+    if entry.get("ci_low") is None:
+        return f"{entry['mean']:.2f}"
+    return f"{entry['mean']:.2f} ± {entry['mean'] - entry['ci_low']:.2f}"
+
+
+def _run_line(label: str, checkpoint: Mapping[str, Any] | None) -> str:
+    if checkpoint is None:
+        return f"- {label}: not evaluated"
+    machine = checkpoint.get("machine")
+    where = f"; trained on {describe_machine(machine)}" if machine else "; machine not recorded in the checkpoint"
+    return (f"- {label}: `{checkpoint['path']}`, {checkpoint['iteration']} iterations, "
+            f"{checkpoint['env_steps']:,} env steps, {format_duration(checkpoint['wall_time_s'])} wall time{where}")
+
+
+def describe_machine(machine: Mapping[str, Any]) -> str:
+    text = f"{machine.get('cpu', '?')} ({machine.get('cpu_count', '?')} cores), torch {machine.get('torch', '?')}"
+    if machine.get("gpu"):
+        text += f", {machine['gpu']}"
+    return f"{text}, device {machine.get('device', '?')}"
+
+
+def shortfalls(results: Mapping[str, Any]) -> list[str]:
+    """Plain sentences for every step where our MAML's confidence interval lies below the paper's number."""
+    paper = results.get("paper")
+    ours = results["methods"].get("maml")
+    if not paper or not ours:
+        return []
+    lines = []
+    for entry, paper_value in zip(ours, paper["maml"], strict=False):  # the paper has steps 0-3 only
+        high = entry["ci_high"] if entry.get("ci_high") is not None else entry["mean"]
+        step = entry["step"]
+        if high < paper_value:
+            lines.append(f"After {step} step{'s' if step != 1 else ''} our MAML falls short of the paper: "
+                         f"{entry['mean']:.2f} (95% CI up to {high:.2f}) against {paper_value:.2f}, "
+                         f"{paper_value - entry['mean']:.2f} worse.")
+        elif entry.get("ci_low") is not None and entry["ci_low"] > paper_value:
+            lines.append(f"After {step} step{'s' if step != 1 else ''} our MAML beats the paper's number: "
+                         f"{entry['mean']:.2f} against {paper_value:.2f}.")
+        else:
+            lines.append(f"After {step} step{'s' if step != 1 else ''} our MAML matches the paper within its "
+                         f"95% CI: {entry['mean']:.2f} against {paper_value:.2f}.")
+    return lines
+
+
+def adaptation_gain(results: Mapping[str, Any]) -> list[str]:
+    """Paired (same task) improvement from 0 to 1 step, per method: the evidence that adaptation helps."""
+    lines = []
+    for name in METHOD_ORDER:
+        entries = results["methods"].get(name)
+        if not entries or len(entries) < 2:
+            continue
+        gain = np.asarray(entries[1]["task_returns"]) - np.asarray(entries[0]["task_returns"])
+        summary = summarize(gain) if gain.size > 1 else None
+        interval = f" (95% CI {summary.ci_low:.2f} to {summary.ci_high:.2f})" if summary else ""
+        lines.append(f"{LABELS[name]}: one gradient step changes the return by {gain.mean():+.2f}{interval}, "
+                     f"paired over the {gain.size} test tasks.")
+    return lines
+
+
+def family_table(results: Mapping[str, Any]) -> str:
+    """One family's section: the paper-form table, then the runs, the machine and the plain comparison."""
+    methods, paper = results["methods"], results.get("paper")
+    settings = results["config"]["evaluation"]
+    num_steps = max(len(entries) for entries in methods.values()) - 1
+    header = ["method"] + [f"{k} step{'s' if k != 1 else ''}" for k in range(num_steps + 1)]
+    title = f"### {results['family']}, MAML iteration {results['checkpoint']['iteration']}"
+    lines = [title, "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for name in METHOD_ORDER:
+        if name in methods:
+            lines.append(f"| {LABELS[name]} (ours) | " + " | ".join(_cell(e) for e in methods[name]) + " |")
+        if paper and name in paper:
+            values = [f"{v:.2f}" for v in paper[name][: num_steps + 1]]
+            values += [""] * (num_steps + 1 - len(values))
+            lines.append(f"| {LABELS[name]} (paper) | " + " | ".join(values) + " |")
+    if paper and paper.get("oracle") is not None:
+        lines.append(f"| oracle (paper) | {paper['oracle']:.2f} |" + " |" * num_steps)
+    lines += [
+        "",
+        f"Mean return over {settings['num_tasks']} test tasks ± the half-width of its 95% confidence interval "
+        f"(Student t over tasks); {settings['episodes_per_step']} episodes per step, step sizes "
+        f"{', '.join(f'{s:g}' for s in settings['step_sizes'])}, test-task seed {settings['seed']}.",
+        "",
+        _run_line("MAML run", results["checkpoint"]),
+        _run_line("pretrained baseline", results.get("pretrained_checkpoint")),
+        f"- evaluated on: {describe_machine(results['machine'])}, in "
+        f"{format_duration(results['evaluation_wall_time_s'])}",
+    ]
+    if paper and paper.get("episodes_per_step") not in (None, settings["episodes_per_step"]):
+        lines.append(f"- note: the paper used {paper['episodes_per_step']} episodes per step, we used "
+                     f"{settings['episodes_per_step']}")
+    comparison = shortfalls(results)
+    if comparison:
+        lines += ["", "Against the paper: " + " ".join(comparison)]
+    gains = adaptation_gain(results)
+    if gains:
+        lines += ["", "Does adaptation help? " + " ".join(gains)]
+    return "\n".join(lines) + "\n"
+
+
+def report(evaluations: Sequence[Mapping[str, Any]], command: str = "") -> str:
+    """All families' sections, in the order given."""
+    generated = f" by `{command}`" if command else ""
+    head = [
+        "## Evaluation results",
+        "",
+        f"Generated{generated} from `evaluation.json` files; do not edit by hand.",
+        "",
+        "",
+    ]
+    return "\n".join(head) + "\n".join(family_table(results) for results in evaluations)
