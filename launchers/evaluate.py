@@ -20,6 +20,7 @@ from typing import Any
 from torch.utils.tensorboard import SummaryWriter
 
 from metarl.checkpoint import LATEST, CheckpointError
+from metarl.cli import usage_error
 from metarl.config import ConfigError, to_dict
 from metarl.evaluation import (
     EvalSettings,
@@ -112,8 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             load_policy_weights(policies["pretrained"], pretrained_state, args.pretrained)
         env.close()
     except (ConfigError, CheckpointError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return usage_error(error)
 
     tasks = sample_test_tasks(experiment.tasks, settings.num_tasks, settings.seed)
     methods: dict[str, list[dict[str, Any]]] = {}

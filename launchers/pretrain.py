@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from metarl.cli import usage_error
 from metarl.config import ConfigError, TrainConfig, load_config
 from metarl.pretraining import PretrainSettings, pretrain
 
@@ -41,8 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"run directory: {args.output_dir}", flush=True)
         state = pretrain(config, settings, args.output_dir, quiet=args.quiet)
     except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return usage_error(error)
     print(f"done: {state['iteration']} iterations, {state['env_steps']:,} env steps, {state['wall_time_s']:.1f} s; "
           f"evaluate with --pretrained {args.output_dir / 'checkpoints' / 'latest.pt'}", flush=True)
     return 0

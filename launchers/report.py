@@ -12,6 +12,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from metarl.cli import usage_error
 from metarl.report import report
 
 RESULTS_FILE = "evaluation.json"
@@ -43,8 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         evaluations = [load_evaluation(path) for path in args.evaluations]
     except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return usage_error(error)
     command = "python launchers/report.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     text = report(evaluations, command.strip())
     if args.output is None:
