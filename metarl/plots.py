@@ -53,3 +53,33 @@ def adaptation_plot(
     figure.savefig(path)
     plt.close(figure)
     return path
+
+
+def training_curve_plot(
+    path: Path, returns_by_step: Mapping[int, Sequence[tuple[int, float]]], title: str,
+    reference: PaperReference | None = None,
+) -> Path:
+    """Mean training return per meta-iteration after 0..K inner steps; the paper's test returns as lines.
+
+    ``returns_by_step[k]`` is a list of (iteration, return) pairs, as TensorBoard's ``returns/step_k``.
+    """
+    figure, axes = plt.subplots(figsize=(8.4, 4.4), dpi=120)
+    for k, points in sorted(returns_by_step.items()):
+        iterations, values = zip(*points, strict=True)
+        color = f"C{k}"
+        plural = "s" if k != 1 else ""
+        axes.plot(iterations, values, color=color, label=f"{k} inner step{plural} (ours, training tasks)")
+        if reference is not None and k < len(reference.returns["maml"]):
+            axes.axhline(reference.returns["maml"][k], color=color, linestyle="--", alpha=0.7,
+                         label=f"{k} step{plural}: paper (test tasks)")
+    axes.set_xlabel("meta-iteration")
+    axes.set_ylabel("mean return per episode")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)
+    return path
