@@ -12,8 +12,9 @@ import shlex
 import sys
 from pathlib import Path
 
+from metarl.checkpoint import atomic_write_text
 from metarl.cli import usage_error
-from metarl.report import report
+from metarl.report import report, splice_generated
 
 RESULTS_FILE = "evaluation.json"
 
@@ -51,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(text)
     else:
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text)
+        existing = args.output.read_text() if args.output.exists() else None
+        atomic_write_text(args.output, splice_generated(existing, text))
     return 0
 
 

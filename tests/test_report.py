@@ -89,3 +89,16 @@ def test_family_without_paper_numbers():
     text = family_table(results)
     assert "(paper)" not in text and "Against the paper" not in text
     assert "| MAML (ours) |" in text
+
+
+def test_report_replaces_only_its_own_section():
+    """Hand-written text around the generated block survives a regeneration; the old block does not."""
+    from metarl.report import BEGIN_GENERATED, END_GENERATED, splice_generated
+
+    first = splice_generated(None, "table v1")
+    assert first.startswith(BEGIN_GENERATED) and "table v1" in first
+    page = "# Results\n\nintro\n\n" + first + "\nnotes after\n"
+    updated = splice_generated(page, "table v2")
+    assert updated.startswith("# Results\n\nintro\n\n") and updated.endswith("\nnotes after\n")
+    assert "table v2" in updated and "table v1" not in updated
+    assert updated.count(BEGIN_GENERATED) == 1 and updated.count(END_GENERATED) == 1
