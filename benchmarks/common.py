@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -13,24 +12,13 @@ from typing import Any
 
 import torch
 
+from metarl.machine import machine_description
+
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-        "load_average": os.getloadavg()[0],
-    }
+    """The machine description results tables use, plus what a benchmark also needs to be read."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return {**machine_description(device), "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg()[0]}
 
 
 def timed(function: Callable[[], Any], repeats: int) -> tuple[float, list[float]]:

@@ -42,17 +42,7 @@ def adaptation_plot(
     if reference is not None and reference.oracle is not None:
         axes.axhline(reference.oracle, color="black", linestyle=":", linewidth=1, label="oracle (paper)")
     axes.set_xticks(range(num_steps + 1))
-    axes.set_xlabel("number of gradient steps")
-    axes.set_ylabel("mean return over test tasks")
-    axes.set_title(title)
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))  # outside: never hides a curve
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
-    plt.close(figure)
-    return path
+    return _save(figure, axes, path, title, "number of gradient steps", "mean return over test tasks")
 
 
 def training_curve_plot(
@@ -72,11 +62,16 @@ def training_curve_plot(
         if reference is not None and k < len(reference.returns["maml"]):
             axes.axhline(reference.returns["maml"][k], color=color, linestyle="--", alpha=0.7,
                          label=f"{k} step{plural}: paper (test tasks)")
-    axes.set_xlabel("meta-iteration")
-    axes.set_ylabel("mean return per episode")
+    return _save(figure, axes, path, title, "meta-iteration", "mean return per episode")
+
+
+def _save(figure: Any, axes: Any, path: Path, title: str, xlabel: str, ylabel: str) -> Path:
+    """Labels, grid, a legend outside the axes (it never hides a curve), then the PNG."""
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
     axes.set_title(title)
     axes.grid(alpha=0.3)
-    axes.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
+    axes.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
