@@ -72,10 +72,13 @@ def test_killed_worker_is_replaced_and_its_share_rerun(samplers):
     policy, tasks, params = problem(8, seed=3)
     sampler = samplers[2]
     seed = (7, 1, 0)
+    started = time.monotonic()
     expected = reference(policy, tasks, params, 8, seed, horizon=2000)
+    in_process_s = time.monotonic() - started
     sampler.sample(tasks, params, 1, seed)  # workers are up and idle
     victim = sampler.worker_pids()[0]
-    killer = threading.Timer(0.5, os.kill, (victim, signal.SIGKILL))  # the call takes several seconds
+    # Two workers take about half the in-process time: a fifth of it lands mid-call on any machine speed.
+    killer = threading.Timer(0.2 * in_process_s, os.kill, (victim, signal.SIGKILL))
     start = time.monotonic()
     killer.start()
     with pytest.warns(UserWarning, match=rf"worker 0 \(pid {victim}\) died .*re-running its 32 episodes"):

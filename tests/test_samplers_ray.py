@@ -82,10 +82,14 @@ def test_same_episodes_as_vectorized_and_a_killed_actor_is_replaced(local_ray):
 
         seed = (3, 1, 0)
         expected = reference(policy, tasks, params, 8, seed, horizon=2000)
+        sampler.sample(tasks, params, 8, seed)  # actors up, envs built: the next call is timed alone
+        started = time.monotonic()
         assert_same_episodes(expected, sampler.sample(tasks, params, 8, seed))
+        call_s = time.monotonic() - started
 
         victim = sampler.worker_pids()[1]
-        killer = threading.Timer(0.5, os.kill, (victim, signal.SIGKILL))  # the call takes seconds
+        # A third of an undisturbed call's time lands mid-call whatever the machine's speed.
+        killer = threading.Timer(call_s / 3, os.kill, (victim, signal.SIGKILL))
         killer.start()
         with pytest.warns(UserWarning, match=r"actor 1 died .*re-sampling its 32 episodes"):
             actual = sampler.sample(tasks, params, 8, seed)
