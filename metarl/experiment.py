@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 from dataclasses import dataclass
 
@@ -79,9 +80,7 @@ def build_experiment(config: TrainConfig) -> Experiment:
         raise ConfigError(f"{config.env_id} registers no max_episode_steps; set horizon")
     policy = build_policy(config, env, device)
     sampler = make_sampler(config.sampler, config.env_id, config.env_kwargs, copy.deepcopy(policy).cpu(), horizon)
-    trpo = TRPOSettings(
-        config.max_kl, config.cg_iters, config.cg_damping, config.ls_max_steps, config.ls_backtrack_ratio,
-        config.curvature,
-    )
+    # The config carries every TRPO setting under the same name (documented there): copy by name.
+    trpo = TRPOSettings(**{field.name: getattr(config, field.name) for field in dataclasses.fields(TRPOSettings)})
     learner = MAMLTRPO(policy, config.fast_lr, config.first_order, config.gamma, config.gae_lambda, trpo, device)
     return Experiment(config, env.unwrapped, policy, sampler, learner, horizon)

@@ -33,6 +33,8 @@ from metarl.returns import masked_mean
 
 @dataclass(frozen=True)
 class TRPOSettings:
+    """The meta-step's settings; each field is the TrainConfig key of the same name (see metarl/config.py)."""
+
     max_kl: float = 1e-2
     cg_iters: int = 10
     cg_damping: float = 1e-5
