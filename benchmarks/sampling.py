@@ -163,7 +163,7 @@ def main() -> None:
     columns = ["what", "env_steps_per_s", "vs vectorized", "of 1-core limit", "of all-core limit"]
     info = machine()
     print(f"{args.env_id}: {args.tasks} tasks × {args.episodes} episodes, horizon {args.horizon}, "
-          f"{args.rounds} rounds; {info['cpu']}, {info['cores']} cores, load {info['load_average']:.1f}")
+          f"{args.rounds} rounds; {info['cpu']}, {info['cpu_count']} cores, load {info['load_average']:.1f}")
     print_table(rows, [c for c in columns if any(c in row for row in rows)])
     write_json(args.json, {"args": vars(args), "results": rows, "seconds": seconds})
 

@@ -69,6 +69,8 @@ class TrainConfig:
     """Step shrink factor per line-search step."""
     curvature: str = "gauss_newton"
     """KL-Hessian-vector products: 'gauss_newton' (fast; exact at the current θ) or 'double_backprop'."""
+    curvature_subsample: float = 1.0
+    """Fraction of each task's episodes the curvature products use: 1.0 exact; less is faster, approximate."""
     hidden_sizes: list[int] = field(default_factory=lambda: [100, 100])
     """Policy MLP hidden layer sizes."""
     nonlinearity: str = "relu"
@@ -93,6 +95,7 @@ class TrainConfig:
         require(self, "gae_lambda", lambda v: 0 <= v <= 1, "must be in [0, 1]")
         require(self, "cg_damping", lambda v: v >= 0, "must be non-negative")
         require(self, "ls_backtrack_ratio", lambda v: 0 < v < 1, "must be in (0, 1)")
+        require(self, "curvature_subsample", lambda v: 0 < v <= 1, "must be in (0, 1] (1.0: exact curvature)")
         require(self, "hidden_sizes", lambda v: all(size > 0 for size in v), "must be positive layer sizes")
         require(self, "nonlinearity", lambda v: v in ("relu", "tanh"), "must be 'relu' or 'tanh'")
         require(self, "curvature", lambda v: v in ("gauss_newton", "double_backprop"),

@@ -26,7 +26,7 @@ class EpisodeBatch:
 
     @property
     def num_episodes(self) -> int:
-        return self.rewards_TB.shape[1]
+        return self.rewards_TB.shape[-1]
 
     @property
     def num_steps(self) -> int:
@@ -44,6 +44,14 @@ class EpisodeBatch:
             tensor = getattr(self, f.name)
             moved[f.name] = tensor.to(device, dtype if tensor.is_floating_point() else None)
         return EpisodeBatch(**moved)
+
+    def select_episodes(self, index: torch.Tensor) -> EpisodeBatch:
+        """The episodes at ``index`` along the B axis, for one task's batch or a stacked meta-batch alike."""
+        selected = {}
+        for f in fields(self):
+            axes = f.name.rsplit("_", 1)[1]  # the shape suffix, e.g. "TBO"
+            selected[f.name] = getattr(self, f.name).index_select(axes.index("B") - len(axes), index)
+        return EpisodeBatch(**selected)
 
 
 def _pad_time(tensor: torch.Tensor, steps: int) -> torch.Tensor:

@@ -42,6 +42,8 @@ class TRPOSettings:
     ls_backtrack_ratio: float = 0.8
     curvature: str = "gauss_newton"
     """How KL-Hessian-vector products are taken: 'gauss_newton' (fast, exact at the current θ) or 'double_backprop'."""
+    curvature_subsample: float = 1.0
+    """Fraction of each task's episodes the curvature products use: 1.0 is exact, less is an approximation."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,18 @@ class MetaBatchTensors:
     def num_tasks(self) -> int:
         return self.query.rewards_TB.shape[0]
 
+    def subsample(self, fraction: float) -> MetaBatchTensors:
+        """Every task's evenly spaced ``fraction`` of its episodes (at least one), in every batch."""
+        num_episodes = self.query.rewards_TB.shape[-1]
+        kept = max(1, round(fraction * num_episodes))
+        index = torch.linspace(0, num_episodes - 1, kept, device=self.query.rewards_TB.device).round().long()
+        return MetaBatchTensors(
+            support=tuple(batch.select_episodes(index) for batch in self.support),
+            support_advantages=tuple(advantages.index_select(-1, index) for advantages in self.support_advantages),
+            query=self.query.select_episodes(index),
+            query_advantages=self.query_advantages.index_select(-1, index),
+        )
+
 
 @dataclass(frozen=True)
 class OldPolicy:
@@ -66,6 +80,13 @@ class OldPolicy:
     log_probs: torch.Tensor
     distribution: Distribution
 
+    @staticmethod
+    def frozen(distribution: Distribution, data: MetaBatchTensors) -> OldPolicy:
+        """A detached copy of the adapted policies' query distribution (a diagonal Gaussian)."""
+        loc, scale = gaussian_parameters(distribution)
+        fixed = diagonal_gaussian(loc.detach(), scale.detach())
+        return OldPolicy(fixed.log_prob(data.query.actions_TBA), fixed)
+
 
 def unflatten(vector: torch.Tensor, like: Params) -> Params:
     params, offset = {}, 0
@@ -73,12 +94,6 @@ def unflatten(vector: torch.Tensor, like: Params) -> Params:
         params[name] = vector[offset : offset + value.numel()].view_as(value)
         offset += value.numel()
     return params
-
-
-def stacked_advantages(batches: Sequence[EpisodeBatch], gamma: float, gae_lambda: float) -> torch.Tensor:
-    advantages = [estimate_advantages(batch, gamma, gae_lambda) for batch in batches]
-    steps = max(a.shape[0] for a in advantages)
-    return torch.stack([torch.nn.functional.pad(a, (0, 0, 0, steps - a.shape[0])) for a in advantages])
 
 
 class MAMLTRPO:
@@ -108,17 +123,21 @@ class MAMLTRPO:
         self.device = torch.device(device)
 
     def prepare(self, support: Sequence[Sequence[EpisodeBatch]], query: Sequence[EpisodeBatch]) -> MetaBatchTensors:
-        """Compute advantages per task, stack the tasks and move everything to the device once."""
+        """Stack the tasks, move everything to the device once, and compute every task's advantages together."""
         num_steps = len(support[0])
-        support_by_step = [[task_support[k] for task_support in support] for k in range(num_steps)]
-        return MetaBatchTensors(
-            support=tuple(stack_tasks(batches).to(self.device) for batches in support_by_step),
-            support_advantages=tuple(
-                stacked_advantages(batches, self.gamma, self.gae_lambda).to(self.device) for batches in support_by_step
-            ),
-            query=stack_tasks(query).to(self.device),
-            query_advantages=stacked_advantages(query, self.gamma, self.gae_lambda).to(self.device),
+        support_by_step = tuple(
+            stack_tasks([task_support[k] for task_support in support]).to(self.device) for k in range(num_steps)
         )
+        stacked_query = stack_tasks(query).to(self.device)
+        return MetaBatchTensors(
+            support=support_by_step,
+            support_advantages=tuple(self.advantages(batch) for batch in support_by_step),
+            query=stacked_query,
+            query_advantages=self.advantages(stacked_query),
+        )
+
+    def advantages(self, episodes: EpisodeBatch) -> torch.Tensor:
+        return estimate_advantages(episodes, self.gamma, self.gae_lambda)
 
     def adapted(self, params: Params, data: MetaBatchTensors, first_order: bool) -> Params:
         """θ'ᵢ for every task i, as parameters with a leading task axis."""
@@ -156,9 +175,15 @@ class MAMLTRPO:
         loss, _ = self.surrogate_and_kl(params, data, self.old_policy(params, data), self.first_order)
         return flat(torch.autograd.grad(loss, list(params.values())))
 
-    def curvature_product(self, params: Params, data: MetaBatchTensors, old: OldPolicy) -> MatVec:
-        """v ↦ (∇²θ KL + damping·I) v through the inner step, by the configured method (both exact)."""
-        distribution = self.query_distribution(self.adapted(params, data, self.first_order), data)
+    def curvature_product(
+        self, params: Params, data: MetaBatchTensors, old: OldPolicy, distribution: Distribution | None = None
+    ) -> MatVec:
+        """v ↦ (∇²θ KL + damping·I) v through the inner step, by the configured method (both exact).
+
+        ``distribution`` is the adapted policies' query distribution at θ with its graph, if already built.
+        """
+        if distribution is None:
+            distribution = self.query_distribution(self.adapted(params, data, self.first_order), data)
         if self.trpo.curvature == "double_backprop":
             return hessian_vector_product(self.kl(distribution, data, old), list(params.values()), self.trpo.cg_damping)
         return gauss_newton_product(
@@ -167,6 +192,21 @@ class MAMLTRPO:
             list(params.values()),
             self.trpo.cg_damping,
         )
+
+    def subsampled_curvature_product(self, params: Params, data: MetaBatchTensors, adapted: Params) -> MatVec:
+        """The curvature product on a fraction of the episodes: an approximation, for speed.
+
+        The products cost in proportion to the steps they see, support and query alike. Here the
+        inner step's Jacobian (through ``data.support``) and the Fisher matrix (over ``data.query``)
+        are both estimated from the episodes ``subsample`` keeps. The adapted parameters keep their
+        full-data value (only their derivative comes from the subsample), so the KL is still taken
+        where old and new policies coincide and the Gauss-Newton product stays the KL's Hessian there.
+        """
+        subset = data.subsample(self.trpo.curvature_subsample)
+        estimated = self.adapted(params, subset, self.first_order)
+        adapted = {name: value.detach() + estimated[name] - estimated[name].detach() for name, value in adapted.items()}
+        distribution = self.query_distribution(adapted, subset)
+        return self.curvature_product(params, subset, OldPolicy.frozen(distribution, subset), distribution)
 
     def evaluate(self, candidate: Params, data: MetaBatchTensors, old: OldPolicy) -> tuple[float, float]:
         """Surrogate loss and KL at candidate parameters, with no graph kept (for the line search)."""
@@ -180,15 +220,23 @@ class MAMLTRPO:
         """One TRPO meta-update. ``support[i][k]`` is task i's batch for inner step k; ``query[i]`` its query batch."""
         data = self.prepare(support, query)
         params = parameters_of(self.policy)
-        old = self.old_policy(params, data)
+        # One graph through the inner step serves the loss, its gradient and (unsubsampled) the curvature.
+        adapted = self.adapted(params, data, self.first_order)
+        distribution = self.query_distribution(adapted, data)
+        old = OldPolicy.frozen(distribution, data)
 
-        loss, _ = self.surrogate_and_kl(params, data, old, self.first_order)
-        loss_grad = flat(torch.autograd.grad(loss, list(params.values())))
-        product = self.curvature_product(params, data, old)
-        direction = conjugate_gradient(product, loss_grad, self.trpo.cg_iters)
-        curvature = direction @ product(direction)
-        del product  # frees the curvature graphs before the line search
-        step_scale = torch.sqrt(2 * self.trpo.max_kl / curvature.clamp(min=1e-12))
+        subsampled = self.trpo.curvature_subsample < 1
+        loss = self.surrogate(distribution, data, old)
+        loss_grad = flat(torch.autograd.grad(loss, list(params.values()), retain_graph=not subsampled))
+        loss_before = float(loss.detach())
+        if subsampled:
+            product = self.subsampled_curvature_product(params, data, adapted)
+        else:
+            product = self.curvature_product(params, data, old, distribution)
+        solved = conjugate_gradient(product, loss_grad, self.trpo.cg_iters)
+        del product, adapted, distribution, loss  # frees the graphs before the line search
+        direction = solved.solution
+        step_scale = torch.sqrt(2 * self.trpo.max_kl / (direction @ solved.product).clamp(min=1e-12))
         full_step = -(step_scale * direction).detach()
 
         start = flat([p.detach() for p in params.values()])
@@ -196,7 +244,7 @@ class MAMLTRPO:
             lambda candidate: self.evaluate(unflatten(candidate, params), data, old),
             start,
             full_step,
-            float(loss.detach()),
+            loss_before,
             self.trpo.max_kl,
             self.trpo.ls_max_steps,
             self.trpo.ls_backtrack_ratio,
@@ -205,7 +253,7 @@ class MAMLTRPO:
             for name, value in unflatten(result.params, params).items():
                 params[name].copy_(value)
         return {
-            "surrogate_before": float(loss.detach()),
+            "surrogate_before": loss_before,
             "surrogate_after": result.loss,
             "kl": result.kl,
             "line_search_steps": float(result.steps),

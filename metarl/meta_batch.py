@@ -16,8 +16,8 @@ from torch import nn
 from envs import Task
 from metarl.adaptation import adapt
 from metarl.advantages import estimate_advantages
-from metarl.episodes import EpisodeBatch
-from metarl.policies import Params, detached
+from metarl.episodes import EpisodeBatch, stack_tasks
+from metarl.policies import Params, detached, for_tasks
 from metarl.samplers.base import Sampler, SeedKey
 
 
@@ -60,21 +60,25 @@ def collect_meta_batch(
     ``params`` (and ``policy``) may live on the GPU; the sampler always gets CPU copies.
     """
     device = next(iter(params.values())).device
-    per_task = [detached(params)] * len(tasks)
+    task_params = for_tasks(detached(params), len(tasks))  # every task's parameters, [K, ...]
     support: list[list[EpisodeBatch]] = [[] for _ in tasks]
     for step, step_size in enumerate(step_sizes):
-        batches = sampler.sample(tasks, [to_cpu(p) for p in per_task], episodes_per_task, (*seed, step))
-        adapted = []
-        for task_index, batch in enumerate(batches):
-            support[task_index].append(batch)
-            batch = batch.to(device)
-            with torch.enable_grad():
-                task_params = {n: p.detach().requires_grad_() for n, p in per_task[task_index].items()}
-                advantages = estimate_advantages(batch, gamma, gae_lambda)
-                adapted.append(detached(adapt(policy, task_params, [batch], [advantages], step_size, True)))
-        per_task = adapted
-    query = sampler.sample(tasks, [to_cpu(p) for p in per_task], episodes_per_task, (*seed, len(step_sizes)))
+        batches = sampler.sample(tasks, per_task_on_cpu(task_params), episodes_per_task, (*seed, step))
+        for task_support, batch in zip(support, batches, strict=True):
+            task_support.append(batch)
+        stacked = stack_tasks(batches).to(device)
+        with torch.enable_grad():  # all tasks' inner steps at once, as the learner takes them
+            leaves = {name: value.detach().requires_grad_() for name, value in task_params.items()}
+            advantages = estimate_advantages(stacked, gamma, gae_lambda)
+            task_params = detached(adapt(policy, leaves, [stacked], [advantages], step_size, True))
+    query = sampler.sample(tasks, per_task_on_cpu(task_params), episodes_per_task, (*seed, len(step_sizes)))
     return MetaBatch(list(tasks), support, query)
+
+
+def per_task_on_cpu(task_params: Params) -> list[Params]:
+    """Parameters with a leading task axis as one CPU dict per task, as samplers take them."""
+    num_tasks = next(iter(task_params.values())).shape[0]
+    return [{name: value[i].detach().cpu() for name, value in task_params.items()} for i in range(num_tasks)]
 
 
 def to_cpu(params: Params) -> Params:

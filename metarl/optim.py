@@ -31,9 +31,16 @@ def hessian_vector_product(
     return product
 
 
+@dataclass(frozen=True)
+class ConjugateGradientResult:
+    solution: torch.Tensor
+    product: torch.Tensor
+    """A · solution, read off the residual (b − r) rather than paid for with one more matrix-vector product."""
+
+
 def conjugate_gradient(
     matvec: MatVec, b: torch.Tensor, iterations: int = 10, residual_tol: float = 1e-10
-) -> torch.Tensor:
+) -> ConjugateGradientResult:
     """Approximately solve A x = b for symmetric positive-definite A given only v ↦ A v."""
     x = torch.zeros_like(b)
     residual = b.clone()
@@ -49,7 +56,7 @@ def conjugate_gradient(
         new_residual_sq = residual @ residual
         direction = residual + (new_residual_sq / residual_sq) * direction
         residual_sq = new_residual_sq
-    return x.detach()
+    return ConjugateGradientResult(x.detach(), (b - residual).detach())
 
 
 @dataclass(frozen=True)

@@ -54,3 +54,30 @@ def test_linear_baseline_raises_on_nan_episodes(episode_batch, field):
     broken[2, 0] = float("nan")
     with pytest.raises(BaselineFitError):
         linear_baseline_values(replace(batch, **{field: broken}), 0.99)
+
+
+def test_stacked_tasks_get_the_advantages_of_their_own_fits(episode_batch):
+    """A stacked meta-batch (tasks of different lengths, time-padded) gets each task's own baseline fit,
+    GAE and normalisation: the same numbers as task by task."""
+    from metarl.advantages import estimate_advantages
+    from metarl.episodes import stack_tasks
+
+    batches = [episode_batch(0, [7, 3, 7]), episode_batch(1, [4, 5, 2]), episode_batch(2, [9, 9, 1])]
+    stacked = estimate_advantages(stack_tasks(batches), 0.99, 0.95)
+    assert stacked.shape == (3, 9, 3)
+    for k, batch in enumerate(batches):
+        alone = estimate_advantages(batch, 0.99, 0.95)
+        steps = alone.shape[0]
+        torch.testing.assert_close(stacked[k, :steps], alone, rtol=1e-9, atol=1e-9)
+        assert torch.equal(stacked[k, steps:], torch.zeros_like(stacked[k, steps:]))
+
+
+def test_a_stacked_fit_with_one_broken_task_raises():
+    """One task's NaN targets fail the whole fit loudly; the other task's good fit does not hide it."""
+    generator = torch.Generator().manual_seed(3)
+    features_KNF = torch.randn(2, 30, 4, generator=generator, dtype=torch.float64)
+    targets_KN = torch.randn(2, 30, generator=generator, dtype=torch.float64)
+    assert torch.isfinite(fit_linear(features_KNF, targets_KN)).all()
+    targets_KN[1, 5] = float("nan")
+    with pytest.raises(BaselineFitError):
+        fit_linear(features_KNF, targets_KN)

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from metarl.config import TrainConfig
+from metarl.episodes import EpisodeBatch, stack_tasks
 from metarl.experiment import build_experiment
 from metarl.maml_trpo import MAMLTRPO, TRPOSettings
 from metarl.meta_batch import collect_meta_batch
@@ -54,3 +55,55 @@ def test_gauss_newton_is_not_the_hessian_away_from_the_minimum():
     gn = gauss_newton_product([outputs], loss_of, [weight])(vector)
     hv = hessian_vector_product(loss_of([outputs]), [weight])(vector)
     assert not torch.allclose(gn, hv)
+
+
+def test_subsampled_product_keeping_every_episode_is_the_exact_product(navigation_meta_batch):
+    """The subsample path (full-data value, subsample derivative) changes nothing when it keeps every episode."""
+    policy, support, query = navigation_meta_batch
+    vector = torch.randn(sum(p.numel() for p in policy.parameters()), generator=torch.Generator().manual_seed(1),
+                         dtype=torch.float64)
+    exact_learner = MAMLTRPO(policy, 0.1, trpo=TRPOSettings(cg_damping=0.0))
+    data = exact_learner.prepare(support, query)
+    params = parameters_of(policy)
+    exact = exact_learner.curvature_product(params, data, exact_learner.old_policy(params, data))(vector)
+    keep_all = MAMLTRPO(policy, 0.1, trpo=TRPOSettings(cg_damping=0.0, curvature_subsample=0.99))  # 4 of 4 episodes
+    assert data.subsample(0.99).query.num_episodes == data.query.num_episodes
+    subsampled = keep_all.subsampled_curvature_product(params, data, keep_all.adapted(params, data, False))(vector)
+    torch.testing.assert_close(subsampled, exact, rtol=1e-10, atol=1e-12)
+
+
+def test_subsampled_product_uses_fewer_episodes_and_stays_positive(navigation_meta_batch):
+    """Half the episodes: a different matrix, still positive definite on random directions."""
+    policy, support, query = navigation_meta_batch
+    learner = MAMLTRPO(policy, 0.1, trpo=TRPOSettings(cg_damping=0.0, curvature_subsample=0.5))
+    data = learner.prepare(support, query)
+    assert data.subsample(0.5).query.num_episodes == 2
+    params = parameters_of(policy)
+    subsampled = learner.subsampled_curvature_product(params, data, learner.adapted(params, data, False))
+    exact = learner.curvature_product(params, data, learner.old_policy(params, data))
+    generator = torch.Generator().manual_seed(2)
+    for _ in range(3):
+        vector = torch.randn(sum(p.numel() for p in policy.parameters()), generator=generator, dtype=torch.float64)
+        approximate = subsampled(vector)
+        assert vector @ approximate > 0
+        assert not torch.allclose(approximate, exact(vector))
+
+
+def test_select_episodes_takes_the_same_episodes_from_every_field():
+    steps, episodes = 3, 4
+    batch = EpisodeBatch(
+        observations_TBO=torch.arange(steps * episodes * 2.0).view(steps, episodes, 2),
+        actions_TBA=torch.arange(steps * episodes * 1.0).view(steps, episodes, 1),
+        rewards_TB=torch.arange(steps * episodes * 1.0).view(steps, episodes),
+        mask_TB=torch.ones(steps, episodes),
+        lengths_B=torch.tensor([3, 2, 1, 3]),
+    )
+    index = torch.tensor([1, 3])
+    chosen = batch.select_episodes(index)
+    assert torch.equal(chosen.observations_TBO, batch.observations_TBO[:, [1, 3]])
+    assert torch.equal(chosen.actions_TBA, batch.actions_TBA[:, [1, 3]])
+    assert torch.equal(chosen.rewards_TB, batch.rewards_TB[:, [1, 3]])
+    assert torch.equal(chosen.lengths_B, torch.tensor([2, 3]))
+    stacked = stack_tasks([batch, batch]).select_episodes(index)  # [K, T, B, ...]: same axis from the end
+    assert torch.equal(stacked.observations_TBO[1], chosen.observations_TBO)
+    assert torch.equal(stacked.lengths_B, torch.tensor([[2, 3], [2, 3]]))

@@ -48,9 +48,22 @@ def test_conjugate_gradient_solves_spd_system():
         calls.append(1)
         return matrix @ vector
 
-    x = conjugate_gradient(matvec, b, iterations=8, residual_tol=1e-20)
+    x = conjugate_gradient(matvec, b, iterations=8, residual_tol=1e-20).solution
     torch.testing.assert_close(x, torch.linalg.solve(matrix, b), rtol=1e-8, atol=1e-8)
     assert len(calls) <= 8
+
+
+@pytest.mark.parametrize("iterations", [1, 3, 10])
+def test_conjugate_gradient_product_is_matrix_times_solution(iterations):
+    """The A·x that CG returns (from its residual, with no extra product) equals A·x computed directly,
+    also when CG stops early, which is how TRPO scales its step."""
+    generator = torch.Generator().manual_seed(2)
+    a = torch.randn(40, 40, generator=generator, dtype=torch.float64)
+    matrix = a @ a.T + 0.1 * torch.eye(40, dtype=torch.float64)
+    b = torch.randn(40, generator=generator, dtype=torch.float64)
+    result = conjugate_gradient(lambda v: matrix @ v, b, iterations=iterations)
+    assert not torch.allclose(result.product, b)  # truncated: A x is not b yet, so the check below means something
+    torch.testing.assert_close(result.product, matrix @ result.solution, rtol=1e-9, atol=1e-9)
 
 
 def test_conjugate_gradient_few_iterations_still_descends():
@@ -59,7 +72,7 @@ def test_conjugate_gradient_few_iterations_still_descends():
     a = torch.randn(30, 30, generator=generator, dtype=torch.float64)
     matrix = a @ a.T + torch.eye(30, dtype=torch.float64)
     b = torch.randn(30, generator=generator, dtype=torch.float64)
-    x = conjugate_gradient(lambda v: matrix @ v, b, iterations=3)
+    x = conjugate_gradient(lambda v: matrix @ v, b, iterations=3).solution
     assert torch.linalg.norm(matrix @ x - b) < torch.linalg.norm(b)
 
 
