@@ -1,10 +1,14 @@
 """Seconds per MAML-TRPO meta-update: straightforward vs fast curvature product, second vs first order.
 
+Rows with a curvature subsample (``curvature_subsample`` < 1) take the curvature products on that
+fraction of each task's episodes: an approximation, off by default, shown for its speed.
+
 The episodes are synthetic, shaped like HalfCheetah (obs 17, act 6) with the paper's batch: 40 tasks
 × 20 episodes × 200 steps for the support and the query sets, policy 2×100 ReLU. The update's cost
 does not depend on what generated the episodes. Usage:
 
-    python benchmarks/meta_update.py [--tasks 40] [--episodes 20] [--horizon 200] [--repeats 3] [--json FILE]
+    python benchmarks/meta_update.py [--tasks 40] [--episodes 20] [--horizon 200] [--repeats 3]
+                                     [--subsamples 0.2 0.1] [--json FILE]
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--horizon", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--subsamples", type=float, nargs="*", default=[0.2, 0.1])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
@@ -46,23 +51,27 @@ def main() -> None:
     query = [synthetic_batch(args.horizon, args.episodes, 17, 6, generator) for _ in range(args.tasks)]
     initial = GaussianMLPPolicy(17, 6, (100, 100), generator=generator).state_dict()
 
+    variants = [(first_order, curvature, 1.0) for first_order in (False, True)
+                for curvature in ("double_backprop", "gauss_newton")]
+    variants += [(False, "gauss_newton", fraction) for fraction in args.subsamples]
     rows = []
-    for first_order in (False, True):
-        for curvature in ("double_backprop", "gauss_newton"):
-            policy = GaussianMLPPolicy(17, 6, (100, 100)).to(args.device)
-            learner = MAMLTRPO(policy, 0.1, first_order, trpo=TRPOSettings(curvature=curvature), device=args.device)
+    for first_order, curvature, fraction in variants:
+        policy = GaussianMLPPolicy(17, 6, (100, 100)).to(args.device)
+        settings = TRPOSettings(curvature=curvature, curvature_subsample=fraction)
+        learner = MAMLTRPO(policy, 0.1, first_order, trpo=settings, device=args.device)
 
-            def update(policy=policy, learner=learner):
-                policy.load_state_dict(initial)  # the same update each time
-                return learner.step(support, query)
+        def update(policy=policy, learner=learner):
+            policy.load_state_dict(initial)  # the same update each time
+            return learner.step(support, query)
 
-            seconds, _ = timed(update, args.repeats)
-            rows.append({"order": "first" if first_order else "second", "curvature": curvature, "seconds": seconds})
+        seconds, _ = timed(update, args.repeats)
+        rows.append({"order": "first" if first_order else "second", "curvature": curvature,
+                     "curvature_subsample": fraction, "seconds": seconds})
     for row in rows:
         same = next(r for r in rows if r["order"] == row["order"] and r["curvature"] == "double_backprop")
         row["speedup_vs_double_backprop"] = same["seconds"] / row["seconds"]
     print(f"meta-update: {args.tasks} tasks x {args.episodes} episodes x {args.horizon} steps, device {args.device}")
-    print_table(rows, ["order", "curvature", "seconds", "speedup_vs_double_backprop"])
+    print_table(rows, ["order", "curvature", "curvature_subsample", "seconds", "speedup_vs_double_backprop"])
     write_json(args.json, {"args": vars(args), "results": rows})
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import tempfile
 import time
@@ -29,6 +28,7 @@ from collections.abc import Iterator
 import gymnasium
 import mujoco
 import numpy as np
+from common import write_json
 
 import envs  # noqa: F401  (registers the metarl ids)
 
@@ -152,9 +152,7 @@ def main() -> None:
     rows = measure(args.num_envs, args.steps, args.repeats, args.seed)
     print(f"env steps per second of CPU time, one core, best of {args.repeats} runs of {args.steps} steps")
     print(table(rows))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"rows": rows, "settings": vars(args), "mujoco": mujoco.__version__}, f, indent=2)
+    write_json(args.json, {"rows": rows, "settings": vars(args), "mujoco": mujoco.__version__})
 
 
 if __name__ == "__main__":

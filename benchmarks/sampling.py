@@ -6,7 +6,13 @@
 Backends are measured in interleaved rounds (one call each per round, after a warm-up call) so that
 load from other jobs on shared cores hits them alike; the table shows medians. The physics limit is
 raw ``mujoco.mj_step`` × frame_skip over as many ``MjData`` as the sampler has environments, on one
-core and on all cores (one process per core); it exists only for MuJoCo envs.
+core and on all cores (one process per core); it exists only for MuJoCo envs. It is measured twice:
+
+- replaying the sampled episodes: the same reset states and the same actions as the samplers' last
+  round, so the physics does exactly the work the samplers' physics did. The ratios use this one.
+- with uniformly random controls from the initial state, a workload-free reference. MuJoCo's cost
+  per step depends on the motion (contacts, solver iterations): for HalfCheetah, uniform controls
+  step about 20% faster than small Gaussian ones, so this reference is not the samplers' workload.
 """
 
 from __future__ import annotations
@@ -23,9 +29,11 @@ import numpy as np
 import torch
 from common import machine, print_table, write_json
 
-import envs  # noqa: F401  (registers the env ids)
+from envs import make_task_vector_env
+from metarl.episodes import EpisodeBatch, stack_tasks
 from metarl.policies import GaussianMLPPolicy
 from metarl.samplers.process import ProcessSampler
+from metarl.samplers.rollout import episode_randomness, slots_for
 from metarl.samplers.vectorized import VectorizedSampler
 
 
@@ -54,19 +62,52 @@ def raw_physics_seconds(env_id: str, num_datas: int, horizon: int, barrier: Any 
     return time.perf_counter() - start
 
 
-def _physics_worker(args: tuple[str, int, int, Any]) -> float:
-    env_id, num_datas, horizon, barrier = args
-    return raw_physics_seconds(env_id, num_datas, horizon, barrier)
+def replay_physics_seconds(
+    env_id: str, reset_seeds: list[int], actions_TNA: np.ndarray, lengths_N: np.ndarray, barrier: Any = None
+) -> float:
+    """Seconds of raw mj_step replaying sampled episodes: their reset states, their actions, their lengths."""
+    import mujoco
+
+    env = make_task_vector_env(env_id, len(reset_seeds), max_episode_steps=actions_TNA.shape[0])
+    env.reset(seed=reset_seeds)  # the reset states the samplers started from
+    sim = env.unwrapped.sim
+    model, datas, frame_skip = sim.model, sim.datas, sim.robot.frame_skip
+    actions_TNA = actions_TNA.astype(np.float64)
+    running_TN = np.arange(actions_TNA.shape[0])[:, None] < lengths_N[None, :]
+    if barrier is not None:
+        barrier.wait()
+    start = time.perf_counter()
+    for t in range(actions_TNA.shape[0]):
+        for i in np.flatnonzero(running_TN[t]).tolist():
+            datas[i].ctrl[:] = actions_TNA[t, i]
+            mujoco.mj_step(model, datas[i], frame_skip)
+    return time.perf_counter() - start
 
 
-def raw_physics_all_cores(env_id: str, num_datas: int, horizon: int, processes: int) -> float:
-    """Wall seconds for the same work split over ``processes`` processes started together."""
+def _physics_worker(args: tuple[Any, ...]) -> float:
+    kind, *rest = args
+    return raw_physics_seconds(*rest) if kind == "uniform" else replay_physics_seconds(*rest)
+
+
+def on_all_cores(shares: list[tuple[Any, ...]]) -> float:
+    """Wall seconds for ``_physics_worker`` on each share, one spawned process per share, started together."""
     context = multiprocessing.get_context("spawn")
-    shares = [len(s) for s in np.array_split(np.arange(num_datas), processes)]
     with context.Manager() as manager:
-        barrier = manager.Barrier(processes)
-        with context.Pool(processes) as pool:
-            return max(pool.map(_physics_worker, [(env_id, n, horizon, barrier) for n in shares]))
+        barrier = manager.Barrier(len(shares))
+        with context.Pool(len(shares)) as pool:
+            return max(pool.map(_physics_worker, [(*share, barrier) for share in shares]))
+
+
+def replayed_episodes(
+    batches: list[EpisodeBatch], seed: tuple[int, ...], episodes: int
+) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """The samplers' episodes in environment order: reset seeds, actions [T, N, A] and lengths [N]."""
+    slots = slots_for(len(batches), episodes)
+    reset_seeds, _ = episode_randomness(seed, slots, 1, 1)
+    stacked = stack_tasks(batches)  # [K, T, B, ...], time padded to the longest episode
+    actions_KTBA = stacked.actions_TBA.numpy()
+    actions_TNA = actions_KTBA.transpose(1, 0, 2, 3).reshape(actions_KTBA.shape[1], -1, actions_KTBA.shape[-1])
+    return reset_seeds, actions_TNA, stacked.lengths_B.numpy().reshape(-1)
 
 
 class OneThread:
@@ -142,6 +183,7 @@ def main() -> None:
             batches = sampler.sample(tasks, params, args.episodes, (1, round_index))
             seconds[name].append(time.perf_counter() - start)
             steps[name] = sum(b.num_steps for b in batches)
+    last_round = (1, args.rounds - 1)  # every backend returned these same episodes (tests/test_sampler*.py)
     for sampler in backends.values():
         sampler.close()
 
@@ -149,11 +191,24 @@ def main() -> None:
     num_envs = args.tasks * args.episodes
     if physics(args.env_id) is not None:
         cores = len(os.sched_getaffinity(0))
-        one = raw_physics_seconds(args.env_id, num_envs, args.horizon)
-        every = raw_physics_all_cores(args.env_id, num_envs, args.horizon, cores)
-        rows.append({"what": "physics limit, 1 core (raw mj_step)", "env_steps_per_s": num_envs * args.horizon / one})
-        rows.append({"what": f"physics limit, {cores} cores", "env_steps_per_s": num_envs * args.horizon / every})
-        limit_1, limit_all = rows[-2]["env_steps_per_s"], rows[-1]["env_steps_per_s"]
+        seeds, actions_TNA, lengths_N = replayed_episodes(batches, last_round, args.episodes)
+        replay_steps = int(lengths_N.sum())
+        shares = np.array_split(np.arange(num_envs), cores)
+        limits = {
+            "physics limit, 1 core (raw mj_step replaying the episodes)":
+                replay_steps / replay_physics_seconds(args.env_id, seeds, actions_TNA, lengths_N),
+            f"physics limit, {cores} cores (raw mj_step replaying the episodes)": replay_steps / on_all_cores(
+                [("replay", args.env_id, [seeds[i] for i in share], actions_TNA[:, share], lengths_N[share])
+                 for share in shares]
+            ),
+            "raw mj_step, uniform random controls, 1 core":
+                num_envs * args.horizon / raw_physics_seconds(args.env_id, num_envs, args.horizon),
+            f"raw mj_step, uniform random controls, {cores} cores": num_envs * args.horizon / on_all_cores(
+                [("uniform", args.env_id, len(share), args.horizon) for share in shares]
+            ),
+        }  # fmt: skip
+        rows += [{"what": what, "env_steps_per_s": rate} for what, rate in limits.items()]
+        limit_1, limit_all = list(limits.values())[:2]
         for row in rows:
             row["of 1-core limit"] = row["env_steps_per_s"] / limit_1
             row["of all-core limit"] = row["env_steps_per_s"] / limit_all

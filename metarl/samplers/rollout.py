@@ -74,6 +74,16 @@ class BatchedPolicy:
         return distribution.mean.numpy()[index], distribution.stddev.numpy()[index]
 
 
+def episode_randomness(
+    seed: SeedKey, slots: Sequence[EpisodeSlot], horizon: int, action_dim: int
+) -> tuple[list[int], np.ndarray]:
+    """Each slot's reset seed and action noise [T, N, A], drawn from its own episode generator."""
+    rngs = [episode_rng(seed, s.task_index, s.episode_index) for s in slots]
+    reset_seeds = [int(rng.integers(2**31)) for rng in rngs]
+    noise_TNA = np.stack([rng.standard_normal((horizon, action_dim)) for rng in rngs], axis=1).astype(np.float32)
+    return reset_seeds, noise_TNA
+
+
 def run_episodes(
     env: gymnasium.vector.VectorEnv,
     policy: nn.Module,
@@ -88,9 +98,7 @@ def run_episodes(
     assert env.num_envs == num_envs, (env.num_envs, num_envs)
     action_dim = int(np.prod(env.single_action_space.shape))
     observation_dim = int(np.prod(env.single_observation_space.shape))
-    rngs = [episode_rng(seed, s.task_index, s.episode_index) for s in slots]
-    reset_seeds = [int(rng.integers(2**31)) for rng in rngs]
-    noise_TNA = np.stack([rng.standard_normal((horizon, action_dim)) for rng in rngs], axis=1).astype(np.float32)
+    reset_seeds, noise_TNA = episode_randomness(seed, slots, horizon, action_dim)
 
     task_of_env = np.array([s.task_index for s in slots])
     env.set_attr("task", [tasks[s.task_index] for s in slots])

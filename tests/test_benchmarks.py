@@ -1,0 +1,45 @@
+"""Each benchmark script runs end to end on a tiny problem and writes its JSON (no timing is asserted)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+TINY = {
+    "meta_update.py": ["--tasks", "2", "--episodes", "2", "--horizon", "5", "--repeats", "1", "--subsamples", "0.5"],
+    "sampling.py": ["--env-id", "metarl/HalfCheetahVel-v0", "--tasks", "2", "--episodes", "2", "--horizon", "5",
+                    "--rounds", "1", "--hidden-sizes", "8", "--no-ray"],
+    "iteration.py": ["--configs", "2d-navigation", "--iterations", "1", "--set", "meta_batch_size=2",
+                     "--set", "fast_batch_size=2", "--set", "horizon=5", "--set", "hidden_sizes=[8]"],
+    "mujoco_step_rate.py": ["--num-envs", "2", "--steps", "5", "--repeats", "1"],
+}
+
+
+def run_benchmark(script: str, output: Path) -> dict:
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *TINY[script], "--json", str(output)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.strip()
+    results = json.loads(output.read_text())
+    assert results["machine"]["cpu_count"] >= 1
+    return results
+
+
+@pytest.mark.parametrize("script", sorted(set(TINY) - {"sampling.py"}))
+def test_benchmark_runs_and_writes_results(script, tmp_path):
+    run_benchmark(script, tmp_path / "results.json")
+
+
+def test_sampling_benchmark_rates_every_row_against_the_replayed_physics(tmp_path):
+    """The ratios are taken against raw mj_step replaying the sampled episodes (the first limit row)."""
+    rows = {row["what"]: row for row in run_benchmark("sampling.py", tmp_path / "sampling.json")["results"]}
+    replay = rows["physics limit, 1 core (raw mj_step replaying the episodes)"]
+    assert replay["of 1-core limit"] == 1.0
+    for row in rows.values():
+        assert row["of 1-core limit"] == pytest.approx(row["env_steps_per_s"] / replay["env_steps_per_s"])
