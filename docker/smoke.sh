@@ -213,6 +213,9 @@ start=$SECONDS
 docker build --network host -f "$REPO/$DOCKERFILE" "${build_args[@]}" -t "$IMAGE_TAG" "$REPO" \
     >"$WORK/build.log" 2>&1 || { tail -40 "$WORK/build.log" >&2; die "docker build failed"; }
 log "built in $((SECONDS - start)) s: $(grep -m1 '^torch ' "$WORK/build.log" || echo 'every layer cached')"
+size_mb=$(($(docker image inspect --format '{{.Size}}' "$IMAGE_TAG") / 1000000))
+log "$IMAGE_TAG: $size_mb MB; $(docker run --rm --network none "$IMAGE_TAG" python -c \
+    'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda, "GPU", torch.cuda.is_available())')"
 
 # --- 5. a two-iteration training: single containers, or the compose cluster -------------------
 uid=$(docker run --rm "$IMAGE_TAG" id -u)
