@@ -9,13 +9,16 @@
 #   4. builds docker/Dockerfile on that base with --network host; the torch wheel
 #      comes from a local wheel folder served on 127.0.0.1 when there is one,
 #   5. runs `python launchers/train.py` for two iterations with runs/ bind-mounted (and one tiny
-#      MuJoCo iteration),
+#      MuJoCo iteration); or, with METARL_SMOKE_COMPOSE=1, brings up docker/compose.yaml instead:
+#      a Ray head, two Ray workers and the trainer, which trains two iterations with
+#      sampler.backend=ray, and checks that the rollout actors ran on the worker containers,
 #   6. checks config.yaml, checkpoints/latest.pt and a TensorBoard event file on the host,
 #   7. stops its dockerd and helper server by process id and removes the temp dir.
 # The base tarball and the engine's data root (images, build cache) are kept in a cache
 # folder, so a rerun skips debootstrap and reuses unchanged image layers.
 #
 # Usage: sudo docker/smoke.sh
+#        sudo METARL_SMOKE_COMPOSE=1 docker/smoke.sh      # the compose cluster
 # Environment (all optional):
 #   METARL_SMOKE_CACHE       cache folder (default ~/.cache/metarl-docker-smoke)
 #   METARL_SMOKE_FRESH=1     empty the cache first: a from-scratch run
@@ -25,6 +28,10 @@
 #   METARL_SMOKE_MIRROR      Debian mirror for debootstrap (default http://deb.debian.org/debian)
 #   METARL_SMOKE_DOCKERFILE  Dockerfile to build (default docker/Dockerfile)
 #   METARL_SMOKE_KEEP=1      keep the temp dir (engine data, run dir) for inspection
+#   METARL_SMOKE_COMPOSE=1   run the compose cluster (steps 5-6) instead of the single containers
+#   METARL_SMOKE_COMPOSE_CMD the compose command (default: `docker compose` when the v2 plugin is
+#                            there, else `docker-compose`, installed with apt if missing: Debian 12
+#                            has v1, 1.29.2); e.g. "/opt/bin/docker-compose" for a v2 binary
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -37,6 +44,8 @@ BASE_TAR=$CACHE/$SUITE-minbase-python3.tar
 BASE_TAG=metarl-smoke-base:$SUITE
 IMAGE_TAG=metarl:smoke$(basename "$DOCKERFILE" | sed "s/^Dockerfile//")   # metarl:smoke, metarl:smoke.cuda
 CONTAINER_HOME=/home/metarl/metarl
+COMPOSE_MODE=${METARL_SMOKE_COMPOSE:-0}
+COMPOSE_PROJECT=metarl-smoke
 
 log() { printf '[smoke %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "FAIL: $*"; exit 1; }
@@ -53,10 +62,16 @@ WORK=$(mktemp -d /tmp/metarl-smoke.XXXXXX)
 SOCK=$WORK/docker.sock
 DOCKERD_PID=""
 HTTP_PID=""
+COMPOSE_CMD=()
+COMPOSE_UP=0
 
 cleanup() {
     local rc=$?
     set +e
+    if ((COMPOSE_UP)); then
+        log "compose down"
+        compose down -v --timeout 10 >>"$WORK/compose-down.log" 2>&1
+    fi
     if [[ -n $HTTP_PID ]] && kill -0 "$HTTP_PID" 2>/dev/null; then
         kill "$HTTP_PID"
         wait "$HTTP_PID" 2>/dev/null
@@ -94,6 +109,16 @@ trap 'exit 130' INT TERM
 missing=()
 command -v dockerd >/dev/null || missing+=(docker.io)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
+if [[ $COMPOSE_MODE == 1 ]]; then
+    if [[ -n ${METARL_SMOKE_COMPOSE_CMD:-} ]]; then
+        read -r -a COMPOSE_CMD <<<"$METARL_SMOKE_COMPOSE_CMD"
+    elif command docker compose version >/dev/null 2>&1; then
+        COMPOSE_CMD=(docker compose)
+    else
+        COMPOSE_CMD=(docker-compose)
+        command -v docker-compose >/dev/null || missing+=(docker-compose)
+    fi
+fi
 if ((${#missing[@]})); then
     log "installing ${missing[*]} with apt"
     apt-get update -qq
@@ -101,6 +126,12 @@ if ((${#missing[@]})); then
 fi
 command -v docker >/dev/null || die "no docker client after installing docker.io"
 docker() { command docker -H "unix://$SOCK" "$@"; }
+# Our engine and project name, and the smoke overrides (written in step 5) on top of
+# docker/compose.yaml; no call runs longer than COMPOSE_TIMEOUT seconds.
+compose() {
+    DOCKER_HOST="unix://$SOCK" timeout "${COMPOSE_TIMEOUT:-120}" "${COMPOSE_CMD[@]}" -p "$COMPOSE_PROJECT" \
+        -f "$REPO/docker/compose.yaml" -f "$WORK/compose.smoke.yaml" "$@"
+}
 # The classic builder: no buildx plugin needed, and it honours --network host.
 export DOCKER_BUILDKIT=0
 
@@ -182,37 +213,94 @@ start=$SECONDS
 docker build --network host -f "$REPO/$DOCKERFILE" "${build_args[@]}" -t "$IMAGE_TAG" "$REPO" \
     >"$WORK/build.log" 2>&1 || { tail -40 "$WORK/build.log" >&2; die "docker build failed"; }
 log "built in $((SECONDS - start)) s: $(grep -m1 '^torch ' "$WORK/build.log" || echo 'every layer cached')"
+size_mb=$(($(docker image inspect --format '{{.Size}}' "$IMAGE_TAG") / 1000000))
+log "$IMAGE_TAG: $size_mb MB; $(docker run --rm --network none "$IMAGE_TAG" python -c \
+    'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda, "GPU", torch.cuda.is_available())')"
 
-# --- 5. a two-iteration training ------------------------------------------------------------
+# --- 5. a two-iteration training: single containers, or the compose cluster -------------------
 uid=$(docker run --rm "$IMAGE_TAG" id -u)
 [[ $uid != 0 ]] || die "the image runs as root"
 user_ids=$(docker run --rm "$IMAGE_TAG" id -u):$(docker run --rm "$IMAGE_TAG" id -g)
 mkdir -p "$WORK/runs"
 chown "$user_ids" "$WORK/runs"
-log "training 2 iterations in the container (uid $uid, network none)"
-start=$SECONDS
-if ! docker run --rm --init --network none -v "$WORK/runs:$CONTAINER_HOME/runs" "$IMAGE_TAG" \
-    python launchers/train.py --set num_batches=2 --set meta_batch_size=2 --set fast_batch_size=2 \
-    --output-dir runs/smoke >"$WORK/train.log" 2>&1; then
-    tail -40 "$WORK/train.log" >&2
-    die "training in the container failed"
-fi
-tail -5 "$WORK/train.log" >&2
-log "trained in $((SECONDS - start)) s"
+if [[ $COMPOSE_MODE == 1 ]]; then
+    # compose.yaml names its image metarl:ray; the override points every service at this build,
+    # mounts the temp run folder, and makes the compose network internal: the containers reach
+    # each other and nothing else.
+    cat >"$WORK/compose.smoke.yaml" <<EOF
+services:
+  ray-head: {image: "$IMAGE_TAG"}
+  ray-worker: {image: "$IMAGE_TAG"}
+  trainer:
+    image: "$IMAGE_TAG"
+    volumes: ["$WORK/runs:$CONTAINER_HOME/runs"]
+networks:
+  ray: {internal: true}
+EOF
+    log "compose command: ${COMPOSE_CMD[*]} ($(command "${COMPOSE_CMD[@]}" version 2>/dev/null | head -1))"
+    train_args=(--config launchers/configs/2d-navigation.yaml --set num_batches=2 --set meta_batch_size=4
+        --set fast_batch_size=2 --output-dir runs/compose-smoke)
+    export METARL_TRAIN_ARGS="${train_args[*]}"   # one line: compose pastes it into a `bash -c`
+    export METARL_NUM_WORKERS=4 RAY_HEAD_CPUS=1 RAY_WORKER_CPUS=2
+    log "compose up: ray-head, 2 x ray-worker, trainer (2 iterations, 4 Ray rollout actors)"
+    start=$SECONDS
+    COMPOSE_UP=1
+    rc=0
+    COMPOSE_TIMEOUT=900 compose up --no-build --no-color --scale ray-worker=2 \
+        --abort-on-container-exit --exit-code-from trainer >"$WORK/compose.log" 2>&1 || rc=$?
+    sed -i 's/\x1b\[[0-9;]*[A-Za-z]//g' "$WORK/compose.log"   # terminal codes (colours, erase line)
+    grep -E 'Local node IP|ray sampler:|^trainer.*\| *(run directory|iter |done:)|exited with code' \
+        "$WORK/compose.log" >&2 || true
+    ((rc == 0)) || { tail -60 "$WORK/compose.log" >&2; die "compose up exited with $rc"; }
+    log "cluster up, trained and stopped in $((SECONDS - start)) s"
+    grep -q 'done: 2 iterations' "$WORK/compose.log" || die "the trainer did not finish 2 iterations"
 
-# MuJoCo in the slim image (no GL libraries): one tiny HalfCheetah iteration.
-log "one tiny MuJoCo (HalfCheetah) iteration in the container"
-if ! docker run --rm --init --network none -v "$WORK/runs:$CONTAINER_HOME/runs" "$IMAGE_TAG" \
-    python launchers/train.py --config launchers/configs/halfcheetah-vel.yaml --quiet \
-    --set num_batches=1 --set meta_batch_size=2 --set fast_batch_size=2 --set horizon=20 \
-    --output-dir runs/smoke-mujoco >"$WORK/train-mujoco.log" 2>&1; then
-    tail -40 "$WORK/train-mujoco.log" >&2
-    die "MuJoCo training in the container failed"
+    # Did the trainer sample on the worker containers? Each node's `ray start` prints its IP; the
+    # trainer prints where its rollout actors run: "ray sampler: 4 actors on 3 nodes: IP (n), ...".
+    node_ips() {
+        grep -E "^$1[-_][0-9]+ +\| .*Local node IP: " "$WORK/compose.log" | grep -oE '[0-9]+(\.[0-9]+){3}$' | sort -u
+    }
+    mapfile -t worker_ips < <(node_ips ray-worker)
+    mapfile -t trainer_ip < <(node_ips trainer)
+    placement=$(grep -m1 -o 'ray sampler: .*' "$WORK/compose.log") || die "the trainer printed no actor placement"
+    ((${#worker_ips[@]} == 2)) || die "expected 2 worker node IPs, got: ${worker_ips[*]}"
+    ((${#trainer_ip[@]} == 1)) || die "expected 1 trainer node IP, got: ${trainer_ip[*]}"
+    for ip in "${worker_ips[@]}"; do
+        [[ $placement == *" $ip ("* ]] || die "no rollout actor on worker $ip: $placement"
+    done
+    [[ $placement != *" ${trainer_ip[0]} ("* ]] || die "a rollout actor ran on the trainer's node: $placement"
+    [[ $placement == *"driver on ${trainer_ip[0]}" ]] || die "the driver is not on the trainer: $placement"
+    log "rollout actors on both workers (${worker_ips[*]}), driver on the trainer (${trainer_ip[0]})"
+    compose down -v --timeout 10 >"$WORK/compose-down.log" 2>&1 || die "compose down failed"
+    COMPOSE_UP=0
+    [[ -z $(docker ps -aq) ]] || die "containers left after compose down: $(docker ps -a --format '{{.Names}}')"
+    run_dir=$WORK/runs/compose-smoke
+else
+    log "training 2 iterations in the container (uid $uid, network none)"
+    start=$SECONDS
+    if ! docker run --rm --init --network none -v "$WORK/runs:$CONTAINER_HOME/runs" "$IMAGE_TAG" \
+        python launchers/train.py --set num_batches=2 --set meta_batch_size=2 --set fast_batch_size=2 \
+        --output-dir runs/smoke >"$WORK/train.log" 2>&1; then
+        tail -40 "$WORK/train.log" >&2
+        die "training in the container failed"
+    fi
+    tail -5 "$WORK/train.log" >&2
+    log "trained in $((SECONDS - start)) s"
+
+    # MuJoCo in the slim image (no GL libraries): one tiny HalfCheetah iteration.
+    log "one tiny MuJoCo (HalfCheetah) iteration in the container"
+    if ! docker run --rm --init --network none -v "$WORK/runs:$CONTAINER_HOME/runs" "$IMAGE_TAG" \
+        python launchers/train.py --config launchers/configs/halfcheetah-vel.yaml --quiet \
+        --set num_batches=1 --set meta_batch_size=2 --set fast_batch_size=2 --set horizon=20 \
+        --output-dir runs/smoke-mujoco >"$WORK/train-mujoco.log" 2>&1; then
+        tail -40 "$WORK/train-mujoco.log" >&2
+        die "MuJoCo training in the container failed"
+    fi
+    [[ -s $WORK/runs/smoke-mujoco/checkpoints/latest.pt ]] || die "no MuJoCo checkpoint"
+    run_dir=$WORK/runs/smoke
 fi
-[[ -s $WORK/runs/smoke-mujoco/checkpoints/latest.pt ]] || die "no MuJoCo checkpoint"
 
 # --- 6. what the host sees -------------------------------------------------------------------
-run_dir=$WORK/runs/smoke
 [[ -s $run_dir/config.yaml ]] || die "no $run_dir/config.yaml"
 [[ -s $run_dir/checkpoints/latest.pt ]] || die "no $run_dir/checkpoints/latest.pt"
 events=$(find "$run_dir" -name 'events.out.tfevents.*' -size +0 | head -1)

@@ -14,6 +14,7 @@ from metarl.checkpoint import CheckpointError
 from metarl.cli import add_config_arguments, usage_error
 from metarl.config import ConfigError, TrainConfig, load_config
 from metarl.memory import keep_freed_memory
+from metarl.samplers.ray_backend import RaySampler
 from metarl.trainer import Trainer, new_run_dir
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "2d-navigation.yaml"
@@ -40,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, CheckpointError) as error:
         return usage_error(error)
     print(f"run directory: {trainer.run_dir}", flush=True)
+    if isinstance(trainer.experiment.sampler, RaySampler):  # on a cluster: did the actors spread?
+        print(f"ray sampler: {trainer.experiment.sampler.placement()}", flush=True)
     try:
         trainer.run(quiet=args.quiet)
     except KeyboardInterrupt:

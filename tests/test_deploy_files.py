@@ -128,6 +128,41 @@ def test_compose_defines_head_workers_and_trainer_with_one_auth_mode() -> None:
     assert any(volume.endswith(":" + IMAGE_RUNS_DIR) for volume in services["trainer"]["volumes"])
 
 
+def test_compose_file_keeps_to_what_compose_v1_reads() -> None:
+    # docker-compose 1.29 (Debian 12's package) rejects top-level keys other than these, `name:` included.
+    extra = {key for key in load_yaml(COMPOSE) if not key.startswith("x-")} - {"services", "networks", "volumes"}
+    assert not extra, f"docker-compose v1 rejects the top-level keys {extra}"
+
+
+def test_compose_trainer_starts_once_every_ray_node_has_joined() -> None:
+    # Otherwise the sampler sizes and places its actors on a cluster that has only the head in it.
+    services = load_yaml(COMPOSE)["services"]
+    for name in ("ray-head", "ray-worker"):
+        assert "ray_current_cluster" in " ".join(services[name]["healthcheck"]["test"]), name
+        assert services["trainer"]["depends_on"][name]["condition"] == "service_healthy", name
+
+
+COMPOSE_CLIS = {"v1": ["docker-compose"], "v2": ["docker", "compose"]}
+
+
+@pytest.mark.parametrize("version", sorted(COMPOSE_CLIS))
+def test_compose_file_is_valid_for_compose(version: str) -> None:
+    command = COMPOSE_CLIS[version]
+    if shutil.which(command[0]) is None or subprocess.run([*command, "version"], capture_output=True).returncode:
+        pytest.skip(f"no compose {version} here ({' '.join(command)})")
+    result = subprocess.run([*command, "-f", str(COMPOSE), "config", "-q"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_smoke_training_arguments_are_valid() -> None:
+    # docker/smoke.sh passes these through METARL_TRAIN_ARGS to the trainer service's train.py.
+    match = re.search(r"^ *train_args=\(([^)]*)\)", SMOKE.read_text(), re.M)
+    assert match, "docker/smoke.sh has no train_args=(...) for the compose cluster"
+    parsed = load_train_module().parse_args(shlex.split(match.group(1)))
+    assert parsed.config is not None and (REPO / parsed.config).is_file()
+    load_config(TrainConfig, REPO / parsed.config, parsed.overrides).validate()
+
+
 def test_ray_cluster_config_starts_our_image_on_head_and_workers() -> None:
     config = load_yaml(RAY_CLUSTER)
     assert config["docker"]["image"].split("/")[-1].startswith("metarl:")

@@ -79,6 +79,9 @@ def test_same_episodes_as_vectorized_and_a_killed_actor_is_replaced(local_ray):
     try:
         # Two actors of 0.5 CPU on the 2-CPU node: a default 1-CPU task can still run (no deadlock).
         assert local_ray.get(local_ray.remote(lambda: 1).remote(), timeout=60) == 1
+        node = local_ray.util.get_node_ip_address()
+        assert sampler.actor_nodes() == [node, node]
+        assert sampler.placement() == f"2 actors on 1 node: {node} (2); driver on {node}"
 
         seed = (3, 1, 0)
         expected = reference(policy, tasks, params, 8, seed, horizon=2000)
@@ -149,6 +152,7 @@ def test_training_run_joins_a_separate_head_by_address(tmp_path):
         result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240)
         assert result.returncode == 0, result.stderr[-3000:]
         assert "done: 2 iterations" in result.stdout
+        assert "ray sampler: 2 actors on 1 node: " in result.stdout  # where they run, for clusters
         assert head.poll() is None, "the head must outlive the training run that joined it"
     finally:
         os.killpg(head.pid, signal.SIGTERM)  # `ray start --block` stops its children on SIGTERM

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,7 @@ def import_ray() -> Any:
 
 
 class RolloutActor:
-    """The Ray actor: a ``RolloutWorker`` plus its process id (so tests and tools can find it)."""
+    """The Ray actor: a ``RolloutWorker`` plus its process id and node (so tests and tools can find it)."""
 
     def __init__(self, spec: WorkerSpec):
         limit_threads()
@@ -62,6 +63,9 @@ class RolloutActor:
 
     def pid(self) -> int:
         return os.getpid()
+
+    def node_ip(self) -> str:
+        return import_ray().util.get_node_ip_address()
 
     def run(self, request: ShareRequest) -> RolloutArrays:
         return self.worker.run(request)
@@ -125,6 +129,21 @@ class RaySampler:
     def worker_pids(self) -> list[int]:
         """Process ids of the current actors (waits for them to start)."""
         return self.ray.get([actor.pid.remote() for actor in self._actors])
+
+    def actor_nodes(self) -> list[str]:
+        """The IP address of the node each actor runs on (waits for them to start)."""
+        return self.ray.get([actor.node_ip.remote() for actor in self._actors])
+
+    def placement(self) -> str:
+        """Where the actors run, for a cluster's console: a node's IP and its number of actors.
+
+        E.g. ``4 actors on 2 nodes: 172.18.0.3 (2), 172.18.0.4 (2); driver on 172.18.0.5``.
+        """
+        counts = Counter(self.actor_nodes())
+        nodes = ", ".join(f"{ip} ({count})" for ip, count in sorted(counts.items()))
+        plural = "s" if len(counts) != 1 else ""
+        driver = self.ray.util.get_node_ip_address()
+        return f"{len(self._actors)} actors on {len(counts)} node{plural}: {nodes}; driver on {driver}"
 
     def sample(
         self, tasks: Sequence[Task], params: Sequence[Params], episodes_per_task: int, seed: SeedKey
