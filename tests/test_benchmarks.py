@@ -15,6 +15,7 @@ TINY = {
                     "--rounds", "1", "--hidden-sizes", "8", "--no-ray"],
     "iteration.py": ["--configs", "2d-navigation", "--iterations", "1", "--set", "meta_batch_size=2",
                      "--set", "fast_batch_size=2", "--set", "horizon=5", "--set", "hidden_sizes=[8]"],
+    "curvature_floor.py": ["--tasks", "2", "--episodes", "2", "--horizon", "5", "--hidden", "8", "--repeats", "1"],
     "mujoco_step_rate.py": ["--num-envs", "2", "--steps", "5", "--repeats", "1"],
 }
 
@@ -43,3 +44,10 @@ def test_sampling_benchmark_rates_every_row_against_the_replayed_physics(tmp_pat
     assert replay["of 1-core limit"] == 1.0
     for row in rows.values():
         assert row["of 1-core limit"] == pytest.approx(row["env_steps_per_s"] / replay["env_steps_per_s"])
+
+
+def test_curvature_floor_counts_sixteen_gemms_per_product(tmp_path):
+    """2 support HVPs × 6 + a Fisher product × 4 matrix products of 2·K·n·H² FLOP each (K=2, n=2·5, H=8)."""
+    rows = run_benchmark("curvature_floor.py", tmp_path / "floor.json")["results"]
+    gemm_row = next(row for row in rows if row["what"].startswith("the 16 unavoidable GEMMs"))
+    assert gemm_row["gflop"] * 1e9 == pytest.approx(16 * 2 * 2 * (2 * 5) * 8 * 8)

@@ -1,0 +1,110 @@
+"""How far the exact second-order meta-update is from the arithmetic it cannot avoid, on this machine.
+
+One exact curvature product through one inner step is Σᵢ (I − αHᵢ) Fᵢ (I − αHᵢ) v. Written out with
+Pearlmutter's R-operator, each hidden-to-hidden layer [H × H] costs at least 16 matrix products with
+one dimension over all N states: 6 per support Hessian-vector product (2 in the tangent forward pass,
+2 in the tangent backward pass, 2 for the weight gradient), twice, and 4 for the Fisher product
+(2 forward, 1 backward, 1 weight gradient). The smaller input and output layers are left out, so
+this is a lower bound. The script times those 16 products alone (the shapes the learner's products
+use), the machine's best float32 matrix-product rate (a large square sgemm), one product as the
+learner takes it, and a whole meta-update, all in one run, on HalfCheetah-shaped synthetic
+episodes (as ``meta_update.py``). Usage:
+
+    python benchmarks/curvature_floor.py [--tasks 40] [--episodes 20] [--horizon 200]
+                                         [--hidden 100] [--repeats 3] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from common import print_table, timed, write_json
+from meta_update import synthetic_batch
+
+from metarl.maml_trpo import MAMLTRPO, OldPolicy, TRPOSettings
+from metarl.memory import keep_freed_memory
+from metarl.policies import GaussianMLPPolicy, parameters_of
+
+PRODUCTS_PER_CG_SOLVE = 10
+
+
+def product_gemms(tasks: int, states: int, hidden: int):
+    """The 16 unavoidable [states × hidden]·[hidden × hidden] products of one curvature product, per layer."""
+    generator = torch.Generator().manual_seed(0)
+    activations = torch.randn(tasks, states, hidden, generator=generator)
+    weights = torch.randn(tasks, hidden, hidden, generator=generator)
+
+    def forward():  # a tangent forward or backward pass: [K, n, H] · [K, H, H]
+        return torch.bmm(activations, weights)
+
+    def gradient():  # a weight gradient: [K, H, n] · [K, n, H]
+        return torch.bmm(activations.transpose(1, 2), activations)
+
+    # 2 support HVPs × (4 pass products + 2 gradients) + Fisher (3 pass products + 1 gradient).
+    calls = [forward] * (2 * 4 + 3) + [gradient] * (2 * 2 + 1)
+    return lambda: [call() for call in calls], len(calls) * 2 * tasks * states * hidden * hidden
+
+
+def square_sgemm(size: int = 2048):
+    generator = torch.Generator().manual_seed(1)
+    a, b = torch.randn(size, size, generator=generator), torch.randn(size, size, generator=generator)
+    return lambda: a @ b, 2 * size**3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=40)
+    parser.add_argument("--episodes", type=int, default=20)
+    parser.add_argument("--horizon", type=int, default=200)
+    parser.add_argument("--hidden", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    keep_freed_memory()  # as launchers/train.py does
+
+    generator = torch.Generator().manual_seed(0)
+    support = [[synthetic_batch(args.horizon, args.episodes, 17, 6, generator)] for _ in range(args.tasks)]
+    query = [synthetic_batch(args.horizon, args.episodes, 17, 6, generator) for _ in range(args.tasks)]
+    policy = GaussianMLPPolicy(17, 6, (args.hidden, args.hidden), generator=generator)
+    initial = {name: value.clone() for name, value in policy.state_dict().items()}
+    learner = MAMLTRPO(policy, 0.1, trpo=TRPOSettings())
+    data = learner.prepare(support, query)
+    params = parameters_of(policy)
+    distribution = learner.query_distribution(learner.adapted(params, data, False), data)
+    product = learner.curvature_product(params, data, OldPolicy.frozen(distribution, data), distribution)
+    vector = torch.randn(sum(p.numel() for p in params.values()), generator=generator)
+
+    def update():
+        policy.load_state_dict(initial)  # the same update each time
+        return learner.step(support, query)
+
+    gemms, gemm_flop = product_gemms(args.tasks, args.episodes * args.horizon, args.hidden)
+    sgemm, sgemm_flop = square_sgemm()
+    best_rate = sgemm_flop / timed(sgemm, args.repeats)[0]
+    gemm_seconds = timed(gemms, args.repeats)[0]
+    product_seconds = timed(lambda: product(vector), args.repeats)[0]
+    update_seconds = timed(update, args.repeats)[0]
+    floor = gemm_flop / best_rate
+    rows = [
+        {"what": "square sgemm 2048 (the machine's best float32 rate)", "seconds": sgemm_flop / best_rate,
+         "gflop": sgemm_flop / 1e9},
+        {"what": "the 16 unavoidable GEMMs of one product, alone", "seconds": gemm_seconds, "gflop": gemm_flop / 1e9},
+        {"what": "one exact product (Gauss-Newton, as the learner takes it)", "seconds": product_seconds,
+         "gflop": gemm_flop / 1e9},
+        {"what": f"{PRODUCTS_PER_CG_SOLVE} products' GEMMs at the best rate (floor of one CG solve)",
+         "seconds": PRODUCTS_PER_CG_SOLVE * floor, "gflop": PRODUCTS_PER_CG_SOLVE * gemm_flop / 1e9},
+        {"what": "one meta-update (second order, exact)", "seconds": update_seconds},
+    ]
+    for row in rows:
+        row["gflop_per_s"] = row["gflop"] / row["seconds"] if "gflop" in row else None
+        row["x_floor"] = row["seconds"] / (PRODUCTS_PER_CG_SOLVE * floor if "update" in row["what"] else floor)
+    rows[0]["x_floor"] = rows[3]["x_floor"] = None
+    print(f"curvature floor: {args.tasks} tasks x {args.episodes} episodes x {args.horizon} steps, "
+          f"hidden {args.hidden}x{args.hidden}, {torch.get_num_threads()} threads")
+    print_table(rows, ["what", "seconds", "gflop", "gflop_per_s", "x_floor"])
+    write_json(args.json, {"args": vars(args), "results": rows})
+
+
+if __name__ == "__main__":
+    main()
