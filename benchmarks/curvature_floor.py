@@ -17,10 +17,11 @@ episodes (as ``meta_update.py``). Usage:
 from __future__ import annotations
 
 import argparse
+from functools import partial
 
 import torch
 from common import print_table, timed, write_json
-from meta_update import synthetic_batch
+from meta_update import synthetic_meta_batch
 
 from metarl.maml_trpo import MAMLTRPO, OldPolicy, TRPOSettings
 from metarl.memory import keep_freed_memory
@@ -64,8 +65,7 @@ def main() -> None:
     keep_freed_memory()  # as launchers/train.py does
 
     generator = torch.Generator().manual_seed(0)
-    support = [[synthetic_batch(args.horizon, args.episodes, 17, 6, generator)] for _ in range(args.tasks)]
-    query = [synthetic_batch(args.horizon, args.episodes, 17, 6, generator) for _ in range(args.tasks)]
+    support, query = synthetic_meta_batch(args.tasks, args.episodes, args.horizon, generator)
     policy = GaussianMLPPolicy(17, 6, (args.hidden, args.hidden), generator=generator)
     initial = {name: value.clone() for name, value in policy.state_dict().items()}
     learner = MAMLTRPO(policy, 0.1, trpo=TRPOSettings())
@@ -81,25 +81,27 @@ def main() -> None:
 
     gemms, gemm_flop = product_gemms(args.tasks, args.episodes * args.horizon, args.hidden)
     sgemm, sgemm_flop = square_sgemm()
-    best_rate = sgemm_flop / timed(sgemm, args.repeats)[0]
+    sgemm_seconds = timed(sgemm, args.repeats)[0]
+    floor = gemm_flop * sgemm_seconds / sgemm_flop  # one product's GEMMs at the best rate
     gemm_seconds = timed(gemms, args.repeats)[0]
-    product_seconds = timed(lambda: product(vector), args.repeats)[0]
+    product_seconds = timed(partial(product, vector), args.repeats)[0]
+    del product, distribution  # frees the product's graphs before the updates build their own
     update_seconds = timed(update, args.repeats)[0]
-    floor = gemm_flop / best_rate
+    solve_floor = PRODUCTS_PER_CG_SOLVE * floor
+
+    def row(what: str, seconds: float, gflop: float | None = None, floor_seconds: float | None = None):
+        return {"what": what, "seconds": seconds, "gflop": gflop,
+                "gflop_per_s": None if gflop is None else gflop / seconds,
+                "x_floor": None if floor_seconds is None else seconds / floor_seconds}
+
     rows = [
-        {"what": "square sgemm 2048 (the machine's best float32 rate)", "seconds": sgemm_flop / best_rate,
-         "gflop": sgemm_flop / 1e9},
-        {"what": "the 16 unavoidable GEMMs of one product, alone", "seconds": gemm_seconds, "gflop": gemm_flop / 1e9},
-        {"what": "one exact product (Gauss-Newton, as the learner takes it)", "seconds": product_seconds,
-         "gflop": gemm_flop / 1e9},
-        {"what": f"{PRODUCTS_PER_CG_SOLVE} products' GEMMs at the best rate (floor of one CG solve)",
-         "seconds": PRODUCTS_PER_CG_SOLVE * floor, "gflop": PRODUCTS_PER_CG_SOLVE * gemm_flop / 1e9},
-        {"what": "one meta-update (second order, exact)", "seconds": update_seconds},
+        row("square sgemm 2048 (the machine's best float32 rate)", sgemm_seconds, sgemm_flop / 1e9),
+        row("the 16 unavoidable GEMMs of one product, alone", gemm_seconds, gemm_flop / 1e9, floor),
+        row("one exact product (Gauss-Newton, as the learner takes it)", product_seconds, gemm_flop / 1e9, floor),
+        row(f"{PRODUCTS_PER_CG_SOLVE} products' GEMMs at the best rate (floor of one CG solve)", solve_floor,
+            PRODUCTS_PER_CG_SOLVE * gemm_flop / 1e9),
+        row("one meta-update (second order, exact)", update_seconds, floor_seconds=solve_floor),
     ]
-    for row in rows:
-        row["gflop_per_s"] = row["gflop"] / row["seconds"] if "gflop" in row else None
-        row["x_floor"] = row["seconds"] / (PRODUCTS_PER_CG_SOLVE * floor if "update" in row["what"] else floor)
-    rows[0]["x_floor"] = rows[3]["x_floor"] = None
     print(f"curvature floor: {args.tasks} tasks x {args.episodes} episodes x {args.horizon} steps, "
           f"hidden {args.hidden}x{args.hidden}, {torch.get_num_threads()} threads")
     print_table(rows, ["what", "seconds", "gflop", "gflop_per_s", "x_floor"])

@@ -34,6 +34,13 @@ def synthetic_batch(horizon: int, episodes: int, obs_dim: int, act_dim: int, gen
     )
 
 
+def synthetic_meta_batch(tasks: int, episodes: int, horizon: int, generator: torch.Generator):
+    """Support (one inner step) and query batches for ``tasks`` HalfCheetah-shaped tasks."""
+    support = [[synthetic_batch(horizon, episodes, 17, 6, generator)] for _ in range(tasks)]
+    query = [synthetic_batch(horizon, episodes, 17, 6, generator) for _ in range(tasks)]
+    return support, query
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=40)
@@ -47,8 +54,7 @@ def main() -> None:
     keep_freed_memory()  # as launchers/train.py does
 
     generator = torch.Generator().manual_seed(0)
-    support = [[synthetic_batch(args.horizon, args.episodes, 17, 6, generator)] for _ in range(args.tasks)]
-    query = [synthetic_batch(args.horizon, args.episodes, 17, 6, generator) for _ in range(args.tasks)]
+    support, query = synthetic_meta_batch(args.tasks, args.episodes, args.horizon, generator)
     initial = GaussianMLPPolicy(17, 6, (100, 100), generator=generator).state_dict()
 
     variants = [(first_order, curvature, 1.0) for first_order in (False, True)
