@@ -6,7 +6,10 @@ clipped to [−1, 1] (78). The paper's original code observed the clipped contac
 Gymnasium v5's default, and the contact cost needs them computed anyway; the three Ant envs share
 this observation so that a policy's input means the same in all of them.
 
-Reward (the paper's original code): task term − 0.005·‖a‖² − 0.0005·‖clip(cfrc_ext, −1, 1)‖² + 0.05,
+Stepped every 0.02 s as in the paper's code (rllab's ``ant.xml``: one RK4 step of 0.02 s per action;
+here two of Gymnasium's 0.01 s RK4 steps; Gymnasium's v5 env takes five).
+
+Reward (the paper's original code): task term − 0.005·‖clip(a, −1, 1)‖² − 0.0005·‖clip(cfrc_ext, −1, 1)‖² + 0.05,
 where the task term carries its own constant (+1.0 for velocity, +4.0 for goal position). The
 episode terminates when the torso height qpos[2] leaves [0.2, 1.0] (or the state is not finite).
 """
@@ -25,6 +28,7 @@ ANT = Robot(
     xml_file="ant.xml",
     skipped_qpos=2,
     ctrl_cost_weight=0.005,
+    frame_skip=2,
     contact_cost_weight=0.0005,
     contact_force_range=(-1.0, 1.0),
     contact_forces_in_observation=True,

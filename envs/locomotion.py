@@ -4,10 +4,13 @@ single-env mixin that puts a task family on top of Gymnasium's own v5 env class.
 Definitions used everywhere (single envs, the batched vector envs and the tests):
 
 - x-velocity ``v_x = (x_after − x_before) / dt`` with ``x = qpos[0]``, the x coordinate of the root
-  joint, which sits at the torso's origin for both robots; ``dt = timestep · frame_skip = 0.05`` s.
+  joint, which sits at the torso's origin for both robots; ``dt = timestep · frame_skip``, the paper's
+  code's control period (0.01 s for the cheetah, 0.02 s for the ant; see ``Robot.frame_skip``).
   We read ``qpos`` rather than ``data.xpos``: after ``mj_step`` MuJoCo's ``xpos`` still holds the
   kinematics of the last sub-step's *start*, one sub-step behind ``qpos``.
 - the torso's xy position (Ant goal task) is ``qpos[0:2]`` after the step, by the same reasoning.
+- the policy acts in the control range [−1, 1]; the control cost is computed on the action clipped to
+  it, as in the paper's code, where rllab's ``normalize`` clipped actions before the env saw them.
 - every reward term is computed on batches by the functions below; a single env is a batch of one.
 """
 
@@ -34,6 +37,8 @@ class Robot:
     """Leading ``qpos`` entries left out of the observation: the torso's x (cheetah) or x and y (ant)."""
     ctrl_cost_weight: float
     frame_skip: int = 5
+    """MuJoCo steps per env step. The paper's code (rllab ``MujocoEnv``) stepped its models once per
+    action: the cheetah at 0.01 s, the ant at 0.02 s; Gymnasium's v5 envs use 5 (0.05 s)."""
     reset_noise_scale: float = 0.1
     contact_cost_weight: float = 0.0
     """Zero means the robot has no contact cost and its contact forces are never computed."""
@@ -70,6 +75,7 @@ def reward_batch(
     """The reward and its components, in the paper's code's order: task − ctrl − contact + survive."""
     x_velocity = (qpos_after_NQ[:, 0] - x_before_N) / dt
     reward_task = tasks.reward(task_params_NK, x_velocity, qpos_after_NQ[:, :2])
+    action_NA = np.clip(action_NA, -1.0, 1.0)  # the control range of both robots: what MuJoCo applies
     # einsum: one pass instead of square-then-sum; a row's sum does not depend on the batch size.
     ctrl_cost = robot.ctrl_cost_weight * np.einsum("ij,ij->i", action_NA, action_NA)
     reward = reward_task - ctrl_cost

@@ -1,4 +1,11 @@
-"""2D navigation (MAML paper, section 5.3): a point moves to an unknown goal in the plane."""
+"""2D navigation (MAML paper, section 5.3): a point moves to an unknown goal in the plane.
+
+Follows the paper's code (cbfinn/maml_rl, ``maml_examples/point_env_randgoal.py`` wrapped in rllab's
+``normalize``): the policy acts in [−1, 1]², the point moves by 0.1·clip(a, −1, 1), the reward is
+minus the distance to the goal after the move and the episode ends once the point is within 0.01 of
+the goal on both axes. Acting in [−1, 1]² matters: with the initial std of 1, a policy that acted in
+±0.1 directly would saturate almost every action, and its mean would barely change the behaviour.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +19,10 @@ from gymnasium import spaces
 from envs.base import Task, TaskVectorEnv
 
 GOAL_LOW, GOAL_HIGH = -0.5, 0.5
-MAX_ACTION = 0.1
-GOAL_RADIUS = 0.01
+STEP_SCALE = 0.1
+"""The largest move per axis: rllab's ``normalize`` maps a ∈ [−1, 1] to the point env's [−0.1, 0.1]."""
+GOAL_TOLERANCE = 0.01
+"""The episode ends once |x − goal_x| and |y − goal_y| are both below this (the paper's code)."""
 
 
 def sample_goals(n: int, rng: np.random.Generator) -> list[Task]:
@@ -23,22 +32,23 @@ def sample_goals(n: int, rng: np.random.Generator) -> list[Task]:
 
 def _move(position: np.ndarray, action: np.ndarray, goal: np.ndarray):
     """One step for any batch shape: the new position, the reward and whether the goal is reached."""
-    position = position + np.clip(action, -MAX_ACTION, MAX_ACTION)
-    distance = np.linalg.norm(position - goal, axis=-1)
-    return position, -distance, distance < GOAL_RADIUS
+    position = position + STEP_SCALE * np.clip(action, -1.0, 1.0)
+    offset = position - goal
+    distance = np.linalg.norm(offset, axis=-1)
+    return position, -distance, np.all(np.abs(offset) < GOAL_TOLERANCE, axis=-1)
 
 
 def _spaces() -> tuple[spaces.Box, spaces.Box]:
     observation = spaces.Box(-np.inf, np.inf, shape=(2,), dtype=np.float32)
-    action = spaces.Box(-MAX_ACTION, MAX_ACTION, shape=(2,), dtype=np.float32)
+    action = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
     return observation, action
 
 
 class Navigation2DEnv(gymnasium.Env):
     """The point starts at the origin; the reward is minus its distance to the goal after each move.
 
-    Actions are clipped to [-0.1, 0.1]²; the episode ends within 0.01 of the goal. The goal is not
-    observed: it is what adaptation must discover.
+    An action a moves the point by 0.1·clip(a, −1, 1); the episode ends within 0.01 of the goal on
+    both axes. The goal is not observed: it is what adaptation must discover.
     """
 
     def __init__(self, task: Task | None = None):
@@ -70,7 +80,7 @@ class Navigation2DVectorEnv(TaskVectorEnv):
         super().__init__(num_envs, max_episode_steps)
         self.single_observation_space, self.single_action_space = _spaces()
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(num_envs, 2), dtype=np.float32)
-        self.action_space = spaces.Box(-MAX_ACTION, MAX_ACTION, shape=(num_envs, 2), dtype=np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(num_envs, 2), dtype=np.float32)
         self._position = np.zeros((num_envs, 2))
         self._goal = np.zeros((num_envs, 2))
 

@@ -55,7 +55,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--num-tasks", type=int, default=40, help="test tasks (default 40, as in the paper)")
     parser.add_argument("--num-steps", type=int, default=3, help="inner gradient steps per test task (default 3)")
     parser.add_argument("--fast-batch-size", type=int, default=None, metavar="K",
-                        help="episodes per step (default: the run's fast_batch_size, the paper's K)")
+                        help="episodes per step (default: as many as the paper's test scripts sampled for the family, "
+                             "else the run's fast_batch_size)")
     parser.add_argument("--step-size", type=float, default=None,
                         help="first inner step size (default: the run's fast_lr)")
     parser.add_argument("--later-step-size", type=float, default=None,
@@ -79,6 +80,13 @@ def finite_or_none(value: Any) -> Any:
     return value
 
 
+def default_episodes_per_step(config) -> int:
+    """The paper's test scripts sampled a fixed number of env steps per step (4,000 for most families,
+    i.e. 40 navigation or 20 locomotion episodes), not the training K: use theirs where there is one."""
+    reference = reference_for(config.env_id)
+    return reference.episodes_per_step if reference is not None else config.fast_batch_size
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     say = (lambda message: None) if args.quiet else (lambda message: print(message, flush=True))
@@ -90,12 +98,13 @@ def main(argv: list[str] | None = None) -> int:
         device = resolve_device(config.device)
         checkpoint_path = args.checkpoint or args.run / CHECKPOINTS / LATEST
         state = load_policy_checkpoint(checkpoint_path, config.env_id, device)
+        step_size = config.fast_lr if args.step_size is None else args.step_size
         settings = EvalSettings(
             num_tasks=args.num_tasks,
             num_steps=args.num_steps,
-            episodes_per_step=args.fast_batch_size or config.fast_batch_size,
-            step_size=args.step_size or config.fast_lr,
-            later_step_size=args.later_step_size or (args.step_size or config.fast_lr) / 2,
+            episodes_per_step=default_episodes_per_step(config) if args.fast_batch_size is None else args.fast_batch_size,
+            step_size=step_size,
+            later_step_size=step_size / 2 if args.later_step_size is None else args.later_step_size,
             seed=config.seed if args.seed is None else args.seed,
         ).validate()
         output_dir = args.output_dir or args.run / "evaluation" / f"iter_{int(state.get('iteration', 0)):06d}"

@@ -114,14 +114,38 @@ def family_table(results: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+HEADLINE_STEPS = 4
+"""The paper's tables report 0, 1, 2 and 3 gradient steps."""
+
+
+def headline_table(evaluations: Sequence[Mapping[str, Any]]) -> str:
+    """One row per evaluation: our MAML ± the 95% half-width after 0-3 steps, the paper's number beside it."""
+    header = ["task family", "iteration"] + [f"{k} step{'s' if k != 1 else ''}" for k in range(HEADLINE_STEPS)]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for results in evaluations:
+        ours = results["methods"].get("maml", [])
+        paper = (results.get("paper") or {}).get("maml", [])
+        cells = []
+        for step in range(HEADLINE_STEPS):
+            cell = _cell(ours[step]) if step < len(ours) else "–"
+            if step < len(paper):
+                cell += f" (paper {paper[step]:.2f})"
+            cells.append(cell)
+        lines.append(f"| {results['family']} | {results['checkpoint']['iteration']} | " + " | ".join(cells) + " |")
+    lines += ["", "MAML (ours): mean return over the test tasks ± the half-width of its 95% confidence interval; "
+              "the paper's MAML number in brackets. Details per family below."]
+    return "\n".join(lines) + "\n"
+
+
 def report(evaluations: Sequence[Mapping[str, Any]], command: str = "") -> str:
-    """All families' sections, in the order given."""
+    """The headline table, then every family's section, in the order given."""
     generated = f" by `{command}`" if command else ""
     head = [
         "## Evaluation results",
         "",
         f"Generated{generated} from `evaluation.json` files; do not edit by hand.",
         "",
+        headline_table(evaluations),
         "",
     ]
     return "\n".join(head) + "\n".join(family_table(results) for results in evaluations)

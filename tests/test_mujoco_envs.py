@@ -19,7 +19,11 @@ from envs.mujoco_model import load_model, model_path
 CHEETAH_IDS = ["metarl/HalfCheetahVel-v0", "metarl/HalfCheetahDir-v0"]
 ANT_IDS = ["metarl/AntVel-v0", "metarl/AntDir-v0", "metarl/AntGoal-v0"]
 ALL_IDS = CHEETAH_IDS + ANT_IDS
-DT = 0.05  # timestep 0.01 s × frame_skip 5, for both robots
+FRAME_SKIP = {"cheetah": 1, "ant": 2}  # the paper's code's control periods: 0.01 s and 0.02 s (two 0.01 s steps)
+
+
+def dt(env_id: str) -> float:
+    return 0.01 if "Cheetah" in env_id else 0.02
 
 
 def make_single(env_id: str, **kwargs):
@@ -27,14 +31,14 @@ def make_single(env_id: str, **kwargs):
 
 
 def random_actions(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    # Beyond the control range on purpose: MuJoCo clamps the controls, the control cost does not.
+    # Beyond the control range on purpose: MuJoCo clamps the controls, and so must the control cost.
     return rng.uniform(-1.5, 1.5, size=shape).astype(np.float32)
 
 
 def hand_reward(env_id: str, task: dict, x_before: float, qpos: np.ndarray, action: np.ndarray, cfrc_ext):
     """The issue's reward table, written out independently of envs/."""
-    v = (qpos[0] - x_before) / DT
-    a2 = float(np.sum(np.asarray(action, dtype=np.float64) ** 2))
+    v = (qpos[0] - x_before) / dt(env_id)
+    a2 = float(np.sum(np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0) ** 2))
     if env_id == "metarl/HalfCheetahVel-v0":
         return {"reward_task": -abs(v - task["velocity"]), "reward_ctrl": -0.05 * a2}
     if env_id == "metarl/HalfCheetahDir-v0":
@@ -71,7 +75,7 @@ def test_reward_components_match_hand_computation_from_mujoco_state(env_id):
             for name, value in expected.items():
                 assert info[name] == pytest.approx(value, rel=1e-12, abs=1e-12), name
             assert reward == pytest.approx(sum(expected.values()), rel=1e-12, abs=1e-12)
-            assert info["x_velocity"] == pytest.approx((base.data.qpos[0] - x_before) / DT, rel=1e-12)
+            assert info["x_velocity"] == pytest.approx((base.data.qpos[0] - x_before) / dt(env_id), rel=1e-12)
             contact_costs.append(info.get("reward_contact", 0.0))
     if env_id in ANT_IDS:
         assert min(contact_costs) < 0.0, "the contact forces were never computed"
@@ -321,7 +325,9 @@ def test_our_model_is_gymnasiums_model_array_for_array(tmp_path, monkeypatch):
 )
 def test_observations_are_those_of_gymnasiums_v5_env(env_id, gym_id, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    ours, theirs = make_single(env_id), gymnasium.make(gym_id)
+    frame_skip = FRAME_SKIP["cheetah" if "Cheetah" in env_id else "ant"]
+    ours, theirs = make_single(env_id), gymnasium.make(gym_id, frame_skip=frame_skip)
+    assert ours.unwrapped.dt == pytest.approx(dt(env_id), rel=1e-12)
     assert np.array_equal(ours.reset(seed=9)[0], theirs.reset(seed=9)[0])
     rng = np.random.default_rng(0)
     for _ in range(10):
@@ -362,25 +368,25 @@ CONFIG_KEYS = {
 
 
 @pytest.mark.parametrize(
-    ("config", "env_id", "fast_batch_size"),
-    [
-        ("halfcheetah-vel.yaml", "metarl/HalfCheetahVel-v0", 20),
-        ("halfcheetah-dir.yaml", "metarl/HalfCheetahDir-v0", 20),
-        ("ant-vel.yaml", "metarl/AntVel-v0", 20),
-        ("ant-dir.yaml", "metarl/AntDir-v0", 40),
-        ("ant-goal.yaml", "metarl/AntGoal-v0", 20),
+    ("config", "env_id", "fast_batch_size", "max_kl"),
+    [  # the settings of the checkpoints the paper's test scripts evaluated (maml_rl maml_examples/test_maml_*.py)
+        ("halfcheetah-vel.yaml", "metarl/HalfCheetahVel-v0", 10, 0.01),  # maml1_fbs10_mbs40_flr_0.1_mlr0.01
+        ("halfcheetah-dir.yaml", "metarl/HalfCheetahDir-v0", 20, 0.02),  # maml1_fbs20_mbs40_flr_0.1_mlr0.02
+        ("ant-vel.yaml", "metarl/AntVel-v0", 20, 0.01),  # maml1_fbs20_mbs40_flr_0.1_mlr0.01
+        ("ant-dir.yaml", "metarl/AntDir-v0", 40, 0.01),  # maml1_fbs40_mbs40_flr_0.1_mlr0.01
+        ("ant-goal.yaml", "metarl/AntGoal-v0", 20, 0.01),  # no test script; cluster_maml_trpo_ant.py's defaults
     ],
 )
-def test_configs_hold_the_papers_settings_for_a_registered_env(config, env_id, fast_batch_size):
+def test_configs_hold_the_papers_settings_for_a_registered_env(config, env_id, fast_batch_size, max_kl):
     yaml = pytest.importorskip("yaml")
     path = os.path.join(os.path.dirname(__file__), "..", "launchers", "configs", config)
     with open(path) as f:
         values = yaml.safe_load(f)
     assert set(values) == CONFIG_KEYS
     assert values["env_id"] == env_id and env_id in gymnasium.registry
-    assert values["fast_batch_size"] == fast_batch_size
+    assert values["fast_batch_size"] == fast_batch_size and values["max_kl"] == max_kl
     paper = {"horizon": 200, "meta_batch_size": 40, "num_steps": 1, "fast_lr": 0.1, "gamma": 0.99, "gae_lambda": 1.0,
-             "max_kl": 0.01, "cg_iters": 10, "cg_damping": 1e-5, "ls_max_steps": 15, "ls_backtrack_ratio": 0.8,
+             "cg_iters": 10, "cg_damping": 1e-5, "ls_max_steps": 15, "ls_backtrack_ratio": 0.8,
              "hidden_sizes": [100, 100], "nonlinearity": "relu", "first_order": False}
     assert {key: values[key] for key in paper} == paper
     assert values["sampler"] == {"backend": "vectorized", "num_workers": 1}

@@ -20,31 +20,38 @@ def make_single(goal):
     return env
 
 
-def test_reward_is_minus_distance_after_clipped_move():
-    """Actions are clipped to ±0.1 per axis and the reward is minus the distance to the goal after the move."""
+def test_reward_is_minus_distance_after_scaled_clipped_move():
+    """An action a moves the point by 0.1·clip(a, −1, 1) (rllab's normalize over the paper's point env);
+    the reward is minus the distance to the goal after the move."""
     env = make_single((0.05, 0.0))
-    observation, reward, terminated, truncated, _ = env.step(np.array([0.5, -0.03], dtype=np.float32))
-    # clipped move (0.1, −0.03): distance to (0.05, 0) is √(0.05² + 0.03²)
+    assert env.action_space.low.tolist() == [-1.0, -1.0] and env.action_space.high.tolist() == [1.0, 1.0]
+    observation, reward, terminated, truncated, _ = env.step(np.array([5.0, -0.3], dtype=np.float32))
+    # move 0.1·(1, −0.3) = (0.1, −0.03): distance to (0.05, 0) is √(0.05² + 0.03²)
     np.testing.assert_allclose(observation, [0.1, -0.03], rtol=1e-6)
     assert reward == pytest.approx(-math.sqrt(0.05**2 + 0.03**2), rel=1e-6)
     assert not terminated and not truncated
 
-    observation, reward, terminated, _, _ = env.step(np.array([-7.0, 0.03], dtype=np.float32))
-    # clipped move (−0.1, 0.03) lands at (0, 0): distance 0.05
+    observation, reward, terminated, _, _ = env.step(np.array([-70.0, 0.3], dtype=np.float32))
+    # move 0.1·(−1, 0.3) lands at (0, 0): distance 0.05
     np.testing.assert_allclose(observation, [0.0, 0.0], atol=1e-7)
     assert reward == pytest.approx(-0.05, rel=1e-6)
     assert not terminated
 
 
-@pytest.mark.parametrize("last_move, ends", [(0.0901, True), (0.0899, False)])
-def test_terminates_within_goal_radius(last_move, ends):
-    """The episode terminates once the point is closer than 0.01 to the goal, and not before."""
+@pytest.mark.parametrize(
+    "last_action, ends",
+    [((0.901, 0.0), True), ((0.899, 0.0), False), ((0.95, 0.095), True), ((0.95, 0.105), False)],
+)
+def test_terminates_within_goal_tolerance(last_action, ends):
+    """The episode terminates once the point is within 0.01 of the goal on both axes (the paper's code),
+    and not before: (0.0099, 0) ends, (0.0101, 0) does not; (0.005, 0.0095) ends, (0.005, 0.0105) does not."""
     env = make_single((0.3, 0.0))
     for _ in range(2):
-        _, _, terminated, _, _ = env.step(np.array([0.1, 0.0]))
+        _, _, terminated, _, _ = env.step(np.array([1.0, 0.0]))
         assert not terminated
-    _, reward, terminated, truncated, _ = env.step(np.array([last_move, 0.0]))
-    assert reward == pytest.approx(-(0.3 - 0.2 - last_move), abs=1e-9)  # distance 0.0099 or 0.0101
+    _, reward, terminated, truncated, _ = env.step(np.array(last_action))
+    dx, dy = 0.3 - 0.2 - 0.1 * last_action[0], 0.1 * last_action[1]
+    assert reward == pytest.approx(-math.hypot(dx, dy), abs=1e-9)
     assert terminated is ends and not truncated
 
 
@@ -80,9 +87,9 @@ def test_vector_env_matches_single_envs():
     horizon = 12
     rng = np.random.default_rng(0)
     # large random actions (clipped) for envs 1 and 2; env 0 and env 2 head straight for their goals
-    actions_TNA = rng.uniform(-0.3, 0.3, size=(horizon, len(tasks), 2))
-    actions_TNA[:, 0] = [0.05, 0.05]
-    actions_TNA[:2, 2] = [[0.0, -0.1], [0.0, -0.025]]
+    actions_TNA = rng.uniform(-3.0, 3.0, size=(horizon, len(tasks), 2))
+    actions_TNA[:, 0] = [0.5, 0.5]
+    actions_TNA[:2, 2] = [[0.0, -1.0], [0.0, -0.25]]
 
     vector_env = make_task_vector_env(NAVIGATION, len(tasks), max_episode_steps=horizon)
     vector_env.set_attr("task", tasks)

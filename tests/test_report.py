@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from metarl.report import family_table, report, shortfalls
+from metarl.report import family_table, headline_table, report, shortfalls
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,6 +48,17 @@ def test_table_in_the_papers_form():
     assert "| oracle (paper) | -2.29 |" in text
     assert "300 iterations, 23,000,000 env steps, 25m00s wall time" in text
     assert "Test CPU (2 cores)" in text
+
+
+def test_headline_table_puts_ours_beside_the_paper():
+    """One row per evaluation; steps the evaluation did not run show a dash, the paper's number stays."""
+    text = headline_table([evaluation()])
+    assert "| task family | iteration | 0 steps | 1 step | 2 steps | 3 steps |" in text
+    assert ("| 2D navigation | 300 | -41.00 ± 1.00 (paper -40.41) | -21.00 ± 1.00 (paper -11.68) "
+            "| – (paper -3.33) | – (paper -3.23) |") in text
+    no_paper = {**evaluation(), "family": "metarl/AntGoal-v0", "paper": None}
+    assert "| metarl/AntGoal-v0 | 300 | -41.00 ± 1.00 | -21.00 ± 1.00 | – | – |" in headline_table([no_paper])
+    assert report([evaluation()]).index("| task family |") < report([evaluation()]).index("### 2D navigation")
 
 
 def test_shortfall_said_plainly():
