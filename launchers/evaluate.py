@@ -20,8 +20,8 @@ from typing import Any
 from torch.utils.tensorboard import SummaryWriter
 
 from metarl.checkpoint import LATEST, CheckpointError
-from metarl.cli import usage_error
-from metarl.config import ConfigError, to_dict
+from metarl.cli import require_writable_directory, usage_error
+from metarl.config import DEVICE_NAMES, ConfigError, is_device_name, to_dict
 from metarl.evaluation import (
     EvalSettings,
     checkpoint_summary,
@@ -91,25 +91,30 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     say = (lambda message: None) if args.quiet else (lambda message: print(message, flush=True))
     try:
+        if args.device is not None and not is_device_name(args.device):
+            raise ConfigError(f"--device must be {DEVICE_NAMES}, got {args.device!r}")
         config = load_run_config(args.run)
         if args.device is not None:
             config = dataclasses.replace(config, device=args.device)
         config.validate()
-        device = resolve_device(config.device)
-        checkpoint_path = args.checkpoint or args.run / CHECKPOINTS / LATEST
-        state = load_policy_checkpoint(checkpoint_path, config.env_id, device)
+        device = resolve_device(config.device, fix="pass --device cpu")
+        # `is None`, not `or`: an explicit 0 is refused by validate(), never replaced by the run's value.
         step_size = config.fast_lr if args.step_size is None else args.step_size
+        episodes_per_step = default_episodes_per_step(config) if args.fast_batch_size is None else args.fast_batch_size
         settings = EvalSettings(
             num_tasks=args.num_tasks,
             num_steps=args.num_steps,
-            episodes_per_step=default_episodes_per_step(config) if args.fast_batch_size is None else args.fast_batch_size,
+            episodes_per_step=episodes_per_step,
             step_size=step_size,
             later_step_size=step_size / 2 if args.later_step_size is None else args.later_step_size,
             seed=config.seed if args.seed is None else args.seed,
         ).validate()
+        checkpoint_path = args.checkpoint or args.run / CHECKPOINTS / LATEST
+        state = load_policy_checkpoint(checkpoint_path, config.env_id, device)
         output_dir = args.output_dir or args.run / "evaluation" / f"iter_{int(state.get('iteration', 0)):06d}"
         if (output_dir / RESULTS_FILE).exists():
             raise ConfigError(f"{output_dir} already holds {RESULTS_FILE}; choose another --output-dir or delete it")
+        require_writable_directory(output_dir, "--output-dir")  # before the evaluation, not after it
 
         experiment = build_experiment(config)
         load_policy_weights(experiment.policy, state, checkpoint_path)
@@ -117,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         policies = {"maml": experiment.policy, "random_init": build_policy(config, env, device, EVAL_POLICY_INIT)}
         pretrained_state = None
         if args.pretrained is not None:
-            pretrained_state = load_policy_checkpoint(args.pretrained, config.env_id, device)
+            pretrained_state = load_policy_checkpoint(args.pretrained, config.env_id, device, "launchers/pretrain.py")
             policies["pretrained"] = build_policy(config, env, device)
             load_policy_weights(policies["pretrained"], pretrained_state, args.pretrained)
         env.close()

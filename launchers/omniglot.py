@@ -18,7 +18,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from metarl.checkpoint import atomic_write_text
 from metarl.cli import add_config_arguments, usage_error
-from metarl.config import ConfigError, load_config, to_dict
+from metarl.config import ConfigError, find_config, load_config, to_dict
 from metarl.logger import Logger
 from metarl.policies import parameters_of
 from metarl.seeding import EVAL_TASKS, POLICY_INIT, TRAIN_TASKS, task_rng, torch_generator
@@ -54,7 +54,7 @@ def evaluate(model: ConvClassifier, classes: OmniglotClasses, config: OmniglotCo
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        config = load_config(OmniglotConfig, args.config or DEFAULT_CONFIG, args.overrides).validate()
+        config = load_config(OmniglotConfig, find_config(args.config, DEFAULT_CONFIG), args.overrides).validate()
         run_dir = new_run_dir("omniglot", config.seed, args.output_dir)
         train_classes, test_classes = load_omniglot(args.data, config.num_train_characters, config.split_seed,
                                                     config.image_size, config.rotations)

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from metarl.cli import usage_error
-from metarl.config import ConfigError, TrainConfig, load_config
+from metarl.config import ConfigError, TrainConfig, find_config, load_config
 from metarl.pretraining import PretrainSettings, pretrain
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "2d-navigation.yaml"
@@ -21,7 +21,8 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "2d-navigation.ya
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, default=None, help=f"YAML config (default: {DEFAULT_CONFIG.name})")
+    parser.add_argument("--config", type=Path, default=None,
+                        help=f"YAML config: a path, or a name in launchers/configs/ (default: {DEFAULT_CONFIG.name})")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, as in launchers/train.py")
     parser.add_argument("--output-dir", type=Path, required=True, help="run directory for the pretrained policy")
@@ -37,7 +38,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        config = load_config(TrainConfig, args.config or DEFAULT_CONFIG, args.overrides).validate()
+        config = load_config(TrainConfig, find_config(args.config, DEFAULT_CONFIG), args.overrides).validate()
         settings = PretrainSettings.matching(config, args.iterations, args.lr, args.episodes_per_task)
         print(f"run directory: {args.output_dir}", flush=True)
         state = pretrain(config, settings, args.output_dir, quiet=args.quiet)

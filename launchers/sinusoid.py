@@ -19,7 +19,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from metarl.checkpoint import atomic_write_text
 from metarl.cli import add_config_arguments, usage_error
-from metarl.config import ConfigError, load_config, to_dict
+from metarl.config import ConfigError, find_config, load_config, to_dict
 from metarl.logger import Logger
 from metarl.policies import parameters_of
 from metarl.seeding import EVAL_TASKS, POLICY_INIT, TRAIN_TASKS, task_rng, torch_generator
@@ -100,7 +100,7 @@ def plot_fits(path: Path, models: dict[str, MLPRegressor], batch: TaskBatch, dis
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        config = load_config(SinusoidConfig, args.config or DEFAULT_CONFIG, args.overrides).validate()
+        config = load_config(SinusoidConfig, find_config(args.config, DEFAULT_CONFIG), args.overrides).validate()
         run_dir = new_run_dir("sinusoid", config.seed, args.output_dir)
     except ConfigError as error:
         return usage_error(error)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from metarl.checkpoint import CheckpointError
 from metarl.cli import add_config_arguments, usage_error
-from metarl.config import ConfigError, TrainConfig, load_config
+from metarl.config import ConfigError, TrainConfig, find_config, load_config
 from metarl.memory import keep_freed_memory
 from metarl.samplers.ray_backend import RaySampler
 from metarl.trainer import Trainer, new_run_dir
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigError("--resume takes the run's own config and directory; drop --config/--output-dir")
             trainer = Trainer.resume(args.resume, args.overrides)
         else:
-            config = load_config(TrainConfig, args.config or DEFAULT_CONFIG, args.overrides).validate()
+            config = load_config(TrainConfig, find_config(args.config, DEFAULT_CONFIG), args.overrides).validate()
             trainer = Trainer.start(config, new_run_dir(config, args.output_dir))
     except (ConfigError, CheckpointError) as error:
         return usage_error(error)

@@ -50,10 +50,13 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     atomic_write_bytes(path, lambda file: torch.save(state, file))
 
 
-def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(
+    path: Path, map_location: str | torch.device = "cpu", made_by: str = "launchers/train.py"
+) -> dict[str, Any]:
+    """A checkpoint's contents; ``made_by`` names the launcher that writes such checkpoints, for when it is missing."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}; check the path or train first with launchers/train.py")
+        raise CheckpointError(f"no checkpoint at {path}; check the path or train first with {made_by}")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises many types for a damaged file

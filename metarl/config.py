@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import re
 import types
 import typing
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,6 +24,14 @@ T = TypeVar("T")
 
 class ConfigError(ValueError):
     """A configuration problem a user can fix; the message says how."""
+
+
+DEVICE_NAMES = "'cpu', 'cuda' or 'cuda:N'"
+
+
+def is_device_name(name: object) -> bool:
+    """Whether ``name`` is a device this package runs on; checked up front, as torch's own refusal is a traceback."""
+    return isinstance(name, str) and re.fullmatch(r"cpu|cuda(:\d+)?", name) is not None
 
 
 @dataclass
@@ -87,6 +98,7 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Reject values no run can use; the message names the key, the value and the fix."""
+        require_finite(self)
         for name in ["meta_batch_size", "fast_batch_size", "num_steps", "fast_lr", "num_batches", "max_kl",
                      "cg_iters", "ls_max_steps", "init_std", "checkpoint_every", "sampler.num_workers"]:
             require(self, name, lambda v: v > 0, "must be positive")
@@ -100,18 +112,44 @@ class TrainConfig:
         require(self, "nonlinearity", lambda v: v in ("relu", "tanh"), "must be 'relu' or 'tanh'")
         require(self, "curvature", lambda v: v in ("gauss_newton", "double_backprop"),
                  "must be 'gauss_newton' or 'double_backprop'")
-        require(self, "device", lambda v: v == "cpu" or v.startswith("cuda"), "must be 'cpu' or 'cuda'")
+        require(self, "seed", lambda v: v >= 0, "must be non-negative")
+        require(self, "device", is_device_name, f"must be {DEVICE_NAMES}")
         require(self, "sampler.backend", lambda v: v in ("vectorized", "process", "ray"),
                  "must be 'vectorized', 'process' or 'ray'")
         return self
 
 
 def require(config: Any, key: str, predicate: typing.Callable[[Any], bool], message: str) -> None:
+    """Raise a ConfigError naming the dotted ``key``, its value and the fix unless ``predicate(value)``."""
     value = config
     for part in key.split("."):
         value = getattr(value, part)
     if not predicate(value):
         raise ConfigError(f"{key} {message}, got {value!r}; fix it in the config file or with --set {key}=...")
+
+
+def require_finite(config: Any) -> None:
+    """Refuse inf and nan in every float key (nested sections and lists included): they pass range
+    checks such as ``max_kl > 0`` and then stall or wreck a run long after it started."""
+    for key in _dotted_keys(config):
+        require(config, key, _is_finite, "must be a finite number (not inf or nan)")
+
+
+def _dotted_keys(config: Any, prefix: str = "") -> Iterator[str]:
+    for config_field in dataclasses.fields(config):
+        value = getattr(config, config_field.name)
+        if dataclasses.is_dataclass(value):
+            yield from _dotted_keys(value, f"{prefix}{config_field.name}.")
+        else:
+            yield prefix + config_field.name
+
+
+def _is_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, (list, tuple)):
+        return all(_is_finite(item) for item in value)
+    return True
 
 
 def _closest(key: str, valid: list[str], prefix: str) -> str:
@@ -170,8 +208,31 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             section = section.setdefault(parent, {})
             if not isinstance(section, dict):
                 raise ConfigError(f"'{parent}' in '{dotted}' is not a config section")
-        section[leaf] = yaml.safe_load(raw)
+        try:
+            section[leaf] = yaml.safe_load(raw)
+        except yaml.YAMLError as error:
+            problem = " ".join(str(getattr(error, "problem", None) or type(error).__name__).split())
+            raise ConfigError(f"--set {override} is not valid YAML ({problem}); write the value as in a config "
+                              "file, e.g. --set hidden_sizes=[64,64] or --set env_id=metarl/Navigation2D-v0") from None
     return data
+
+
+def find_config(path: Path | None, default: Path) -> Path:
+    """The file ``--config`` names: ``default`` when absent, a path as given, or else a config of that name
+    beside ``default``, so ``--config halfcheetah-vel.yaml`` (or ``halfcheetah-vel``) works from any directory."""
+    if path is None:
+        return default
+    path = Path(path)
+    if path.exists():
+        return path  # load_yaml says what is wrong with a directory or an unreadable file
+    configs = default.parent
+    if len(path.parts) == 1:
+        for candidate in (configs / path.name, configs / f"{path.name}.yaml"):
+            if candidate.is_file():
+                return candidate
+    available = ", ".join(sorted(p.name for p in configs.glob("*.yaml")))
+    raise ConfigError(f"config file {path} does not exist; pass a path to --config or one of the configs in "
+                      f"{configs}: {available}")
 
 
 def load_yaml(path: Path) -> dict[str, Any]:

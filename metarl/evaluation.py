@@ -10,6 +10,7 @@ differences are not sampling noise between methods.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,13 +51,22 @@ class EvalSettings:
         return [self.step_size] + [self.later_step_size] * (self.num_steps - 1)
 
     def validate(self) -> EvalSettings:
+        """Refuse settings no evaluation can use, naming the launcher flag that sets each one."""
         for name in ("num_tasks", "num_steps", "episodes_per_step"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+                raise ConfigError(f"{eval_flag(name)} must be at least 1, got {getattr(self, name)}")
         for name in ("step_size", "later_step_size"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"{eval_flag(name)} must be a positive finite number, got {value}")
+        if self.seed < 0:
+            raise ConfigError(f"{eval_flag('seed')} must be non-negative, got {self.seed}")
         return self
+
+
+def eval_flag(setting: str) -> str:
+    """The launchers/evaluate.py flag of an EvalSettings field (K is --fast-batch-size, as in training)."""
+    return "--fast-batch-size" if setting == "episodes_per_step" else "--" + setting.replace("_", "-")
 
 
 def sample_test_tasks(distribution: TaskDistribution, num_tasks: int, seed: int) -> list[Task]:
@@ -109,9 +119,11 @@ def load_run_config(run_dir: Path) -> TrainConfig:
     return from_dict(TrainConfig, load_yaml(config_file))
 
 
-def load_policy_checkpoint(path: Path, env_id: str, device: torch.device) -> dict[str, Any]:
-    """A checkpoint, checked to be a metarl policy checkpoint for ``env_id``."""
-    state = load_checkpoint(path, map_location=device)
+def load_policy_checkpoint(
+    path: Path, env_id: str, device: torch.device, made_by: str = "launchers/train.py"
+) -> dict[str, Any]:
+    """A checkpoint, checked to be a metarl policy checkpoint for ``env_id``; ``made_by`` as in load_checkpoint."""
+    state = load_checkpoint(path, map_location=device, made_by=made_by)
     missing = [key for key in ("policy", "env_id") if not isinstance(state, dict) or key not in state]
     if missing:
         raise CheckpointError(f"{path} is not a metarl checkpoint (no {', '.join(missing)}); "

@@ -34,10 +34,15 @@ class Experiment:
         self.sampler.close()
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, fix: str = "fix it in the config file or with --set device=cpu") -> torch.device:
+    """The torch device ``name`` if this machine has it; ``fix`` tells the user how to ask for another,
+    since a launcher's flag (evaluate's ``--device``) and a config key are changed differently."""
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device '{name}' was asked for but CUDA is not available here; set device: cpu")
+        raise ConfigError(f"device '{name}' was asked for but CUDA is not available here; {fix}")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"device '{name}' was asked for but this machine has {torch.cuda.device_count()} "
+                          f"CUDA device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}; {fix}")
     return device
 
 

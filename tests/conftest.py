@@ -18,7 +18,7 @@ from metarl.episodes import EpisodeBatch
 from metarl.policies import GaussianMLPPolicy
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-TRAIN_SCRIPT = REPO_ROOT / "launchers" / "train.py"
+LAUNCHERS = REPO_ROOT / "launchers"
 
 # The tests' networks are tiny: extra intra-op threads only add synchronisation, and on a shared
 # 2-core CI machine oversubscription made the suite over ten times slower. Subprocesses get the same.
@@ -41,12 +41,29 @@ def subprocess_env():
     return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
 
 
-def run_train(*args, timeout=300):
-    """Run ``launchers/train.py ARGS`` to completion; returns the CompletedProcess (text mode)."""
-    command = [sys.executable, str(TRAIN_SCRIPT), *map(str, args)]
+def run_launcher(script, *args, timeout=300):
+    """Run ``launchers/SCRIPT ARGS`` to completion, as a user would; returns the CompletedProcess (text mode)."""
+    command = [sys.executable, str(LAUNCHERS / script), *map(str, args)]
     return subprocess.run(
         command, check=False, cwd=REPO_ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=timeout
     )
+
+
+def run_train(*args, timeout=300):
+    """Run ``launchers/train.py ARGS`` to completion; returns the CompletedProcess (text mode)."""
+    return run_launcher("train.py", *args, timeout=timeout)
+
+
+def check_clean_error(result, *fragments, status=2):
+    """Exit ``status``, a single stderr line starting with 'error:' that holds every fragment, no traceback."""
+    assert result.returncode == status, (result.returncode, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert result.stdout == ""
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
 
 
 def set_args(overrides):
@@ -57,6 +74,18 @@ def set_args(overrides):
 def train():
     """``train(*args)``: run the training launcher in a subprocess."""
     return run_train
+
+
+@pytest.fixture(scope="session")
+def launcher():
+    """``launcher(script, *args)``: run any launcher in a subprocess."""
+    return run_launcher
+
+
+@pytest.fixture(scope="session")
+def assert_clean_error():
+    """``assert_clean_error(result, *fragments, status=2)``: the launcher failed with one clean line; returns it."""
+    return check_clean_error
 
 
 @pytest.fixture(scope="session")

@@ -3,17 +3,6 @@
 import pytest
 
 
-def assert_clean_error(result, *fragments):
-    """Exit code 2, a single stderr line starting with 'error:' that names the problem, no traceback."""
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    assert result.stdout == ""
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-
-
 @pytest.mark.parametrize(
     "args, fragments",
     [
@@ -26,12 +15,21 @@ def assert_clean_error(result, *fragments):
         (["--set", "sampler.backend=gpu"], ["sampler.backend"]),
         (["--config", "no/such/config.yaml"], ["no/such/config.yaml"]),
         (["--config", "launchers/configs"], ["launchers/configs"]),
+        (["--config", "no-such-config.yaml"], ["no-such-config.yaml", "2d-navigation.yaml", "halfcheetah-vel.yaml"]),
+        (["--set", "max_kl=.inf"], ["max_kl", "finite", "got inf", "--set max_kl="]),
+        (["--set", "fast_lr=.inf"], ["fast_lr", "finite", "--set fast_lr="]),
+        (["--set", "init_std=.inf"], ["init_std", "finite"]),
+        (["--set", "gamma=.nan"], ["gamma", "finite", "got nan"]),
+        (["--set", "seed=-1"], ["seed", "non-negative", "--set seed="]),
+        (["--set", "device=cuda:foo"], ["device", "'cuda:foo'", "cuda:N", "--set device="]),
+        (["--set", "fast_lr=[0.1"], ["--set fast_lr=[0.1", "not valid YAML"]),
     ],
     ids=["misspelled-key", "negative-lr", "zero-batch", "zero-meta-batch", "unknown-env", "wrong-type",
          "bad-backend", "missing-config",
-         "config-is-a-directory"],
+         "config-is-a-directory", "unknown-config-name", "infinite-max-kl", "infinite-lr", "infinite-std",
+         "nan-gamma", "negative-seed", "malformed-device", "yaml-error-in-set"],
 )
-def test_bad_input_is_one_error_line(train, tiny_run_args, tmp_path, args, fragments):
+def test_bad_input_is_one_error_line(train, tiny_run_args, tmp_path, args, fragments, assert_clean_error):
     """Each kind of bad input exits 2 with one line naming the problem, and creates no run directory."""
     run_dir = tmp_path / "run"
     # the tiny run's settings first, so that input wrongly accepted makes a short run, not a 300-iteration one
@@ -39,12 +37,12 @@ def test_bad_input_is_one_error_line(train, tiny_run_args, tmp_path, args, fragm
     assert not run_dir.exists()
 
 
-def test_resume_of_a_non_run_directory(train, tmp_path):
+def test_resume_of_a_non_run_directory(train, tmp_path, assert_clean_error):
     """--resume of a directory that holds no run is a clean error."""
     assert_clean_error(train("--resume", tmp_path), "not a run directory")
 
 
-def test_resume_with_corrupt_checkpoint(train, tiny_run_copy, directory_snapshot):
+def test_resume_with_corrupt_checkpoint(train, tiny_run_copy, directory_snapshot, assert_clean_error):
     """--resume with a garbage latest.pt is a clean error that names the file and changes nothing."""
     latest = tiny_run_copy / "checkpoints" / "latest.pt"
     latest.write_bytes(b"\x80\x02garbage" * 100)
@@ -61,7 +59,9 @@ def test_resume_with_corrupt_checkpoint(train, tiny_run_copy, directory_snapshot
     ],
     ids=["existing-run", "bad-value"],
 )
-def test_failed_start_leaves_existing_run_unchanged(train, tiny_run, directory_snapshot, args, fragments):
+def test_failed_start_leaves_existing_run_unchanged(
+    train, tiny_run, directory_snapshot, args, fragments, assert_clean_error
+):
     """Starting a new run in an existing run's directory errors and leaves every file byte-for-byte intact."""
     run_dir, _ = tiny_run
     before = directory_snapshot(run_dir)
@@ -74,7 +74,9 @@ def test_failed_start_leaves_existing_run_unchanged(train, tiny_run, directory_s
     [(["fast_lr=0.2"], ["fast_lr"]), (["num_batches=0"], ["num_batches"])],
     ids=["forbidden-change", "invalid-value"],
 )
-def test_failed_resume_leaves_run_unchanged(train, tiny_run_copy, directory_snapshot, overrides, fragments):
+def test_failed_resume_leaves_run_unchanged(
+    train, tiny_run_copy, directory_snapshot, overrides, fragments, assert_clean_error
+):
     """A resume that cannot go ahead errors before writing anything into the run."""
     before = directory_snapshot(tiny_run_copy)
     args = [arg for override in overrides for arg in ("--set", override)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from metarl.config import require
+from metarl.config import require, require_finite
 from metarl.supervised.meta_learning import ALGORITHMS
 
 
@@ -44,10 +44,12 @@ class MetaLearningConfig:
     """torch CPU threads (1 is fastest for these small networks and leaves the other cores alone)."""
 
     def validate(self) -> MetaLearningConfig:
+        require_finite(self)
         for name in ["num_shots", "num_query", "num_steps", "inner_lr", "meta_batch_size", "meta_lr",
                      "reptile_step_size", "num_iterations", "eval_tasks", "log_every", "checkpoint_every",
                      "num_threads"]:
             require(self, name, lambda v: v > 0, "must be positive")
+        require(self, "seed", lambda v: v >= 0, "must be non-negative")
         require(self, "algorithm", lambda v: v in ALGORITHMS, f"must be one of {', '.join(ALGORITHMS)}")
         require(self, "first_order", lambda v: not (v and self.algorithm == "reptile"),
                  "applies to algorithm=maml only (Reptile is first order already)")
@@ -115,5 +117,6 @@ class OmniglotConfig(MetaLearningConfig):
         for name in ["num_ways", "num_train_characters", "image_size", "num_filters", "eval_steps", "eval_every_tasks"]:
             require(self, name, lambda v: v > 0, "must be positive")
         require(self, "eval_every", lambda v: v >= 0, "must be non-negative")
+        require(self, "split_seed", lambda v: v >= 0, "must be non-negative")
         require(self, "image_size", lambda v: v >= 16, "must be at least 16 (four 2×2 poolings)")
         return self

@@ -1,0 +1,251 @@
+"""Bad input is refused before any work: one `error:` line, exit 2, no traceback, nothing written.
+
+Each check is tested in-process over every key it applies to, then once through each launcher as a
+user meets it (a subprocess), so a launcher that skips the check fails here.
+"""
+
+import dataclasses
+import math
+import os
+import typing
+from pathlib import Path
+
+import pytest
+import torch
+
+from metarl.cli import require_writable_directory
+from metarl.config import ConfigError, TrainConfig, apply_overrides, find_config
+from metarl.evaluation import EvalSettings
+from metarl.experiment import resolve_device
+from metarl.supervised.config import OmniglotConfig, SinusoidConfig
+
+CONFIGS = Path(__file__).resolve().parents[1] / "launchers" / "configs"
+DEFAULT_CONFIG = CONFIGS / "2d-navigation.yaml"
+FLOAT_KEYS = [name for name, hint in typing.get_type_hints(TrainConfig).items() if hint is float]
+NON_FINITE = [math.inf, -math.inf, math.nan]
+
+
+# --- config values ------------------------------------------------------------------------------------
+
+
+def test_every_float_key_is_covered():
+    """The parametrization below is read from TrainConfig's fields: make sure it found them."""
+    assert {"fast_lr", "max_kl", "init_std", "gamma", "cg_damping"} <= set(FLOAT_KEYS)
+
+
+@pytest.mark.parametrize("value", NON_FINITE, ids=["inf", "-inf", "nan"])
+@pytest.mark.parametrize("key", FLOAT_KEYS)
+def test_non_finite_numbers_are_refused(key, value):
+    """inf passes range checks such as max_kl > 0; it must be refused by name, with the fix."""
+    with pytest.raises(ConfigError) as error:
+        dataclasses.replace(TrainConfig(), **{key: value}).validate()
+    message = str(error.value)
+    assert message.startswith(f"{key} must be a finite number") and f"--set {key}=..." in message
+
+
+@pytest.mark.parametrize(
+    "config, key",
+    [
+        (SinusoidConfig(inner_lr=math.inf), "inner_lr"),
+        (SinusoidConfig(meta_lr=math.nan), "meta_lr"),
+        (SinusoidConfig(amplitude_range=[0.1, math.inf]), "amplitude_range"),
+        (OmniglotConfig(reptile_step_size=math.inf), "reptile_step_size"),
+    ],
+    ids=["sinusoid-lr", "sinusoid-meta-lr", "float-in-a-list", "omniglot"],
+)
+def test_non_finite_numbers_are_refused_in_supervised_configs(config, key):
+    with pytest.raises(ConfigError, match=f"^{key} must be a finite number"):
+        config.validate()
+
+
+@pytest.mark.parametrize(
+    "config, key",
+    [(TrainConfig(seed=-1), "seed"), (SinusoidConfig(seed=-1), "seed"), (OmniglotConfig(split_seed=-1), "split_seed")],
+    ids=["train", "sinusoid", "omniglot-split"],
+)
+def test_negative_seeds_are_refused(config, key):
+    """numpy refuses negative seeds with a traceback deep inside the first iteration."""
+    with pytest.raises(ConfigError, match=f"^{key} must be non-negative, got -1"):
+        config.validate()
+    dataclasses.replace(config, **{key: 0}).validate()
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda", "cuda:0", "cuda:12"])
+def test_device_names_that_are_accepted(device):
+    TrainConfig(device=device).validate()
+
+
+@pytest.mark.parametrize("device", ["cuda:foo", "cuda:", "cuda:-1", "gpu", "CPU", "cudax", "cpu:0", ""])
+def test_device_names_that_are_refused(device):
+    with pytest.raises(ConfigError, match=r"^device must be 'cpu', 'cuda' or 'cuda:N'") as error:
+        TrainConfig(device=device).validate()
+    assert "--set device=..." in str(error.value)
+
+
+def test_missing_cuda_names_the_fix_of_the_caller(monkeypatch):
+    """A config says how to change a key; evaluate's flag is changed with --device, not `set device:`."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="not available here; fix it in the config file or with --set device=cpu"):
+        resolve_device("cuda")
+    with pytest.raises(ConfigError, match="CUDA is not available here; pass --device cpu$"):
+        resolve_device("cuda:0", fix="pass --device cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+
+
+def test_cuda_index_beyond_the_devices_is_refused(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == torch.device("cuda:1")
+    with pytest.raises(ConfigError, match="has 2 CUDA device"):
+        resolve_device("cuda:2")
+
+
+@pytest.mark.parametrize(
+    "override", ["fast_lr=[0.1", "hidden_sizes={a: [1", "env_id=!!python/object/apply:os.system ['true']", "x=a: b: c"]
+)
+def test_yaml_error_in_set_names_the_argument(override):
+    with pytest.raises(ConfigError) as error:
+        apply_overrides({}, [override])
+    message = str(error.value)
+    assert message.startswith(f"--set {override} is not valid YAML") and "\n" not in message
+
+
+# --- finding a config ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["halfcheetah-vel.yaml", "halfcheetah-vel"])
+def test_a_bare_config_name_finds_the_shipped_config(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # from any directory
+    assert find_config(Path(name), DEFAULT_CONFIG) == CONFIGS / "halfcheetah-vel.yaml"
+
+
+def test_an_existing_path_is_taken_as_given(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("halfcheetah-vel.yaml").write_text("seed: 2\n")
+    assert find_config(Path("halfcheetah-vel.yaml"), DEFAULT_CONFIG) == Path("halfcheetah-vel.yaml")
+    assert find_config(None, DEFAULT_CONFIG) == DEFAULT_CONFIG
+
+
+@pytest.mark.parametrize("name", ["halfcheetah-velocity.yaml", "no/such/dir/halfcheetah-vel.yaml"])
+def test_a_config_that_matches_nothing_lists_the_configs(name):
+    with pytest.raises(ConfigError) as error:
+        find_config(Path(name), DEFAULT_CONFIG)
+    message = str(error.value)
+    assert name in message and "\n" not in message
+    assert all(path.name in message for path in CONFIGS.glob("*.yaml"))
+
+
+# --- evaluation settings and output directories ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "setting, value, flag",
+    [
+        ("step_size", math.inf, "--step-size"),
+        ("step_size", math.nan, "--step-size"),
+        ("step_size", 0.0, "--step-size"),
+        ("later_step_size", math.inf, "--later-step-size"),
+        ("later_step_size", -0.1, "--later-step-size"),
+        ("seed", -1, "--seed"),
+        ("num_tasks", 0, "--num-tasks"),
+        ("episodes_per_step", 0, "--fast-batch-size"),
+    ],
+)
+def test_evaluation_settings_name_the_flag(setting, value, flag):
+    with pytest.raises(ConfigError, match=f"^{flag} must be"):
+        EvalSettings(**{setting: value}).validate()
+
+
+def test_output_under_a_file_is_refused_and_nothing_is_created(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("keep me")
+    with pytest.raises(ConfigError, match="is a file"):
+        require_writable_directory(blocker / "out", "--output-dir")
+    with pytest.raises(ConfigError, match="is a file"):
+        require_writable_directory(blocker, "--output-dir")
+    require_writable_directory(tmp_path / "new" / "nested", "--output-dir")
+    assert sorted(tmp_path.iterdir()) == [blocker] and blocker.read_text() == "keep me"
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes into read-only directories")
+def test_read_only_output_directory_is_refused(tmp_path):
+    read_only = tmp_path / "read-only"
+    read_only.mkdir()
+    read_only.chmod(0o555)
+    try:
+        with pytest.raises(ConfigError, match="is not writable"):
+            require_writable_directory(read_only / "out", "--output-dir")
+    finally:
+        read_only.chmod(0o755)
+
+
+# --- through the launchers -------------------------------------------------------------------------------
+
+# A run small enough that input wrongly accepted makes a test fail in seconds, not run an hour.
+TINY_EVALUATION = ["--num-tasks", "1", "--num-steps", "1", "--fast-batch-size", "2", "--quiet"]
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["--seed", "-1"], ["--seed", "non-negative"]),
+        (["--step-size", "inf"], ["--step-size", "finite", "inf"]),
+        (["--step-size", "nan"], ["--step-size", "finite", "nan"]),
+        (["--step-size", "0"], ["--step-size", "got 0.0"]),
+        (["--later-step-size", "inf"], ["--later-step-size", "finite"]),
+        (["--device", "cuda:foo"], ["--device", "'cuda:foo'", "cuda:N"]),
+        (["--num-tasks", "0"], ["--num-tasks", "at least 1"]),
+        (["--fast-batch-size", "0"], ["--fast-batch-size", "at least 1, got 0"]),
+        (["--pretrained", "{tmp}/missing.pt"], ["missing.pt", "launchers/pretrain.py"]),
+    ],
+    ids=["negative-seed", "infinite-step", "nan-step", "zero-step", "infinite-later-step", "malformed-device",
+         "no-tasks", "zero-episodes", "missing-pretrained"],
+)
+def test_evaluate_bad_flags(launcher, assert_clean_error, tiny_run, tmp_path, args, fragments):
+    """Explicit zeros are refused, never replaced by the run's values; nothing is written."""
+    output_dir = tmp_path / "out"
+    args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
+    result = launcher("evaluate.py", "--run", tiny_run[0], *TINY_EVALUATION, "--output-dir", output_dir, *args)
+    line = assert_clean_error(result, *fragments)
+    assert "set device:" not in line
+    assert not output_dir.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_evaluate_device_hint_is_the_flag(launcher, assert_clean_error, tiny_run, tmp_path):
+    result = launcher("evaluate.py", "--run", tiny_run[0], *TINY_EVALUATION, "--device", "cuda",
+                      "--output-dir", tmp_path / "out")
+    line = assert_clean_error(result, "CUDA is not available", "--device cpu")
+    assert "set device" not in line and not (tmp_path / "out").exists()
+
+
+def test_evaluate_checks_the_output_directory_first(launcher, assert_clean_error, tiny_run, tmp_path):
+    """An output directory that cannot be made is a usage error (exit 2: the user picks another one),
+    refused before the evaluation runs rather than with a traceback after it; nothing is written."""
+    blocker = tmp_path / "file"
+    blocker.write_text("keep me")
+    result = launcher("evaluate.py", "--run", tiny_run[0], *TINY_EVALUATION, "--output-dir", blocker / "out")
+    assert_clean_error(result, "--output-dir", "is a file")
+    assert sorted(tmp_path.iterdir()) == [blocker] and blocker.read_text() == "keep me"
+
+
+def test_train_finds_a_config_by_name(launcher, assert_clean_error, tmp_path):
+    """The env in the error shows which file was read: launchers/configs/halfcheetah-vel.yaml."""
+    run_dir = tmp_path / "run"
+    result = launcher("train.py", "--config", "halfcheetah-vel.yaml", "--set", "env_kwargs.bogus=1",
+                      "--output-dir", run_dir)
+    assert_clean_error(result, "env_kwargs do not fit metarl/HalfCheetahVel-v0")
+    assert not run_dir.exists()
+
+
+@pytest.mark.parametrize(
+    "config, fragments",
+    [("halfcheetah-vel", ["meta_batch_size must be positive"]),
+     ("halfcheetah-velocity.yaml", ["halfcheetah-velocity.yaml", "halfcheetah-vel.yaml", "2d-navigation.yaml"])],
+    ids=["found", "not-found"],
+)
+def test_pretrain_finds_a_config_by_name(launcher, assert_clean_error, tmp_path, config, fragments):
+    run_dir = tmp_path / "run"
+    result = launcher("pretrain.py", "--config", config, "--set", "meta_batch_size=0", "--output-dir", run_dir)
+    assert_clean_error(result, *fragments)
+    assert not run_dir.exists()
