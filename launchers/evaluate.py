@@ -58,7 +58,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="episodes per step (default: as many as the paper's test scripts sampled for the family, "
                              "else the run's fast_batch_size)")
     parser.add_argument("--step-size", type=float, default=None,
-                        help="first inner step size (default: the run's fast_lr)")
+                        help="first inner step size of every method (default: the run's fast_lr for MAML, and for "
+                             "the baselines the step size the paper's test script gave them)")
     parser.add_argument("--later-step-size", type=float, default=None,
                         help="size of steps 2, 3, ... (default: half the first, as in the paper's test scripts)")
     parser.add_argument("--seed", type=int, default=None, help="test-task seed (default: the run's seed)")
@@ -85,6 +86,18 @@ def default_episodes_per_step(config) -> int:
     i.e. 40 navigation or 20 locomotion episodes), not the training K: use theirs where there is one."""
     reference = reference_for(config.env_id)
     return reference.episodes_per_step if reference is not None else config.fast_batch_size
+
+
+def baseline_settings(settings: EvalSettings, reference, args: argparse.Namespace) -> dict[str, EvalSettings]:
+    """Each baseline's settings: the paper's test scripts adapted them with their own first step size
+    (e.g. HalfCheetah velocity: pretrained 0.02, random 0.1; Ant: pretrained 0.2, random 1.0), later steps
+    half of it. An explicit --step-size or --later-step-size applies to every method instead."""
+    if reference is None or args.step_size is not None or args.later_step_size is not None:
+        return {"random_init": settings, "pretrained": settings}
+    return {
+        name: dataclasses.replace(settings, step_size=size, later_step_size=size / 2).validate()
+        for name, size in reference.first_step_sizes.items() if name != "maml"
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,11 +143,15 @@ def main(argv: list[str] | None = None) -> int:
         return usage_error(error)
 
     tasks = sample_test_tasks(experiment.tasks, settings.num_tasks, settings.seed)
+    reference = reference_for(config.env_id)
+    method_settings = {"maml": settings, **baseline_settings(settings, reference, args)}
     methods: dict[str, list[dict[str, Any]]] = {}
     start = time.perf_counter()
     try:
         for name, policy in policies.items():
-            task_returns = evaluate_policy(experiment.sampler, policy, tasks, settings, config.gamma, config.gae_lambda)
+            task_returns = evaluate_policy(
+                experiment.sampler, policy, tasks, method_settings[name], config.gamma, config.gae_lambda
+            )
             methods[name] = method_results(task_returns)
             say(f"{name:>12}: " + "  ".join(f"step {e['step']} {e['mean']:8.2f} ± {e['std_error']:.2f}"
                                              for e in methods[name]))
@@ -142,7 +159,6 @@ def main(argv: list[str] | None = None) -> int:
         experiment.close()
     wall_time_s = time.perf_counter() - start
 
-    reference = reference_for(config.env_id)
     iteration = int(state.get("iteration", 0))
     results = {
         "metarl_version": __version__,
@@ -151,7 +167,14 @@ def main(argv: list[str] | None = None) -> int:
         "run_dir": str(args.run),
         "checkpoint": checkpoint_summary(state, checkpoint_path),
         "pretrained_checkpoint": checkpoint_summary(pretrained_state, args.pretrained) if pretrained_state else None,
-        "config": {"evaluation": settings_dict(settings), "device": str(device), "run": to_dict(config)},
+        "config": {
+            "evaluation": {
+                **settings_dict(settings),
+                "step_sizes_by_method": {name: method_settings[name].step_sizes() for name in policies},
+            },
+            "device": str(device),
+            "run": to_dict(config),
+        },
         "machine": machine_description(device),
         "evaluation_wall_time_s": wall_time_s,
         "test_tasks": tasks,

@@ -21,6 +21,8 @@ class PaperReference:
     returns: dict[str, tuple[float, ...]]
     """Method name ('maml', 'pretrained', 'random_init') → return after 0, 1, 2, 3 gradient steps."""
     oracle: float | None
+    first_step_sizes: dict[str, float]
+    """Method name → the first test-time step size the paper's test script used (later steps: half)."""
     note: str = ""
 
 
@@ -35,6 +37,7 @@ def load_references() -> dict[str, PaperReference]:
             episodes_per_step=int(row["episodes_per_step"]),
             returns={method: tuple(float(v) for v in row[method]) for method in METHODS},
             oracle=None if row.get("oracle") is None else float(row["oracle"]),
+            first_step_sizes={method: float(size) for method, size in row["first_step_sizes"].items()},
             note=row.get("note", ""),
         )
         for family, row in data["families"].items()

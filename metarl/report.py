@@ -74,6 +74,17 @@ def adaptation_gain(results: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def step_sizes_text(settings: Mapping[str, Any]) -> str:
+    """The step sizes, per method where the methods were adapted with different ones."""
+    def sizes(values: Sequence[float]) -> str:
+        return ", ".join(f"{v:g}" for v in values)
+
+    by_method = settings.get("step_sizes_by_method") or {}
+    if len({tuple(v) for v in by_method.values()}) <= 1:
+        return sizes(settings["step_sizes"])
+    return "; ".join(f"{LABELS[name]} {sizes(by_method[name])}" for name in METHOD_ORDER if name in by_method)
+
+
 def family_table(results: Mapping[str, Any]) -> str:
     """One family's section: the paper-form table, then the runs, the machine and the plain comparison."""
     methods, paper = results["methods"], results.get("paper")
@@ -95,7 +106,7 @@ def family_table(results: Mapping[str, Any]) -> str:
         "",
         f"Mean return over {settings['num_tasks']} test tasks ± the half-width of its 95% confidence interval "
         f"(Student t over tasks); {settings['episodes_per_step']} episodes per step, step sizes "
-        f"{', '.join(f'{s:g}' for s in settings['step_sizes'])}, test-task seed {settings['seed']}.",
+        f"{step_sizes_text(settings)}, test-task seed {settings['seed']}.",
         "",
         _run_line("MAML run", results["checkpoint"]),
         _run_line("pretrained baseline", results.get("pretrained_checkpoint")),

@@ -84,6 +84,9 @@ def test_json_structure_and_finite_values(evaluation):
     # the paper's test script sampled 4,000 steps (40 navigation episodes) per step, whatever the training K
     assert settings["num_tasks"] == NUM_TASKS and settings["episodes_per_step"] == 40
     assert settings["step_sizes"] == [0.1, 0.05]  # α, then α/2 as in the paper's test scripts
+    # the baselines get the first step size the paper's navigation test script gave them (0.5), then half
+    assert settings["step_sizes_by_method"] == {"maml": [0.1, 0.05], "random_init": [0.5, 0.25],
+                                                "pretrained": [0.5, 0.25]}
     assert results["config"]["run"]["hidden_sizes"] == [32, 32]
     assert results["checkpoint"]["iteration"] == TINY["num_batches"]
     assert results["checkpoint"]["machine"]["cpu_count"] >= 1  # the trainer records where it ran

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from metarl.report import family_table, headline_table, report, shortfalls
+from metarl.report import family_table, headline_table, report, shortfalls, step_sizes_text
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -59,6 +59,14 @@ def test_headline_table_puts_ours_beside_the_paper():
     no_paper = {**evaluation(), "family": "metarl/AntGoal-v0", "paper": None}
     assert "| metarl/AntGoal-v0 | 300 | -41.00 ± 1.00 | -21.00 ± 1.00 | – | – |" in headline_table([no_paper])
     assert report([evaluation()]).index("| task family |") < report([evaluation()]).index("### 2D navigation")
+
+
+def test_step_sizes_per_method_when_they_differ():
+    settings = {"step_sizes": [0.1, 0.05], "step_sizes_by_method": {"maml": [0.1, 0.05], "random_init": [0.1, 0.05]}}
+    assert step_sizes_text(settings) == "0.1, 0.05"
+    settings["step_sizes_by_method"]["pretrained"] = [0.02, 0.01]
+    assert step_sizes_text(settings) == "MAML 0.1, 0.05; pretrained 0.02, 0.01; random init 0.1, 0.05"
+    assert step_sizes_text({"step_sizes": [0.5]}) == "0.5"  # evaluations written before the per-method record
 
 
 def test_shortfall_said_plainly():
