@@ -40,7 +40,7 @@ def test_hyperparameters_text(tiny_run, event_files):
     events = event_files(tiny_run[0]).Tensors("hyperparameters/text_summary")
     assert len(events) == 1
     text = events[0].tensor_proto.string_val[0].decode()
-    for row in ["| fast_lr | 0.1 |", "| meta_batch_size | 2 |", "| hidden_sizes | [8] |", "| horizon | 20 |",
+    for row in ["| fast_lr | 0.5 |", "| meta_batch_size | 2 |", "| hidden_sizes | [8] |", "| horizon | 20 |",
                 "| sampler.backend | vectorized |"]:
         assert row in text, row
 
