@@ -19,7 +19,7 @@ from typing import Any
 
 from torch.utils.tensorboard import SummaryWriter
 
-from metarl.checkpoint import LATEST, CheckpointError
+from metarl.checkpoint import LATEST, CheckpointError, atomic_write_text
 from metarl.cli import require_writable_directory, usage_error
 from metarl.config import DEVICE_NAMES, ConfigError, is_device_name, to_dict
 from metarl.evaluation import (
@@ -185,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / RESULTS_FILE).write_text(json.dumps(finite_or_none(results), indent=2, default=float) + "\n")
+    # atomically: a full disk or a kill must not leave a truncated evaluation.json that blocks reruns
+    atomic_write_text(output_dir / RESULTS_FILE, json.dumps(finite_or_none(results), indent=2, default=float) + "\n")
     title = f"{family_name(config.env_id)}: {settings.num_tasks} test tasks, iteration {iteration}"
     adaptation_plot(output_dir / PLOT_FILE, methods, title, reference)
     write_tensorboard(output_dir, methods, iteration)

@@ -100,11 +100,14 @@ class Trainer:
         }
 
     def save(self) -> None:
+        """The numbered checkpoint first, then latest: a kill between the two leaves latest one iteration
+        behind, and the resume redoes that iteration bit for bit and writes both again. (The other order
+        would resume after an iteration whose numbered checkpoint was never written.)"""
         state = self.checkpoint_state()
         directory = self.run_dir / CHECKPOINTS
-        save_checkpoint(directory / LATEST, state)
         if self.progress.iteration % self.config.checkpoint_every == 0:
             save_checkpoint(directory / f"iter_{self.progress.iteration:06d}.pt", state)
+        save_checkpoint(directory / LATEST, state)
 
     def iteration(self) -> dict[str, float]:
         """One meta-iteration; returns everything it logs."""

@@ -3,7 +3,9 @@
 import pytest
 import torch
 
+import metarl.trainer
 from metarl.checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint
+from metarl.config import TrainConfig, from_dict
 
 
 class Interrupted(Exception):
@@ -57,3 +59,34 @@ def test_corrupt_checkpoint_raises_checkpoint_error(tmp_path):
         load_checkpoint(path)
     with pytest.raises(CheckpointError, match="no checkpoint"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+@pytest.mark.parametrize("killed_at_write", [1, 2])
+def test_a_kill_between_checkpoint_writes_loses_no_checkpoint(killed_at_write, tmp_path, monkeypatch):
+    """Kill the run at the first or second file write of the iteration that owes a numbered checkpoint;
+    resuming then ends with every numbered checkpoint of an uninterrupted run, with identical contents."""
+    tiny = dict(meta_batch_size=2, fast_batch_size=2, horizon=20, hidden_sizes=[8], num_batches=2, checkpoint_every=2)
+    uninterrupted = tmp_path / "uninterrupted"
+    metarl.trainer.Trainer.start(from_dict(TrainConfig, tiny), uninterrupted).run(quiet=True)
+
+    run_dir, real_save, writes = tmp_path / "killed", metarl.trainer.save_checkpoint, []
+
+    def save_then_maybe_die(path, state):
+        if state["iteration"] == 2:
+            writes.append(path.name)
+            if len(writes) == killed_at_write:
+                raise Interrupted  # the process dies before this write starts
+        real_save(path, state)
+
+    monkeypatch.setattr(metarl.trainer, "save_checkpoint", save_then_maybe_die)
+    with pytest.raises(Interrupted):
+        metarl.trainer.Trainer.start(from_dict(TrainConfig, tiny), run_dir).run(quiet=True)
+    monkeypatch.setattr(metarl.trainer, "save_checkpoint", real_save)
+    metarl.trainer.Trainer.resume(run_dir, []).run(quiet=True)
+
+    for name in ["iter_000002.pt", "latest.pt"]:
+        ours = torch.load(run_dir / "checkpoints" / name, weights_only=True)
+        reference = torch.load(uninterrupted / "checkpoints" / name, weights_only=True)
+        assert ours["iteration"] == reference["iteration"] == 2
+        for key, value in reference["policy"].items():
+            assert torch.equal(ours["policy"][key], value), (name, key)

@@ -233,3 +233,33 @@ def test_plot_without_paper_numbers(tmp_path):
     entries = [{"step": k, "mean": -10.0 + k, "ci_low": -11.0 + k, "ci_high": -9.0 + k} for k in range(3)]
     path = adaptation_plot(tmp_path / "plot.png", {"maml": entries, "random_init": entries}, "no reference", None)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_full_disk_while_writing_results_leaves_no_truncated_file(trained_run, tmp_path, monkeypatch):
+    """ENOSPC half-way through evaluation.json: no partial file is left to block the rerun, which succeeds."""
+    import errno
+
+    from metarl.checkpoint import atomic_write_bytes
+
+    spec = importlib.util.spec_from_file_location("launcher_evaluate_disk", REPO / "launchers" / "evaluate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def write_half_then_fill_the_disk(path, text):
+        def write(file):
+            file.write(text[: len(text) // 2].encode())
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        atomic_write_bytes(path, write)
+
+    output_dir = tmp_path / "out"
+    args = ["--run", str(trained_run), "--num-tasks", "2", "--num-steps", "1", "--fast-batch-size", "2",
+            "--output-dir", str(output_dir), "--quiet"]
+    monkeypatch.setattr(module, "atomic_write_text", write_half_then_fill_the_disk)
+    with pytest.raises(OSError, match="No space left"):
+        module.main(args)
+    assert not (output_dir / "evaluation.json").exists()
+    assert not [p for p in output_dir.iterdir() if p.name.startswith(".evaluation.json")]
+    monkeypatch.undo()
+    assert launcher_main("evaluate")(args) == 0
+    assert json.loads((output_dir / "evaluation.json").read_text())["config"]["evaluation"]["num_tasks"] == 2
