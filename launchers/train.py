@@ -11,17 +11,17 @@ import sys
 from pathlib import Path
 
 from metarl.checkpoint import CheckpointError
-from metarl.cli import add_config_arguments, usage_error
+from metarl.cli import OneLineErrorParser, add_config_arguments, environment_fault, is_disk_fault, usage_error
 from metarl.config import ConfigError, TrainConfig, find_config, load_config
 from metarl.memory import keep_freed_memory
 from metarl.samplers.ray_backend import RaySampler
-from metarl.trainer import Trainer, new_run_dir
+from metarl.trainer import Trainer, new_run_dir, resume_hint
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "2d-navigation.yaml"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineErrorParser(description=__doc__.splitlines()[0])
     add_config_arguments(parser, DEFAULT_CONFIG, "--set fast_lr=0.05 --set sampler.num_workers=2")
     parser.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue the run in DIR")
     return parser.parse_args(argv)
@@ -30,6 +30,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     keep_freed_memory()
+    run_dir: Path | None = args.resume
+    trainer: Trainer | None = None
     try:
         if args.resume is not None:
             if args.config is not None or args.output_dir is not None:
@@ -37,17 +39,26 @@ def main(argv: list[str] | None = None) -> int:
             trainer = Trainer.resume(args.resume, args.overrides)
         else:
             config = load_config(TrainConfig, find_config(args.config, DEFAULT_CONFIG), args.overrides).validate()
-            trainer = Trainer.start(config, new_run_dir(config, args.output_dir))
+            run_dir = new_run_dir(config, args.output_dir)
+            trainer = Trainer.start(config, run_dir)
+        print(f"run directory: {trainer.run_dir}", flush=True)
+        if isinstance(trainer.experiment.sampler, RaySampler):  # on a cluster: did the actors spread?
+            print(f"ray sampler: {trainer.experiment.sampler.placement()}", flush=True)
+        trainer.run(quiet=args.quiet)
     except (ConfigError, CheckpointError) as error:
         return usage_error(error)
-    print(f"run directory: {trainer.run_dir}", flush=True)
-    if isinstance(trainer.experiment.sampler, RaySampler):  # on a cluster: did the actors spread?
-        print(f"ray sampler: {trainer.experiment.sampler.placement()}", flush=True)
-    try:
-        trainer.run(quiet=args.quiet)
+    except OSError as error:
+        if run_dir is None or not is_disk_fault(error):
+            raise  # not the machine's storage: a bug, whose traceback is wanted
+        return environment_fault(f"cannot write to {run_dir} ({error.strerror}); {resume_hint(run_dir)}")
     except KeyboardInterrupt:
-        print(f"interrupted after {trainer.progress.iteration} iterations; continue with: "
-              f"python launchers/train.py --resume {trainer.run_dir}", file=sys.stderr, flush=True)
+        if trainer is None:
+            raise
+        print(
+            f"interrupted after {trainer.progress.iteration} iterations; {resume_hint(trainer.run_dir)}",
+            file=sys.stderr,
+            flush=True,
+        )
         return 130
     print(f"done: {trainer.progress.iteration} iterations, {trainer.progress.env_steps:,} env steps, "
           f"{trainer.progress.wall_time_s:.1f} s; tensorboard --logdir {trainer.run_dir}", flush=True)

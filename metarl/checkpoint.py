@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 import torch
 
 LATEST = "latest.pt"
+# The hidden name atomic_write_bytes gives its temporary file: "." + target name + "." + mkstemp's 8 characters.
+_TEMPORARY_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 
 
 class CheckpointError(RuntimeError):
@@ -34,6 +37,20 @@ def atomic_write_bytes(path: Path, write: Any) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def is_stale_temporary(path: Path) -> bool:
+    """Whether ``path`` is a temporary file that an interrupted ``atomic_write_bytes`` left behind."""
+    return path.is_file() and _TEMPORARY_NAME.match(path.name) is not None
+
+
+def remove_stale_temporaries(directory: Path) -> None:
+    """Delete what interrupted atomic writes left in ``directory``: never a complete file, only clutter that
+    would otherwise pile up with every kill. Call it only when no other process writes there."""
+    if Path(directory).is_dir():
+        for path in Path(directory).iterdir():
+            if is_stale_temporary(path):
+                path.unlink(missing_ok=True)
 
 
 def _umask() -> int:

@@ -3,30 +3,74 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 import tempfile
 from pathlib import Path
+from typing import NoReturn
 
 from metarl.config import ConfigError
 
 USAGE_ERROR = 2
+ENVIRONMENT_FAULT = 1
+# OSErrors that say the machine, not the program, is at fault: the user frees space or fixes permissions
+# and resumes; a traceback would only bury that.
+DISK_FAULTS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are the launchers' one ``error:`` line (exit 2), not usage plus a message."""
+
+    def error(self, message: str) -> NoReturn:
+        usage_error(f"{message}; see --help")
+        sys.exit(USAGE_ERROR)
+
+
+def output_dir_argument(text: str) -> Path:
+    """``--output-dir``'s value; an empty one would silently mean the current directory."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return Path(text)
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, default_config: Path, example: str) -> None:
     """``--config``, ``--set key=value`` (repeatable), ``--output-dir`` and ``--quiet``."""
-    parser.add_argument("--config", type=Path, default=None,
-                        help=f"YAML config: a path, or a file name in launchers/{default_config.parent.name}/ "
-                        f"(default: {default_config.name})")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help=f"override a config key, e.g. {example}")
-    parser.add_argument("--output-dir", type=Path, default=None, help="run directory (default: a new one under runs/)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help=f"YAML config: a path, or a file name in launchers/{default_config.parent.name}/ "
+        f"(default: {default_config.name})",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a config key, e.g. {example}",
+    )
+    parser.add_argument(
+        "--output-dir", type=output_dir_argument, default=None, help="run directory (default: a new one under runs/)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
-def usage_error(error: Exception) -> int:
+def usage_error(error: Exception | str) -> int:
     """Report a problem the user can fix as one line on stderr, no traceback; the exit status to return."""
     print(f"error: {error}", file=sys.stderr)
     return USAGE_ERROR
+
+
+def is_disk_fault(error: BaseException) -> bool:
+    return isinstance(error, OSError) and error.errno in DISK_FAULTS
+
+
+def environment_fault(message: str) -> int:
+    """Report a fault of the machine (full disk, read-only file system) like a usage error, but with exit 1:
+    the same input will work once the machine is fixed."""
+    usage_error(message)
+    return ENVIRONMENT_FAULT
 
 
 def require_writable_directory(path: Path, flag: str) -> None:

@@ -8,9 +8,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from torch.utils.tensorboard import SummaryWriter
 
-from metarl.checkpoint import LATEST, atomic_write_text, load_checkpoint, save_checkpoint
+from metarl.checkpoint import (
+    LATEST,
+    CheckpointError,
+    atomic_write_text,
+    is_stale_temporary,
+    load_checkpoint,
+    remove_stale_temporaries,
+    save_checkpoint,
+)
+from metarl.cli import require_writable_directory
 from metarl.config import ConfigError, TrainConfig, apply_overrides, dump_yaml, from_dict, load_yaml, to_dict
 from metarl.experiment import Experiment, build_experiment
 from metarl.logger import Logger, print_progress, progress_line
@@ -34,15 +44,93 @@ class Progress:
 
 
 def new_run_dir(config: TrainConfig, output_dir: Path | None) -> Path:
-    """The directory for a new run; refuses one that already holds a run so nothing gets overwritten."""
+    """The directory for a new run: new or empty, and writable. Anything else is refused before a byte is
+    written, so neither a run nor the user's other files get overwritten."""
     if output_dir is None:
         name = config.env_id.split("/")[-1].lower()
         output_dir = Path("runs") / f"{name}-seed{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
     output_dir = Path(output_dir)
     if (output_dir / CONFIG_FILE).exists():
-        raise ConfigError(f"{output_dir} already holds a run; continue it with --resume {output_dir} "
-                          "or choose a new --output-dir")
+        if latest_checkpoint(output_dir) is None:
+            raise ConfigError(
+                f"{output_dir} holds a run that stopped before its first checkpoint; start it "
+                f"with --resume {output_dir} (its saved config), or choose a new --output-dir"
+            )
+        raise ConfigError(
+            f"{output_dir} already holds a run; continue it with --resume {output_dir} or choose a new --output-dir"
+        )
+    require_writable_directory(output_dir, "--output-dir")
+    if output_dir.is_dir() and not all(is_stale_temporary(path) for path in output_dir.iterdir()):
+        raise ConfigError(
+            f"{output_dir} is not empty but holds no run (no {CONFIG_FILE}); choose a new or "
+            "empty --output-dir so that nothing in it gets overwritten"
+        )
     return output_dir
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint a resume continues from: latest.pt, else the highest numbered one (a kill between the
+    first numbered checkpoint and latest.pt leaves only that), else None for a run killed before any."""
+    directory = Path(run_dir) / CHECKPOINTS
+    if (directory / LATEST).exists():
+        return directory / LATEST
+    numbered = sorted(directory.glob("iter_[0-9]*.pt"))
+    return numbered[-1] if numbered else None
+
+
+def resume_hint(run_dir: Path) -> str:
+    """How to carry on after the run in ``run_dir`` stopped: the end of an interruption's or a fault's message."""
+    if not (Path(run_dir) / CONFIG_FILE).is_file():
+        return "nothing of the run was written; start it again"
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is None:
+        where = "from iteration 0, as it has no checkpoint yet"
+    else:
+        where = f"from its last complete checkpoint, {checkpoint.relative_to(run_dir)}"
+    return f"the run can be resumed {where}; continue with: python launchers/train.py --resume {run_dir}"
+
+
+def restored_progress(state: Any, path: Path, experiment: Experiment) -> Progress:
+    """Load ``state`` into the experiment's policy and return where the run stood. A checkpoint of another
+    run, env or network size fails here with one line naming the mismatch, not with a KeyError or torch's
+    page of size mismatches."""
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}, not a training checkpoint")
+    missing = [key for key in ("policy", "iteration", "env_steps", "wall_time_s") if key not in state]
+    if missing:
+        raise CheckpointError(
+            f"checkpoint {path} lacks {', '.join(missing)}; it was not written by launchers/train.py, or is damaged"
+        )
+    env_id = experiment.config.env_id
+    if state.get("env_id", env_id) != env_id:
+        raise CheckpointError(
+            f"checkpoint {path} was trained on {state['env_id']} but the run's {CONFIG_FILE} "
+            f"says env_id: {env_id}; check the --resume path"
+        )
+    policy = state["policy"]
+    if not isinstance(policy, dict) or not all(isinstance(value, torch.Tensor) for value in policy.values()):
+        raise CheckpointError(f"checkpoint {path}: its policy is a {type(policy).__name__}, not a dict of tensors")
+    expected = experiment.policy.state_dict()
+    if policy.keys() != expected.keys():
+        raise CheckpointError(
+            f"checkpoint {path} does not fit the run's policy: it has parameters "
+            f"{sorted(policy)}, the config's policy {sorted(expected)}"
+        )
+    for name, tensor in expected.items():
+        if policy[name].shape != tensor.shape:
+            raise CheckpointError(
+                f"checkpoint {path} does not fit the run's policy: {name} has shape "
+                f"{tuple(policy[name].shape)} there but {tuple(tensor.shape)} for the env and "
+                f"hidden_sizes in {CONFIG_FILE}"
+            )
+    counters = {key: state[key] for key in ("iteration", "env_steps")}
+    for key, value in counters.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise CheckpointError(f"checkpoint {path}: {key} is {value!r}, not a non-negative integer")
+    if not isinstance(state["wall_time_s"], (int, float)):
+        raise CheckpointError(f"checkpoint {path}: wall_time_s is {state['wall_time_s']!r}, not a number")
+    experiment.policy.load_state_dict(policy)
+    return Progress(counters["iteration"], counters["env_steps"], float(state["wall_time_s"]))
 
 
 def resumed_config(run_dir: Path, overrides: list[str]) -> TrainConfig:
@@ -62,29 +150,45 @@ def resumed_config(run_dir: Path, overrides: list[str]) -> TrainConfig:
 
 
 class Trainer:
-    def __init__(self, experiment: Experiment, run_dir: Path, progress: Progress | None = None):
+    def __init__(self, experiment: Experiment, run_dir: Path, progress: Progress | None = None, resumed: bool = False):
         self.experiment = experiment
         self.config = experiment.config
         self.run_dir = Path(run_dir)
         self.progress = progress or Progress()
+        self.resumed = resumed
+        """Whether an earlier process ran here: its TensorBoard events from this iteration on are superseded."""
         self.logger: Logger | None = None
 
     @classmethod
     def start(cls, config: TrainConfig, run_dir: Path) -> Trainer:
         experiment = build_experiment(config)  # fails before anything is written
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / CONFIG_FILE, dump_yaml(config))
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            remove_stale_temporaries(run_dir)
+            atomic_write_text(run_dir / CONFIG_FILE, dump_yaml(config))
+        except BaseException:
+            experiment.close()  # no orphaned sampler workers after a full disk
+            raise
         return cls(experiment, run_dir)
 
     @classmethod
     def resume(cls, run_dir: Path, overrides: list[str]) -> Trainer:
+        """Continue the run in ``run_dir`` from its latest checkpoint, or from iteration 0 if it was killed
+        before its first one (its config is all a fresh start needs, and gives the same numbers)."""
+        run_dir = Path(run_dir)
         config = resumed_config(run_dir, overrides)
-        state = load_checkpoint(run_dir / CHECKPOINTS / LATEST)
+        checkpoint = latest_checkpoint(run_dir)
+        state = None if checkpoint is None else load_checkpoint(checkpoint)
         experiment = build_experiment(config)
-        experiment.policy.load_state_dict(state["policy"])
-        atomic_write_text(run_dir / CONFIG_FILE, dump_yaml(config))
-        progress = Progress(state["iteration"], state["env_steps"], state["wall_time_s"])
-        return cls(experiment, run_dir, progress)
+        try:
+            progress = Progress() if checkpoint is None else restored_progress(state, checkpoint, experiment)
+            remove_stale_temporaries(run_dir)
+            remove_stale_temporaries(run_dir / CHECKPOINTS)
+            atomic_write_text(run_dir / CONFIG_FILE, dump_yaml(config))
+        except BaseException:
+            experiment.close()
+            raise
+        return cls(experiment, run_dir, progress, resumed=True)
 
     def checkpoint_state(self) -> dict[str, Any]:
         return {
@@ -143,7 +247,8 @@ class Trainer:
 
     def run(self, quiet: bool = False) -> list[dict[str, float]]:
         config = self.config
-        writer = SummaryWriter(str(self.run_dir), purge_step=self.progress.iteration or None)
+        # A resume purges the events an earlier process logged from here on, even at iteration 0.
+        writer = SummaryWriter(str(self.run_dir), purge_step=self.progress.iteration if self.resumed else None)
         self.logger = Logger(writer)
         if self.progress.iteration == 0:
             self.logger.hyperparameters(to_dict(config))

@@ -1,0 +1,290 @@
+"""The edges of a run directory: runs killed before their first checkpoint, directories that hold no run,
+stale temporaries, checkpoints that do not fit, and full or read-only disks. Each ends in one line on
+stderr (exit 2 for the user's input, 1 for the machine), overwrites nothing, and leaves a run that resumes."""
+
+import errno
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+import metarl.trainer
+
+# Left by interrupted atomic writes (".<name>.<mkstemp's 8 characters>.tmp"), and a user's file that looks alike.
+STALE = [".config.yaml.a1b2c3d4.tmp", "checkpoints/.latest.pt.x_9y8z7w.tmp", "checkpoints/.iter_000002.pt.k3j4h5g6.tmp"]
+NOT_OURS = "checkpoints/notes.tmp"
+
+
+@pytest.fixture(scope="module")
+def train_main():
+    """launchers/train.py's main() in-process, so that a test can inject faults into metarl.trainer."""
+    path = Path(__file__).resolve().parents[1] / "launchers" / "train.py"
+    spec = importlib.util.spec_from_file_location("launcher_train", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+@pytest.fixture
+def train_here(train_main, capsys):
+    """``train_here(*args)``: run main() in-process; returns what a subprocess would (returncode, stdout, stderr)."""
+
+    def run(*args):
+        try:
+            returncode = train_main([str(arg) for arg in args])
+        except SystemExit as exit:  # argparse's errors
+            returncode = exit.code
+        captured = capsys.readouterr()
+        return SimpleNamespace(returncode=returncode, stdout=captured.out, stderr=captured.err)
+
+    return run
+
+
+def latest_policy(run_dir):
+    return torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=True)["policy"]
+
+
+def assert_same_policy(first, second):
+    assert first.keys() == second.keys()
+    for name in first:
+        assert torch.equal(first[name], second[name]), name
+
+
+def assert_fault_line(result, *fragments):
+    """Exit 1 (the machine is at fault), one 'error:' line on stderr holding every fragment, no traceback."""
+    assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+@pytest.fixture
+def killed_before_first_checkpoint(tiny_run_copy):
+    """The tiny run as a kill before its first checkpoint leaves it: config.yaml and event files, no
+    checkpoints, and the hidden temporaries of the interrupted writes."""
+    shutil.rmtree(tiny_run_copy / "checkpoints")
+    (tiny_run_copy / "checkpoints").mkdir()
+    for name in [*STALE, NOT_OURS]:
+        (tiny_run_copy / name).write_bytes(b"partial")
+    return tiny_run_copy
+
+
+# --- a run killed before its first checkpoint -------------------------------------------------------------
+
+
+def test_a_new_run_on_it_points_to_resume(
+    train, killed_before_first_checkpoint, directory_snapshot, assert_clean_error
+):
+    run_dir = killed_before_first_checkpoint
+    before = directory_snapshot(run_dir)
+    assert_clean_error(train("--output-dir", run_dir), "before its first checkpoint", f"--resume {run_dir}")
+    assert directory_snapshot(run_dir) == before
+
+
+def test_resume_starts_it_from_iteration_0_with_a_fresh_runs_numbers(
+    train, tiny_run, killed_before_first_checkpoint, run_scalars
+):
+    """Same parameters as the uninterrupted run; the stale temporaries are gone (a user's look-alike stays);
+    the earlier attempt's TensorBoard events are superseded, so each iteration shows once."""
+    run_dir = killed_before_first_checkpoint
+    result = train("--resume", run_dir, "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert_same_policy(latest_policy(run_dir), latest_policy(tiny_run[0]))
+    assert not any((run_dir / name).exists() for name in STALE)
+    assert (run_dir / NOT_OURS).read_bytes() == b"partial"
+    assert [step for step, _ in run_scalars(run_dir)["returns/step_0"]] == [0, 1, 2]
+
+
+def test_resume_continues_from_a_numbered_checkpoint_when_latest_was_never_written(tiny_run, train_here, tmp_path):
+    """A kill between the first numbered checkpoint and latest.pt leaves only iter_*.pt: resume from it."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_run[0], run_dir)
+    (run_dir / "checkpoints" / "latest.pt").unlink()
+    assert train_here("--resume", run_dir, "--quiet").returncode == 0
+    assert torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=True)["iteration"] == 3
+    assert_same_policy(latest_policy(run_dir), latest_policy(tiny_run[0]))
+
+
+def test_stale_temporaries_are_removed_when_a_finished_run_resumes(tiny_run_copy, train_here):
+    for name in STALE:
+        (tiny_run_copy / name).write_bytes(b"partial")
+    assert train_here("--resume", tiny_run_copy, "--quiet").returncode == 0
+    assert not any((tiny_run_copy / name).exists() for name in STALE)
+
+
+# --- output directories that cannot take a new run ----------------------------------------------------------
+
+
+def test_a_directory_with_checkpoints_but_no_config_is_not_overwritten(
+    train, tiny_run_copy, directory_snapshot, assert_clean_error
+):
+    (tiny_run_copy / "config.yaml").unlink()
+    before = directory_snapshot(tiny_run_copy)
+    assert_clean_error(train("--output-dir", tiny_run_copy), "not empty but holds no run")
+    assert directory_snapshot(tiny_run_copy) == before
+
+
+@pytest.mark.parametrize(
+    "layout", ["user-file", "only-an-empty-checkpoints-dir", "a-file", "under-a-file", "empty-name"]
+)
+def test_unusable_output_directories_are_refused(
+    layout, train_here, tiny_run_args, tmp_path, directory_snapshot, assert_clean_error
+):
+    (tmp_path / "notes.txt").write_text("keep me")
+    (tmp_path / "sub" / "checkpoints").mkdir(parents=True)
+    output, fragments = {
+        "user-file": (tmp_path, ["not empty but holds no run"]),
+        "only-an-empty-checkpoints-dir": (tmp_path / "sub", ["not empty"]),
+        "a-file": (tmp_path / "notes.txt", ["is a file"]),
+        "under-a-file": (tmp_path / "notes.txt" / "run", ["is a file"]),
+        "empty-name": ("", ["--output-dir", "must not be empty"]),
+    }[layout]
+    before = directory_snapshot(tmp_path)
+    assert_clean_error(train_here(*tiny_run_args(num_batches=1), "--output-dir", output), *fragments)
+    assert directory_snapshot(tmp_path) == before
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
+        "notes.txt",
+        "sub",
+        "sub/checkpoints",
+    ]
+
+
+def test_an_empty_output_directory_is_used(train_here, tiny_run_args, tmp_path):
+    (tmp_path / ".config.yaml.a1b2c3d4.tmp").write_bytes(b"partial")  # a first start killed mid-write
+    assert train_here(*tiny_run_args(num_batches=1), "--output-dir", tmp_path, "--quiet").returncode == 0
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes into read-only directories")
+def test_a_read_only_output_directory_is_refused(train, tiny_run_args, tmp_path, assert_clean_error):
+    read_only = tmp_path / "read-only"
+    read_only.mkdir()
+    read_only.chmod(0o555)
+    try:
+        assert_clean_error(train(*tiny_run_args(num_batches=1), "--output-dir", read_only / "run"), "not writable")
+    finally:
+        read_only.chmod(0o755)
+    assert list(read_only.iterdir()) == []
+
+
+# --- checkpoints that do not fit the run ----------------------------------------------------------------------
+
+
+def odd_checkpoint(state, change):
+    if change == "other-shapes":
+        state["policy"]["mean.0.weight"] = torch.zeros(16, 2)
+    elif change == "no-iteration":
+        del state["iteration"]
+    elif change == "policy-is-a-list":
+        state["policy"] = list(state["policy"].values())
+    elif change == "other-env":
+        state["env_id"] = "metarl/HalfCheetahVel-v0"
+    elif change == "not-a-dict":
+        state = [state]
+    return state
+
+
+@pytest.mark.parametrize(
+    "change, fragments",
+    [
+        ("other-shapes", ["mean.0.weight", "shape (16, 2)", "(8, 2)"]),
+        ("no-iteration", ["lacks iteration"]),
+        ("policy-is-a-list", ["policy is a list"]),
+        ("other-env", ["metarl/HalfCheetahVel-v0", "metarl/Navigation2D-v0"]),
+        ("not-a-dict", ["holds a list"]),
+    ],
+)
+def test_resume_of_a_checkpoint_that_does_not_fit(
+    change, fragments, tiny_run_copy, train_here, directory_snapshot, assert_clean_error
+):
+    latest = tiny_run_copy / "checkpoints" / "latest.pt"
+    torch.save(odd_checkpoint(torch.load(latest, weights_only=True), change), latest)
+    before = directory_snapshot(tiny_run_copy)
+    assert_clean_error(train_here("--resume", tiny_run_copy), "latest.pt", *fragments)
+    assert directory_snapshot(tiny_run_copy) == before
+
+
+def test_resume_of_a_checkpoint_with_other_shapes_through_the_launcher(tiny_run_copy, train, assert_clean_error):
+    latest = tiny_run_copy / "checkpoints" / "latest.pt"
+    torch.save(odd_checkpoint(torch.load(latest, weights_only=True), "other-shapes"), latest)
+    assert_clean_error(train("--resume", tiny_run_copy), "does not fit", "mean.0.weight")
+
+
+# --- the disk fails during training -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EACCES])
+def test_a_disk_fault_while_checkpointing_is_one_line_and_the_run_resumes(
+    code, tiny_run, tiny_run_args, train_here, tmp_path, monkeypatch
+):
+    """The second checkpoint write (iteration 2's numbered one) fails: exit 1 with one line pointing to the
+    last complete checkpoint; after the fault is gone, --resume ends where the uninterrupted run ends."""
+    run_dir, real_save, calls = tmp_path / "run", metarl.trainer.save_checkpoint, []
+
+    def failing_save(path, state):
+        calls.append(path.name)
+        if len(calls) == 2:
+            raise OSError(code, os.strerror(code))
+        real_save(path, state)
+
+    monkeypatch.setattr(metarl.trainer, "save_checkpoint", failing_save)
+    result = train_here(*tiny_run_args(), "--output-dir", run_dir, "--quiet")
+    assert_fault_line(
+        result, os.strerror(code), "last complete checkpoint, checkpoints/latest.pt", f"--resume {run_dir}"
+    )
+    assert calls == ["latest.pt", "iter_000002.pt"]
+
+    monkeypatch.setattr(metarl.trainer, "save_checkpoint", real_save)
+    assert train_here("--resume", run_dir, "--quiet").returncode == 0
+    assert_same_policy(latest_policy(run_dir), latest_policy(tiny_run[0]))
+
+
+def test_a_full_disk_before_the_first_checkpoint_resumes_from_iteration_0(
+    tiny_run, tiny_run_args, train_here, tmp_path, monkeypatch
+):
+    run_dir = tmp_path / "run"
+
+    def full_disk(path, state):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(metarl.trainer, "save_checkpoint", full_disk)
+    assert_fault_line(train_here(*tiny_run_args(), "--output-dir", run_dir, "--quiet"), "from iteration 0")
+    monkeypatch.undo()
+    assert train_here("--resume", run_dir, "--quiet").returncode == 0
+    assert_same_policy(latest_policy(run_dir), latest_policy(tiny_run[0]))
+
+
+def test_a_full_disk_while_writing_the_config(
+    tiny_run_args, tiny_run_copy, train_here, tmp_path, monkeypatch, directory_snapshot
+):
+    """At a start nothing is left to resume, and the same command works once there is room; at a resume the
+    run is left as it was."""
+
+    def full_disk(path, text):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(metarl.trainer, "atomic_write_text", full_disk)
+    run_dir = tmp_path / "new"
+    assert_fault_line(train_here(*tiny_run_args(), "--output-dir", run_dir), "nothing of the run was written")
+    before = directory_snapshot(tiny_run_copy)
+    assert_fault_line(train_here("--resume", tiny_run_copy), "No space left", "--resume")
+    assert directory_snapshot(tiny_run_copy) == before
+    monkeypatch.undo()
+    assert train_here(*tiny_run_args(num_batches=1), "--output-dir", run_dir, "--quiet").returncode == 0
+
+
+def test_other_os_errors_are_not_disguised_as_disk_faults(tiny_run_args, train_here, tmp_path, monkeypatch):
+    """A bug (here ENOENT from a missing path) keeps its traceback: a one-line 'resume' would hide it."""
+
+    def bug(path, state):
+        raise FileNotFoundError(errno.ENOENT, "no such file", str(path))
+
+    monkeypatch.setattr(metarl.trainer, "save_checkpoint", bug)
+    with pytest.raises(FileNotFoundError):
+        train_here(*tiny_run_args(), "--output-dir", Path(tmp_path) / "run", "--quiet")
