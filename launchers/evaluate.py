@@ -147,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     method_settings = {"maml": settings, **baseline_settings(settings, reference, args)}
     methods: dict[str, list[dict[str, Any]]] = {}
     start = time.perf_counter()
+    # "±" is the standard error here but the 95% half-width in report.py's tables: say which
+    say(f"mean return over {settings.num_tasks} test tasks after each step, ± its standard error:")
     try:
         for name, policy in policies.items():
             task_returns = evaluate_policy(

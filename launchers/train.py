@@ -2,6 +2,7 @@
 
 ``python launchers/train.py [--config FILE] [--set key=value ...] [--output-dir DIR] [--resume DIR]``;
 with no arguments it trains the default config, launchers/configs/2d-navigation.yaml.
+``--list-keys`` lists every config key; ``--print-config`` shows the config a run would use.
 """
 
 from __future__ import annotations
@@ -12,23 +13,34 @@ from pathlib import Path
 
 from metarl.checkpoint import CheckpointError
 from metarl.cli import OneLineErrorParser, add_config_arguments, environment_fault, is_disk_fault, usage_error
-from metarl.config import ConfigError, TrainConfig, find_config, load_config
+from metarl.config import ConfigError, TrainConfig, dump_yaml, find_config, keys_text, load_config
 from metarl.memory import keep_freed_memory
 from metarl.samplers.ray_backend import RaySampler
-from metarl.trainer import Trainer, new_run_dir, resume_hint
+from metarl.trainer import CONFIG_FILE, Trainer, new_run_dir, resume_hint
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "2d-navigation.yaml"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = OneLineErrorParser(description=__doc__.splitlines()[0])
+    parser = OneLineErrorParser(
+        description=__doc__.splitlines()[0],
+        epilog="Config keys are the fields of TrainConfig in metarl/config.py, each with a one-line explanation; "
+        "--list-keys prints them with their defaults.",
+    )
     add_config_arguments(parser, DEFAULT_CONFIG, "--set fast_lr=0.05 --set sampler.num_workers=2")
     parser.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue the run in DIR")
+    parser.add_argument("--list-keys", action="store_true",
+                        help="print every config key with its default and explanation, then exit")
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the config after --config and --set as YAML, then exit without training")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.list_keys:
+        print(keys_text(TrainConfig))
+        return 0
     keep_freed_memory()
     run_dir: Path | None = args.resume
     trainer: Trainer | None = None
@@ -36,9 +48,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.resume is not None:
             if args.config is not None or args.output_dir is not None:
                 raise ConfigError("--resume takes the run's own config and directory; drop --config/--output-dir")
+            if args.print_config:
+                raise ConfigError(f"--print-config shows a new run's config; the run's is {args.resume / CONFIG_FILE}")
             trainer = Trainer.resume(args.resume, args.overrides)
         else:
             config = load_config(TrainConfig, find_config(args.config, DEFAULT_CONFIG), args.overrides).validate()
+            if args.print_config:
+                print(dump_yaml(config), end="")
+                return 0
             run_dir = new_run_dir(config, args.output_dir)
             trainer = Trainer.start(config, run_dir)
         print(f"run directory: {trainer.run_dir}", flush=True)

@@ -6,10 +6,14 @@ so a launcher can print it as one line and exit without touching any run directo
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import difflib
+import inspect
+import itertools
 import math
 import re
+import textwrap
 import types
 import typing
 from collections.abc import Iterator
@@ -47,7 +51,7 @@ class SamplerConfig:
 @dataclass
 class TrainConfig:
     env_id: str = "metarl/Navigation2D-v0"
-    """Gymnasium id of a task-distributed env (see `envs.ENV_IDS`)."""
+    """Gymnasium id of a task-distributed env (see `envs.ENV_IDS`), or `module:EnvId` for one a module registers."""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments for the env constructor."""
     horizon: int | None = None
@@ -265,3 +269,35 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 def dump_yaml(config: Any) -> str:
     return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Each field's docstring (the string under it in the class body), read from the source: Python keeps
+    no attribute docstrings at run time, and these lines are the one place every key is explained."""
+    body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body
+    return {
+        statement.target.id: " ".join(following.value.value.split())
+        for statement, following in itertools.pairwise(body)
+        if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name)
+        and isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)
+        and isinstance(following.value.value, str)
+    }
+
+
+def describe_keys(cls: type, prefix: str = "") -> Iterator[tuple[str, Any, str]]:
+    """``(dotted key, default, one-line explanation)`` for every key of the config class ``cls``."""
+    docs, defaults = field_docs(cls), cls()
+    for config_field in dataclasses.fields(cls):
+        default = getattr(defaults, config_field.name)
+        if dataclasses.is_dataclass(default):
+            yield from describe_keys(type(default), f"{prefix}{config_field.name}.")
+        else:
+            yield prefix + config_field.name, default, docs.get(config_field.name, "")
+
+
+def keys_text(cls: type) -> str:
+    """The keys of ``cls`` as aligned ``key  default  explanation`` lines, defaults written as in YAML."""
+    rows = [(key, yaml.safe_dump(default, default_flow_style=True).removesuffix("...\n").strip(), doc)
+            for key, default, doc in describe_keys(cls)]
+    key_width, default_width = (max(len(row[i]) for row in rows) for i in (0, 1))
+    return "\n".join(f"{key:<{key_width}}  {default:<{default_width}}  {doc}" for key, default, doc in rows)

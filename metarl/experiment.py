@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import importlib
 from dataclasses import dataclass
 
 import gymnasium
@@ -46,17 +47,43 @@ def resolve_device(name: str, fix: str = "fix it in the config file or with --se
     return device
 
 
+# What metarl calls on an env: tasks are drawn with sample_tasks and reach the envs a sampler steps
+# through vector ``set_attr("task", ...)``; an env without a ``task`` attribute would silently keep its
+# default task, because Gymnasium then sets the attribute on the outermost wrapper instead.
+TASK_INTERFACE = {"sample_tasks": "a sample_tasks(n, rng) method", "set_task": "a set_task(task) method",
+                  "task": "a task attribute"}
+
+
+def registered_env_id(env_id: str) -> str:
+    """The registry id of ``env_id``. ``module:EnvId`` imports ``module`` first, as ``gymnasium.make``
+    does, so a user's own env needs only a ``gymnasium.register`` call in a module on the path."""
+    module, _, name = env_id.rpartition(":")
+    if module:
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise ConfigError(f"env_id '{env_id}': module '{module}' cannot be imported ({error}); "
+                              "put its directory on PYTHONPATH") from None
+    if name not in gymnasium.registry:
+        close = difflib.get_close_matches(name, list(envs.ENV_IDS) + list(gymnasium.registry), n=1)
+        prefix = f"{module}:" if module else ""
+        hint = f"did you mean '{prefix}{close[0]}'?" if close else f"metarl envs: {', '.join(envs.ENV_IDS)}"
+        where = f"module '{module}' registers no env '{name}'" if module else f"unknown env_id '{env_id}'"
+        raise ConfigError(f"{where}: {hint}")
+    return name
+
+
 def make_task_env(env_id: str, env_kwargs: dict) -> gymnasium.Env:
-    if env_id not in gymnasium.registry:
-        close = difflib.get_close_matches(env_id, list(envs.ENV_IDS) + list(gymnasium.registry), n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"metarl envs: {', '.join(envs.ENV_IDS)}"
-        raise ConfigError(f"unknown env_id '{env_id}': {hint}")
+    """A single env of ``env_id`` (registry id or ``module:EnvId``), checked to offer metarl's task interface."""
     try:
-        env = gymnasium.make(env_id, **env_kwargs)
+        env = gymnasium.make(registered_env_id(env_id), **env_kwargs)
     except TypeError as error:
         raise ConfigError(f"env_kwargs do not fit {env_id}: {error}") from None
-    if not isinstance(env.unwrapped, TaskDistribution):
-        raise ConfigError(f"env_id '{env_id}' has no task distribution (sample_tasks/set_task); use a metarl env")
+    missing = [what for name, what in TASK_INTERFACE.items() if not hasattr(env.unwrapped, name)]
+    if missing:
+        env.close()
+        raise ConfigError(f"env_id '{env_id}' is not a task distribution: it lacks {', '.join(missing)} "
+                          "(see envs.base.TaskEnv and README's Environments section)")
     return env
 
 
@@ -84,7 +111,12 @@ def build_experiment(config: TrainConfig) -> Experiment:
     if horizon is None:
         raise ConfigError(f"{config.env_id} registers no max_episode_steps; set horizon")
     policy = build_policy(config, env, device)
-    sampler = make_sampler(config.sampler, config.env_id, config.env_kwargs, copy.deepcopy(policy).cpu(), horizon)
+    if ":" in config.env_id and config.sampler.backend != "vectorized":
+        # Worker processes and Ray actors import only metarl's own envs, not the user's module.
+        raise ConfigError(f"env_id '{config.env_id}' (module:EnvId) runs with the in-process sampler only; "
+                          "use --set sampler.backend=vectorized")
+    # the registry id: the module named by a module:EnvId is imported in this process by now
+    sampler = make_sampler(config.sampler, env.spec.id, config.env_kwargs, copy.deepcopy(policy).cpu(), horizon)
     # The config carries every TRPO setting under the same name (documented there): copy by name.
     trpo = TRPOSettings(**{field.name: getattr(config, field.name) for field in dataclasses.fields(TRPOSettings)})
     learner = MAMLTRPO(policy, config.fast_lr, config.first_order, config.gamma, config.gae_lambda, trpo, device)

@@ -1,6 +1,9 @@
 """The train launcher's command line: bad input exits with code 2, one `error:` line, and touches nothing."""
 
 import pytest
+import yaml
+
+from metarl.config import TrainConfig, describe_keys, from_dict
 
 
 @pytest.mark.parametrize(
@@ -23,11 +26,18 @@ import pytest
         (["--set", "seed=-1"], ["seed", "non-negative", "--set seed="]),
         (["--set", "device=cuda:foo"], ["device", "'cuda:foo'", "cuda:N", "--set device="]),
         (["--set", "fast_lr=[0.1"], ["--set fast_lr=[0.1", "not valid YAML"]),
+        (["--set", "env_id=no_such_module:Point1D-v0"], ["no_such_module", "cannot be imported", "PYTHONPATH"]),
+        (["--set", "env_id=tests.custom_env_for_tests:Point2D-v0"], ["registers no env", "Point1D-v0"]),
+        (["--set", "env_id=gymnasium.envs.classic_control:CartPole-v1"], ["not a task distribution", "sample_tasks",
+                                                                          "set_task", "task attribute"]),
+        (["--set", "env_id=tests.custom_env_for_tests:Point1D-v0", "--set", "sampler.backend=process"],
+         ["module:EnvId", "sampler.backend=vectorized"]),
     ],
     ids=["misspelled-key", "negative-lr", "zero-batch", "zero-meta-batch", "unknown-env", "wrong-type",
          "bad-backend", "missing-config",
          "config-is-a-directory", "unknown-config-name", "infinite-max-kl", "infinite-lr", "infinite-std",
-         "nan-gamma", "negative-seed", "malformed-device", "yaml-error-in-set"],
+         "nan-gamma", "negative-seed", "malformed-device", "yaml-error-in-set", "env-module-missing",
+         "env-not-in-module", "env-without-tasks", "env-module-with-workers"],
 )
 def test_bad_input_is_one_error_line(train, tiny_run_args, tmp_path, args, fragments, assert_clean_error):
     """Each kind of bad input exits 2 with one line naming the problem, and creates no run directory."""
@@ -82,3 +92,25 @@ def test_failed_resume_leaves_run_unchanged(
     args = [arg for override in overrides for arg in ("--set", override)]
     assert_clean_error(train("--resume", tiny_run_copy, *args), *fragments)
     assert directory_snapshot(tiny_run_copy) == before
+
+
+def test_list_keys_prints_every_key_with_default_and_explanation(train):
+    result = train("--list-keys")
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines()}
+    assert set(lines) == {key for key, _, _ in describe_keys(TrainConfig)}
+    assert lines["fast_lr"].split()[1] == "0.1" and "Inner step size" in lines["fast_lr"]
+    assert "Worker processes" in lines["sampler.num_workers"]
+
+
+def test_help_says_where_the_keys_are(train):
+    result = train("--help")
+    assert result.returncode == 0 and "metarl/config.py" in result.stdout and "--list-keys" in result.stdout
+
+
+def test_print_config_shows_the_resolved_config_and_writes_nothing(train, tmp_path):
+    result = train("--config", "halfcheetah-vel", "--set", "seed=7", "--print-config", "--output-dir", tmp_path / "run")
+    assert result.returncode == 0, result.stderr
+    config = from_dict(TrainConfig, yaml.safe_load(result.stdout))
+    assert config.env_id == "metarl/HalfCheetahVel-v0" and config.seed == 7
+    assert not (tmp_path / "run").exists()

@@ -55,14 +55,20 @@ def pretrained_checkpoint(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def evaluation(trained_run, pretrained_checkpoint, tmp_path_factory) -> Path:
+def evaluation_run(trained_run, pretrained_checkpoint, tmp_path_factory) -> tuple[Path, str]:
+    """The evaluation's output directory and its console output."""
     output_dir = tmp_path_factory.mktemp("eval") / "out"
     result = run_launcher(
         "evaluate.py", "--run", trained_run, "--pretrained", pretrained_checkpoint, "--num-tasks", NUM_TASKS,
-        "--num-steps", NUM_STEPS, "--output-dir", output_dir, "--quiet",
+        "--num-steps", NUM_STEPS, "--output-dir", output_dir,
     )
     assert result.returncode == 0, result.stderr
-    return output_dir
+    return output_dir, result.stdout
+
+
+@pytest.fixture(scope="module")
+def evaluation(evaluation_run) -> Path:
+    return evaluation_run[0]
 
 
 def finite(value) -> bool:
@@ -93,6 +99,12 @@ def test_json_structure_and_finite_values(evaluation):
     assert results["pretrained_checkpoint"]["iteration"] == 2
     assert results["paper"]["maml"] == [-40.41, -11.68, -3.33, -3.23]
     assert len(results["test_tasks"]) == NUM_TASKS
+
+
+def test_console_says_what_plus_minus_is(evaluation_run):
+    """report.py's "±" is a 95% half-width; the console's must not be mistaken for it."""
+    stdout = evaluation_run[1]
+    assert "± its standard error" in stdout and stdout.count("±") > 1
 
 
 def test_plot_is_a_readable_png(evaluation):

@@ -1,0 +1,45 @@
+"""A user's own task env, defined outside metarl: importing this module registers it.
+
+Trained in tests as ``env_id: tests.custom_env_for_tests:Point1D-v0`` (the repository on PYTHONPATH),
+the way a user names an env of their own package.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium
+import numpy as np
+from gymnasium import spaces
+
+ENV_ID = "tests.custom_env_for_tests:Point1D-v0"
+
+
+class Point1DEnv(gymnasium.Env):
+    """A point on a line starts at 0 and moves by 0.1·clip(a, −1, 1); reward −|x − goal|, goal ~ U[−1, 1]."""
+
+    def __init__(self) -> None:
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(1,), dtype=np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
+        self.task: dict[str, float] = {"goal": 0.0}
+        self._position = 0.0
+
+    def sample_tasks(self, n: int, rng: np.random.Generator) -> list[dict[str, float]]:
+        return [{"goal": float(goal)} for goal in rng.uniform(-1.0, 1.0, size=n)]
+
+    def set_task(self, task: dict[str, float]) -> None:
+        self.task = task
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self._position = 0.0
+        return np.array([self._position], dtype=np.float32), {}
+
+    def step(self, action):
+        self._position += 0.1 * float(np.clip(action, -1.0, 1.0)[0])
+        reward = -abs(self._position - self.task["goal"])
+        return np.array([self._position], dtype=np.float32), reward, False, False, {}
+
+
+if "Point1D-v0" not in gymnasium.registry:
+    gymnasium.register("Point1D-v0", entry_point=Point1DEnv, max_episode_steps=20)
