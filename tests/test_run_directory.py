@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from run_helpers import assert_same_policy, latest_policy
 
 import metarl.trainer
 
@@ -42,16 +43,6 @@ def train_here(train_main, capsys):
         return SimpleNamespace(returncode=returncode, stdout=captured.out, stderr=captured.err)
 
     return run
-
-
-def latest_policy(run_dir):
-    return torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=True)["policy"]
-
-
-def assert_same_policy(first, second):
-    assert first.keys() == second.keys()
-    for name in first:
-        assert torch.equal(first[name], second[name]), name
 
 
 def assert_fault_line(result, *fragments):

@@ -4,18 +4,9 @@ import re
 
 import pytest
 import torch
+from run_helpers import assert_same_policy, latest_policy
 
 from metarl.trainer import resumed_config
-
-
-def latest_policy(run_dir):
-    return torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=True)["policy"]
-
-
-def assert_same_policy(first, second):
-    assert first.keys() == second.keys()
-    for name in first:
-        assert torch.equal(first[name], second[name]), name
 
 
 @pytest.fixture(scope="module")
