@@ -24,13 +24,6 @@ class TaskDistribution(Protocol):
     def sample_tasks(self, n: int, rng: np.random.Generator) -> list[Task]: ...
 
 
-@runtime_checkable
-class TaskEnv(TaskDistribution, Protocol):
-    """A Gymnasium env whose reward (or dynamics) depends on a task set with ``set_task``."""
-
-    def set_task(self, task: Task) -> None: ...
-
-
 class TaskVectorEnv(gymnasium.vector.VectorEnv):
     """A vector env whose sub-environments each carry their own task.
 

@@ -21,11 +21,11 @@ from metarl.checkpoint import atomic_write_text
 from metarl.cli import add_config_arguments, usage_error
 from metarl.config import ConfigError, find_config, load_config, to_dict
 from metarl.logger import Logger
-from metarl.policies import parameters_of
+from metarl.policies import for_tasks, parameters_of
 from metarl.seeding import EVAL_TASKS, POLICY_INIT, TRAIN_TASKS, task_rng, torch_generator
 from metarl.supervised.config import SinusoidConfig
 from metarl.supervised.evaluation import adaptation_curve, pretrain_jointly, summarize
-from metarl.supervised.meta_learning import adapt, batched_forward, make_meta_learner, mse_per_task, per_task
+from metarl.supervised.meta_learning import adapt, batched_forward, make_meta_learner, mse_per_task
 from metarl.supervised.models import MLPRegressor
 from metarl.supervised.tasks import SinusoidDistribution, TaskBatch
 from metarl.supervised.training import BASELINE_INIT, BASELINE_TASKS, meta_train, new_run_dir, start_run
@@ -54,7 +54,7 @@ def fits_on_grid(model: MLPRegressor, batch: TaskBatch, lr: float, steps: list[i
                  grid: torch.Tensor) -> dict[int, np.ndarray]:
     """Predictions [T, G] on ``grid`` after each number of inner steps in ``steps``."""
     params = {name: value.detach().requires_grad_() for name, value in parameters_of(model).items()}
-    task_params, done, fits = per_task(params, len(batch)), 0, {}
+    task_params, done, fits = for_tasks(params, len(batch)), 0, {}
     grid_T = grid.view(1, -1, 1).expand(len(batch), -1, -1)
     for step in sorted(steps):
         task_params = adapt(model, task_params, batch.support_inputs, batch.support_targets, mse_per_task, lr,

@@ -29,8 +29,6 @@ from metarl.samplers.base import Sampler
 from metarl.seeding import EVAL_EPISODES, EVAL_TASKS, task_rng
 from metarl.statistics import summarize
 
-CHECKPOINT_KEYS = ("policy", "iteration", "env_steps", "wall_time_s", "config", "env_id", "metarl_version")
-
 
 @dataclass(frozen=True)
 class EvalSettings:

@@ -29,7 +29,6 @@ class Experiment:
     """The meta-parameters θ, on the learner's device."""
     sampler: Sampler
     learner: MAMLTRPO
-    horizon: int
 
     def close(self) -> None:
         self.sampler.close()
@@ -83,7 +82,7 @@ def make_task_env(env_id: str, env_kwargs: dict) -> gymnasium.Env:
     if missing:
         env.close()
         raise ConfigError(f"env_id '{env_id}' is not a task distribution: it lacks {', '.join(missing)} "
-                          "(see envs.base.TaskEnv and README's Environments section)")
+                          "(see README's Environments section)")
     return env
 
 
@@ -120,4 +119,4 @@ def build_experiment(config: TrainConfig) -> Experiment:
     # The config carries every TRPO setting under the same name (documented there): copy by name.
     trpo = TRPOSettings(**{field.name: getattr(config, field.name) for field in dataclasses.fields(TRPOSettings)})
     learner = MAMLTRPO(policy, config.fast_lr, config.first_order, config.gamma, config.gae_lambda, trpo, device)
-    return Experiment(config, env.unwrapped, policy, sampler, learner, horizon)
+    return Experiment(config, env.unwrapped, policy, sampler, learner)

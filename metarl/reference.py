@@ -23,7 +23,6 @@ class PaperReference:
     oracle: float | None
     first_step_sizes: dict[str, float]
     """Method name → the first test-time step size the paper's test script used (later steps: half)."""
-    note: str = ""
 
 
 @cache
@@ -38,7 +37,6 @@ def load_references() -> dict[str, PaperReference]:
             returns={method: tuple(float(v) for v in row[method]) for method in METHODS},
             oracle=None if row.get("oracle") is None else float(row["oracle"]),
             first_step_sizes={method: float(size) for method, size in row["first_step_sizes"].items()},
-            note=row.get("note", ""),
         )
         for family, row in data["families"].items()
     }

@@ -17,7 +17,7 @@ import torch
 from metarl.config import ConfigError, load_config
 from metarl.policies import parameters_of
 from metarl.supervised.config import SinusoidConfig
-from metarl.supervised.evaluation import adaptation_curve, mean_ci95, pretrain_jointly
+from metarl.supervised.evaluation import adaptation_curve, pretrain_jointly, summarize
 from metarl.supervised.meta_learning import MAML, mse_per_task
 from metarl.supervised.models import MLPRegressor
 from metarl.supervised.tasks import SinusoidDistribution
@@ -42,10 +42,13 @@ def test_sinusoid_tasks_follow_the_paper_distribution():
     assert torch.equal(again.support_inputs, distribution.sample(3, 5, 7, np.random.default_rng(1)).support_inputs)
 
 
-def test_mean_ci95_is_1_96_standard_errors():
-    values = np.array([1.0, 2.0, 3.0, 4.0])
-    mean, half_width = mean_ci95(values)
-    assert mean == 2.5 and half_width == pytest.approx(1.96 * np.std(values, ddof=1) / 2)
+def test_summary_half_width_is_student_t_over_tasks():
+    curve = np.array([[1.0, 2.0, 3.0, 4.0], [0.0, 0.0, 1.0, 1.0]])  # [step, task]
+    summary = summarize(curve, [0, 1])
+    # t_{0.975, 3} = 3.182446 (tables); the standard error of [1, 2, 3, 4] is sqrt(5/3) / 2
+    assert summary["step_0"]["mean"] == 2.5
+    assert summary["step_0"]["ci95"] == pytest.approx(3.182446 * np.sqrt(5 / 3) / 2, rel=1e-5)
+    assert summary["step_1"]["ci95"] == pytest.approx(3.182446 * np.sqrt(1 / 3) / 2, rel=1e-5)
 
 
 def test_adaptation_curve_step_zero_is_the_unadapted_loss_and_steps_reduce_it():

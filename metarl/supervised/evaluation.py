@@ -4,15 +4,15 @@ and the MAML paper's "pretrained" baseline (one network regressed on all tasks j
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
-from metarl.policies import Params, parameters_of
-from metarl.supervised.meta_learning import LossFn, adapt, per_task, task_losses
+from metarl.policies import Params, for_tasks, parameters_of
+from metarl.statistics import summarize as summarize_values
+from metarl.supervised.meta_learning import LossFn, adapt, task_losses
 from metarl.supervised.tasks import TaskBatch
 
 
@@ -36,7 +36,7 @@ def adaptation_curve(
     curves = []
     for start in range(0, len(batch), chunk_size):
         chunk = batch[start:start + chunk_size]
-        task_params = per_task(params, len(chunk))
+        task_params = for_tasks(params, len(chunk))
         rows = []
         for step in range(num_steps + 1):
             if step > 0:
@@ -48,20 +48,12 @@ def adaptation_curve(
     return torch.cat(curves, dim=1).numpy()
 
 
-def mean_ci95(values: np.ndarray) -> tuple[float, float]:
-    """Mean and the half-width of its normal-approximation 95% confidence interval (1.96 standard errors)."""
-    values = np.asarray(values, dtype=np.float64)
-    if values.size < 2:
-        return float(values.mean()), float("nan")
-    return float(values.mean()), float(1.96 * values.std(ddof=1) / math.sqrt(values.size))
-
-
 def summarize(curve: np.ndarray, steps: list[int]) -> dict[str, dict[str, float]]:
     """{"step_k": {"mean": ..., "ci95": ...}} for each k in ``steps`` from an ``adaptation_curve``."""
     summary = {}
     for step in steps:
-        mean, ci95 = mean_ci95(curve[step])
-        summary[f"step_{step}"] = {"mean": mean, "ci95": ci95}
+        stats = summarize_values(curve[step])
+        summary[f"step_{step}"] = {"mean": stats.mean, "ci95": stats.ci_high - stats.mean}
     return summary
 
 
@@ -81,7 +73,7 @@ def pretrain_jointly(
     history = []
     for iteration in range(num_iterations):
         batch = sample_batch(iteration)
-        task_params = per_task(parameters_of(model), len(batch))
+        task_params = for_tasks(parameters_of(model), len(batch))
         inputs = torch.cat([batch.support_inputs, batch.query_inputs], dim=1)
         targets = torch.cat([batch.support_targets, batch.query_targets], dim=1)
         loss = task_losses(model, task_params, inputs, targets, loss_fn).mean()

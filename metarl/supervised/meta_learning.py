@@ -10,7 +10,6 @@ Reptile do not.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +17,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from metarl.adaptation import inner_step
-from metarl.policies import Params, parameters_of
+from metarl.policies import Params, for_tasks, parameters_of
 from metarl.supervised.tasks import TaskBatch
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -38,11 +37,6 @@ def cross_entropy_per_task(logits: torch.Tensor, labels: torch.Tensor) -> torch.
 
 def accuracy_per_task(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return (logits.argmax(dim=-1) == labels).float().flatten(1).mean(dim=1)
-
-
-def per_task(params: Params, num_tasks: int) -> Params:
-    """θ repeated for each task, [T, ...]; still connected to θ, so the meta-gradient flows back."""
-    return {name: value.expand(num_tasks, *value.shape) for name, value in params.items()}
 
 
 def batched_forward(model: nn.Module, task_params: Params, inputs: torch.Tensor) -> torch.Tensor:
@@ -72,14 +66,6 @@ def adapt(
     return task_params
 
 
-class MetaLearner(Protocol):
-    model: nn.Module
-
-    def meta_step(self, batch: TaskBatch) -> dict[str, float]:
-        """One meta-update of ``model``'s parameters from a meta-batch; returns statistics to log."""
-        ...
-
-
 class MAML:
     """Finn et al. (2017), algorithm 2: adapt on the support set, meta-update with Adam on the query loss."""
 
@@ -91,7 +77,7 @@ class MAML:
 
     def meta_loss(self, params: Params, batch: TaskBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean post-adaptation query loss, differentiable in ``params``; per-task pre-adaptation query loss)."""
-        task_params = per_task(params, len(batch))
+        task_params = for_tasks(params, len(batch))
         adapted = adapt(self.model, task_params, batch.support_inputs, batch.support_targets, self.loss_fn,
                         self.inner_lr, self.num_steps, self.first_order)
         post = task_losses(self.model, adapted, batch.query_inputs, batch.query_targets, self.loss_fn)
@@ -126,7 +112,7 @@ class Reptile:
 
     def meta_step(self, batch: TaskBatch) -> dict[str, float]:
         params = {name: value.detach().requires_grad_() for name, value in parameters_of(self.model).items()}
-        task_params = per_task(params, len(batch))
+        task_params = for_tasks(params, len(batch))
         adapted = adapt(self.model, task_params, batch.support_inputs, batch.support_targets, self.loss_fn,
                         self.inner_lr, self.num_steps, first_order=True)
         with torch.no_grad():

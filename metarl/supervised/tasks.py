@@ -33,9 +33,6 @@ class TaskBatch:
         return TaskBatch(self.support_inputs[index], self.support_targets[index],
                          self.query_inputs[index], self.query_targets[index])
 
-    def to(self, device: str | torch.device) -> TaskBatch:
-        return TaskBatch(*(t.to(device) for t in (self.support_inputs, self.support_targets,
-                                                  self.query_inputs, self.query_targets)))
 
 
 @dataclass(frozen=True)
