@@ -23,6 +23,7 @@ import torch
 from common import print_table, timed, write_json
 from meta_update import synthetic_meta_batch
 
+from metarl.adaptation import InnerStep
 from metarl.maml_trpo import MAMLTRPO, OldPolicy, TRPOSettings
 from metarl.memory import keep_freed_memory
 from metarl.policies import GaussianMLPPolicy, parameters_of
@@ -68,7 +69,7 @@ def main() -> None:
     support, query = synthetic_meta_batch(args.tasks, args.episodes, args.horizon, generator)
     policy = GaussianMLPPolicy(17, 6, (args.hidden, args.hidden), generator=generator)
     initial = {name: value.clone() for name, value in policy.state_dict().items()}
-    learner = MAMLTRPO(policy, 0.1, trpo=TRPOSettings())
+    learner = MAMLTRPO(policy, InnerStep((0.1,)), trpo=TRPOSettings())
     data = learner.prepare(support, query)
     params = parameters_of(policy)
     distribution = learner.query_distribution(learner.adapted(params, data, False), data)
@@ -77,7 +78,7 @@ def main() -> None:
 
     def update():
         policy.load_state_dict(initial)  # the same update each time
-        return learner.step(support, query)
+        return learner.step(learner.prepare(support, query))  # stacking and advantages included, as in training
 
     gemms, gemm_flop = product_gemms(args.tasks, args.episodes * args.horizon, args.hidden)
     sgemm, sgemm_flop = square_sgemm()

@@ -18,6 +18,7 @@ import argparse
 import torch
 from common import print_table, timed, write_json
 
+from metarl.adaptation import InnerStep
 from metarl.episodes import EpisodeBatch
 from metarl.maml_trpo import MAMLTRPO, TRPOSettings
 from metarl.memory import keep_freed_memory
@@ -64,11 +65,11 @@ def main() -> None:
     for first_order, curvature, fraction in variants:
         policy = GaussianMLPPolicy(17, 6, (100, 100)).to(args.device)
         settings = TRPOSettings(curvature=curvature, curvature_subsample=fraction)
-        learner = MAMLTRPO(policy, 0.1, first_order, trpo=settings, device=args.device)
+        learner = MAMLTRPO(policy, InnerStep((0.1,), first_order=first_order), trpo=settings, device=args.device)
 
         def update(policy=policy, learner=learner):
             policy.load_state_dict(initial)  # the same update each time
-            return learner.step(support, query)
+            return learner.step(learner.prepare(support, query))  # stacking and advantages included
 
         seconds, _ = timed(update, args.repeats)
         rows.append({"order": "first" if first_order else "second", "curvature": curvature,

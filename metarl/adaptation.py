@@ -8,11 +8,13 @@ meta-gradient; ``first_order`` treats ∇θ L as a constant, which drops the Hes
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.func import functional_call
 
+from metarl.advantages import estimate_advantages
 from metarl.episodes import EpisodeBatch
 from metarl.policies import Params
 from metarl.returns import masked_mean
@@ -47,10 +49,48 @@ def adapt(
     params: Params,
     support: Sequence[EpisodeBatch],
     support_advantages: Sequence[torch.Tensor],
-    lr: float,
+    step_sizes: Sequence[float],
     first_order: bool = False,
 ) -> Params:
-    """One inner step per support batch, in order: batch k was sampled with the parameters after k steps."""
-    for episodes, advantages_TB in zip(support, support_advantages, strict=True):
-        params = inner_step(params, policy_gradient_loss(policy, params, episodes, advantages_TB), lr, first_order)
+    """One inner step per support batch, in order: batch k was sampled with the parameters after k steps
+    and is stepped on with ``step_sizes[k]``."""
+    for episodes, advantages_TB, step_size in zip(support, support_advantages, step_sizes, strict=True):
+        params = inner_step(params, policy_gradient_loss(policy, params, episodes, advantages_TB), step_size,
+                            first_order)
     return params
+
+
+@dataclass(frozen=True)
+class InnerStep:
+    """Everything that defines a task's adaptation, in one place for sampling and for the meta-learner:
+    the step size of each inner step, the advantage estimator's γ and λ, and whether the meta-gradient
+    goes through the step (second order) or treats its gradient as a constant (first order)."""
+
+    step_sizes: tuple[float, ...]
+    gamma: float = 0.99
+    gae_lambda: float = 1.0
+    first_order: bool = False
+
+    @classmethod
+    def repeated(cls, step_size: float, num_steps: int, **settings: float | bool) -> InnerStep:
+        """``num_steps`` steps of ``step_size``, as in training (the paper's α for every step)."""
+        return cls((step_size,) * num_steps, **settings)  # type: ignore[arg-type]
+
+    @property
+    def num_steps(self) -> int:
+        return len(self.step_sizes)
+
+    def advantages(self, episodes: EpisodeBatch) -> torch.Tensor:
+        return estimate_advantages(episodes, self.gamma, self.gae_lambda)
+
+    def adapt(
+        self,
+        policy: nn.Module,
+        params: Params,
+        support: Sequence[EpisodeBatch],
+        support_advantages: Sequence[torch.Tensor],
+        first_order: bool | None = None,
+    ) -> Params:
+        """θ' after every step; ``first_order`` overrides the setting (e.g. True where no meta-gradient is taken)."""
+        order = self.first_order if first_order is None else first_order
+        return adapt(policy, params, support, support_advantages, self.step_sizes, order)

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from envs import Task, TaskDistribution
+from metarl.adaptation import InnerStep
 from metarl.checkpoint import CheckpointError, load_checkpoint
 from metarl.config import ConfigError, TrainConfig, from_dict, load_yaml
 from metarl.meta_batch import collect_meta_batch
@@ -86,11 +87,9 @@ def evaluate_policy(
         policy,
         parameters_of(policy),
         tasks,
-        settings.episodes_per_step,
-        settings.step_sizes(),
-        gamma,
-        gae_lambda,
-        (settings.seed, EVAL_EPISODES, 0),
+        episodes_per_task=settings.episodes_per_step,
+        inner=InnerStep(tuple(settings.step_sizes()), gamma, gae_lambda, first_order=True),
+        seed=(settings.seed, EVAL_EPISODES, 0),
     )
     return batch.task_returns()
 

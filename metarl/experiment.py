@@ -14,6 +14,7 @@ import torch
 
 import envs
 from envs import TaskDistribution
+from metarl.adaptation import InnerStep
 from metarl.config import ConfigError, TrainConfig
 from metarl.maml_trpo import MAMLTRPO, TRPOSettings
 from metarl.policies import GaussianMLPPolicy
@@ -118,5 +119,7 @@ def build_experiment(config: TrainConfig) -> Experiment:
     sampler = make_sampler(config.sampler, env.spec.id, config.env_kwargs, copy.deepcopy(policy).cpu(), horizon)
     # The config carries every TRPO setting under the same name (documented there): copy by name.
     trpo = TRPOSettings(**{field.name: getattr(config, field.name) for field in dataclasses.fields(TRPOSettings)})
-    learner = MAMLTRPO(policy, config.fast_lr, config.first_order, config.gamma, config.gae_lambda, trpo, device)
+    inner = InnerStep.repeated(config.fast_lr, config.num_steps, gamma=config.gamma, gae_lambda=config.gae_lambda,
+                               first_order=config.first_order)
+    learner = MAMLTRPO(policy, inner, trpo, device)
     return Experiment(config, env.unwrapped, policy, sampler, learner)

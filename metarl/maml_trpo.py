@@ -16,9 +16,9 @@ from torch import nn
 from torch.distributions import Distribution, kl_divergence
 from torch.func import functional_call
 
-from metarl.adaptation import adapt
-from metarl.advantages import estimate_advantages
-from metarl.episodes import EpisodeBatch, stack_tasks
+from metarl.adaptation import InnerStep
+from metarl.episodes import EpisodeBatch
+from metarl.meta_batch import MetaBatchTensors
 from metarl.optim import (
     MatVec,
     backtracking_line_search,
@@ -44,33 +44,6 @@ class TRPOSettings:
     """How KL-Hessian-vector products are taken: 'gauss_newton' (fast, exact at the current θ) or 'double_backprop'."""
     curvature_subsample: float = 1.0
     """Fraction of each task's episodes the curvature products use: 1.0 is exact, less is an approximation."""
-
-
-@dataclass(frozen=True)
-class MetaBatchTensors:
-    """The meta-batch on the learner's device, tasks stacked on a leading axis, advantages computed once."""
-
-    support: tuple[EpisodeBatch, ...]
-    """One [K, T, B, ...] batch per inner step."""
-    support_advantages: tuple[torch.Tensor, ...]
-    query: EpisodeBatch
-    query_advantages: torch.Tensor
-
-    @property
-    def num_tasks(self) -> int:
-        return self.query.rewards_TB.shape[0]
-
-    def subsample(self, fraction: float) -> MetaBatchTensors:
-        """Every task's evenly spaced ``fraction`` of its episodes (at least one), in every batch."""
-        num_episodes = self.query.rewards_TB.shape[-1]
-        kept = max(1, round(fraction * num_episodes))
-        index = torch.linspace(0, num_episodes - 1, kept, device=self.query.rewards_TB.device).round().long()
-        return MetaBatchTensors(
-            support=tuple(batch.select_episodes(index) for batch in self.support),
-            support_advantages=tuple(advantages.index_select(-1, index) for advantages in self.support_advantages),
-            query=self.query.select_episodes(index),
-            query_advantages=self.query_advantages.index_select(-1, index),
-        )
 
 
 @dataclass(frozen=True)
@@ -107,42 +80,24 @@ class MAMLTRPO:
     def __init__(
         self,
         policy: nn.Module,
-        fast_lr: float,
-        first_order: bool = False,
-        gamma: float = 0.99,
-        gae_lambda: float = 1.0,
+        inner: InnerStep,
         trpo: TRPOSettings = TRPOSettings(),
         device: torch.device | str = "cpu",
     ):
         self.policy = policy
-        self.fast_lr = fast_lr
-        self.first_order = first_order
-        self.gamma = gamma
-        self.gae_lambda = gae_lambda
+        self.inner = inner
+        """The inner step, shared with the sampling that collects the meta-batch."""
         self.trpo = trpo
         self.device = torch.device(device)
 
     def prepare(self, support: Sequence[Sequence[EpisodeBatch]], query: Sequence[EpisodeBatch]) -> MetaBatchTensors:
-        """Stack the tasks, move everything to the device once, and compute every task's advantages together."""
-        num_steps = len(support[0])
-        support_by_step = tuple(
-            stack_tasks([task_support[k] for task_support in support]).to(self.device) for k in range(num_steps)
-        )
-        stacked_query = stack_tasks(query).to(self.device)
-        return MetaBatchTensors(
-            support=support_by_step,
-            support_advantages=tuple(self.advantages(batch) for batch in support_by_step),
-            query=stacked_query,
-            query_advantages=self.advantages(stacked_query),
-        )
-
-    def advantages(self, episodes: EpisodeBatch) -> torch.Tensor:
-        return estimate_advantages(episodes, self.gamma, self.gae_lambda)
+        """Per-task episodes as the tensors ``step`` takes (``collect_meta_batch`` hands them over already made)."""
+        return MetaBatchTensors.from_episodes(support, query, self.inner, self.device)
 
     def adapted(self, params: Params, data: MetaBatchTensors, first_order: bool) -> Params:
         """θ'ᵢ for every task i, as parameters with a leading task axis."""
         task_params = for_tasks(params, data.num_tasks)
-        return adapt(self.policy, task_params, data.support, data.support_advantages, self.fast_lr, first_order)
+        return self.inner.adapt(self.policy, task_params, data.support, data.support_advantages, first_order)
 
     def query_distribution(self, adapted_params: Params, data: MetaBatchTensors) -> Distribution:
         return functional_call(self.policy, adapted_params, (data.query.observations_TBO,))
@@ -168,11 +123,10 @@ class MAMLTRPO:
             distribution = self.query_distribution(adapted_params, data)
             return OldPolicy(distribution.log_prob(data.query.actions_TBA), distribution)
 
-    def meta_gradient(self, support, query) -> torch.Tensor:
+    def meta_gradient(self, data: MetaBatchTensors) -> torch.Tensor:
         """∇θ of the surrogate loss at the current θ (for tests and diagnostics)."""
-        data = self.prepare(support, query)
         params = parameters_of(self.policy)
-        loss, _ = self.surrogate_and_kl(params, data, self.old_policy(params, data), self.first_order)
+        loss, _ = self.surrogate_and_kl(params, data, self.old_policy(params, data), self.inner.first_order)
         return flat(torch.autograd.grad(loss, list(params.values())))
 
     def curvature_product(
@@ -183,7 +137,7 @@ class MAMLTRPO:
         ``distribution`` is the adapted policies' query distribution at θ with its graph, if already built.
         """
         if distribution is None:
-            distribution = self.query_distribution(self.adapted(params, data, self.first_order), data)
+            distribution = self.query_distribution(self.adapted(params, data, self.inner.first_order), data)
         if self.trpo.curvature == "double_backprop":
             return hessian_vector_product(self.kl(distribution, data, old), list(params.values()), self.trpo.cg_damping)
         return gauss_newton_product(
@@ -203,7 +157,7 @@ class MAMLTRPO:
         where old and new policies coincide and the Gauss-Newton product stays the KL's Hessian there.
         """
         subset = data.subsample(self.trpo.curvature_subsample)
-        estimated = self.adapted(params, subset, self.first_order)
+        estimated = self.adapted(params, subset, self.inner.first_order)
         adapted = {name: value.detach() + estimated[name] - estimated[name].detach() for name, value in adapted.items()}
         distribution = self.query_distribution(adapted, subset)
         return self.curvature_product(params, subset, OldPolicy.frozen(distribution, subset), distribution)
@@ -216,12 +170,11 @@ class MAMLTRPO:
             distribution = self.query_distribution(adapted_params, data)
             return float(self.surrogate(distribution, data, old)), float(self.kl(distribution, data, old))
 
-    def step(self, support: Sequence[Sequence[EpisodeBatch]], query: Sequence[EpisodeBatch]) -> dict[str, float]:
-        """One TRPO meta-update. ``support[i][k]`` is task i's batch for inner step k; ``query[i]`` its query batch."""
-        data = self.prepare(support, query)
+    def step(self, data: MetaBatchTensors) -> dict[str, float]:
+        """One TRPO meta-update from the meta-batch's stacked support and query episodes."""
         params = parameters_of(self.policy)
         # One graph through the inner step serves the loss, its gradient and (unsubsampled) the curvature.
-        adapted = self.adapted(params, data, self.first_order)
+        adapted = self.adapted(params, data, self.inner.first_order)
         distribution = self.query_distribution(adapted, data)
         old = OldPolicy.frozen(distribution, data)
 

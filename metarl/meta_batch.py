@@ -14,11 +14,53 @@ import torch
 from torch import nn
 
 from envs import Task
-from metarl.adaptation import adapt
-from metarl.advantages import estimate_advantages
+from metarl.adaptation import InnerStep, adapt
 from metarl.episodes import EpisodeBatch, stack_tasks
 from metarl.policies import Params, detached, for_tasks
 from metarl.samplers.base import Sampler, SeedKey
+
+
+@dataclass(frozen=True)
+class MetaBatchTensors:
+    """The meta-batch on the learner's device, tasks stacked on a leading axis, advantages computed once."""
+
+    support: tuple[EpisodeBatch, ...]
+    """One [K, T, B, ...] batch per inner step."""
+    support_advantages: tuple[torch.Tensor, ...]
+    query: EpisodeBatch
+    query_advantages: torch.Tensor
+
+    @staticmethod
+    def from_episodes(
+        support: Sequence[Sequence[EpisodeBatch]], query: Sequence[EpisodeBatch], inner: InnerStep,
+        device: torch.device | str,
+    ) -> MetaBatchTensors:
+        """Stack per-task episodes (``support[i][k]``: task i, inner step k), move them to ``device`` once and
+        compute every task's advantages together."""
+        support_by_step = tuple(stack_tasks([task[k] for task in support]).to(device) for k in range(len(support[0])))
+        stacked_query = stack_tasks(query).to(device)
+        return MetaBatchTensors(
+            support=support_by_step,
+            support_advantages=tuple(inner.advantages(batch) for batch in support_by_step),
+            query=stacked_query,
+            query_advantages=inner.advantages(stacked_query),
+        )
+
+    @property
+    def num_tasks(self) -> int:
+        return self.query.rewards_TB.shape[0]
+
+    def subsample(self, fraction: float) -> MetaBatchTensors:
+        """Every task's evenly spaced ``fraction`` of its episodes (at least one), in every batch."""
+        num_episodes = self.query.rewards_TB.shape[-1]
+        kept = max(1, round(fraction * num_episodes))
+        index = torch.linspace(0, num_episodes - 1, kept, device=self.query.rewards_TB.device).round().long()
+        return MetaBatchTensors(
+            support=tuple(batch.select_episodes(index) for batch in self.support),
+            support_advantages=tuple(advantages.index_select(-1, index) for advantages in self.support_advantages),
+            query=self.query.select_episodes(index),
+            query_advantages=self.query_advantages.index_select(-1, index),
+        )
 
 
 @dataclass(frozen=True)
@@ -28,16 +70,17 @@ class MetaBatch:
     """support[i][k]: task i's episodes sampled after k inner steps."""
     query: list[EpisodeBatch]
     """query[i]: task i's episodes sampled with the fully adapted parameters."""
-
-    def mean_returns(self) -> list[float]:
-        """Mean episode return over tasks after 0, 1, ..., K inner steps."""
-        steps = [[task[k] for task in self.support] for k in range(len(self.support[0]))] + [self.query]
-        return [float(np.mean([batch.mean_return() for batch in batches])) for batches in steps]
+    tensors: MetaBatchTensors
+    """The same episodes stacked on the learner's device with their advantages, for the meta-update."""
 
     def task_returns(self) -> np.ndarray:
         """Per-task mean return after each number of inner steps, [K + 1, tasks]."""
         steps = [[task[k] for task in self.support] for k in range(len(self.support[0]))] + [self.query]
         return np.array([[batch.mean_return() for batch in batches] for batches in steps])
+
+    def mean_returns(self) -> list[float]:
+        """Mean episode return over tasks after 0, 1, ..., K inner steps."""
+        return [float(np.mean(returns)) for returns in self.task_returns()]
 
     @property
     def env_steps(self) -> int:
@@ -49,30 +92,37 @@ def collect_meta_batch(
     policy: nn.Module,
     params: Params,
     tasks: Sequence[Task],
+    *,
     episodes_per_task: int,
-    step_sizes: Sequence[float],
-    gamma: float,
-    gae_lambda: float,
+    inner: InnerStep,
     seed: SeedKey,
 ) -> MetaBatch:
-    """Sample, adapt, sample again, ``len(step_sizes)`` times; inner step k uses ``step_sizes[k]``.
+    """Sample, adapt, sample again, ``inner.num_steps`` times, then sample the query episodes.
 
-    ``params`` (and ``policy``) may live on the GPU; the sampler always gets CPU copies.
+    ``params`` (and ``policy``) may live on the GPU; the sampler always gets CPU copies. The stacked
+    tensors and advantages the inner steps use are kept for the meta-update, not recomputed.
     """
     device = next(iter(params.values())).device
     task_params = for_tasks(detached(params), len(tasks))  # every task's parameters, [K, ...]
     support: list[list[EpisodeBatch]] = [[] for _ in tasks]
-    for step, step_size in enumerate(step_sizes):
+    support_stacked: list[EpisodeBatch] = []
+    support_advantages: list[torch.Tensor] = []
+    for step, step_size in enumerate(inner.step_sizes):
         batches = sampler.sample(tasks, per_task_on_cpu(task_params), episodes_per_task, (*seed, step))
         for task_support, batch in zip(support, batches, strict=True):
             task_support.append(batch)
         stacked = stack_tasks(batches).to(device)
+        advantages = inner.advantages(stacked)
+        support_stacked.append(stacked)
+        support_advantages.append(advantages)
         with torch.enable_grad():  # all tasks' inner steps at once, as the learner takes them
             leaves = {name: value.detach().requires_grad_() for name, value in task_params.items()}
-            advantages = estimate_advantages(stacked, gamma, gae_lambda)
-            task_params = detached(adapt(policy, leaves, [stacked], [advantages], step_size, True))
-    query = sampler.sample(tasks, per_task_on_cpu(task_params), episodes_per_task, (*seed, len(step_sizes)))
-    return MetaBatch(list(tasks), support, query)
+            task_params = detached(adapt(policy, leaves, [stacked], [advantages], [step_size], True))
+    query = sampler.sample(tasks, per_task_on_cpu(task_params), episodes_per_task, (*seed, inner.num_steps))
+    stacked_query = stack_tasks(query).to(device)
+    tensors = MetaBatchTensors(tuple(support_stacked), tuple(support_advantages), stacked_query,
+                               inner.advantages(stacked_query))
+    return MetaBatch(list(tasks), support, query, tensors)
 
 
 def per_task_on_cpu(task_params: Params) -> list[Params]:

@@ -18,7 +18,6 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from metarl.adaptation import policy_gradient_loss
-from metarl.advantages import estimate_advantages
 from metarl.checkpoint import LATEST, atomic_write_text, save_checkpoint
 from metarl.config import ConfigError, TrainConfig, dump_yaml, to_dict
 from metarl.experiment import Experiment, build_experiment
@@ -68,7 +67,7 @@ def pretrain_iteration(
     losses = []
     for batch in batches:
         batch = batch.to(device)
-        advantages_TB = estimate_advantages(batch, config.gamma, config.gae_lambda)
+        advantages_TB = experiment.learner.inner.advantages(batch)
         losses.append(policy_gradient_loss(policy, parameters_of(policy), batch, advantages_TB))
     loss = torch.stack(losses).mean()
     optimizer.zero_grad()

@@ -223,14 +223,12 @@ class Trainer:
             experiment.policy,
             dict(experiment.policy.named_parameters()),
             tasks,
-            config.fast_batch_size,
-            [config.fast_lr] * config.num_steps,
-            config.gamma,
-            config.gae_lambda,
-            (config.seed, TRAIN_EPISODES, it),
+            episodes_per_task=config.fast_batch_size,
+            inner=experiment.learner.inner,
+            seed=(config.seed, TRAIN_EPISODES, it),
         )
         sampled = time.perf_counter()
-        stats = experiment.learner.step(batch.support, batch.query)
+        stats = experiment.learner.step(batch.tensors)
         updated = time.perf_counter()
 
         scalars = {f"returns/step_{k}": value for k, value in enumerate(batch.mean_returns())}

@@ -201,6 +201,7 @@ def navigation_meta_batch(navigation_sampler):
     """A float32 policy (hidden (16,)) and real support/query episodes for 4 navigation tasks."""
     import numpy as np
 
+    from metarl.adaptation import InnerStep
     from metarl.meta_batch import collect_meta_batch
     from metarl.policies import parameters_of
 
@@ -208,7 +209,8 @@ def navigation_meta_batch(navigation_sampler):
     tasks = [{"goal": (0.3, -0.2)}, {"goal": (-0.4, 0.1)}, {"goal": (0.1, 0.45)}, {"goal": (-0.2, -0.35)}]
     assert np.all(np.abs([t["goal"] for t in tasks]) <= 0.5)
     batch = collect_meta_batch(
-        navigation_sampler(policy), policy, parameters_of(policy), tasks, 8, [0.1], 0.99, 1.0, (7, 1, 0)
+        navigation_sampler(policy), policy, parameters_of(policy), tasks,
+        episodes_per_task=8, inner=InnerStep((0.1,), 0.99, 1.0), seed=(7, 1, 0),
     )
     return policy, batch
 

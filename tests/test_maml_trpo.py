@@ -4,7 +4,7 @@ import torch
 from torch.distributions import kl_divergence
 from torch.func import functional_call
 
-from metarl.adaptation import adapt
+from metarl.adaptation import InnerStep, adapt
 from metarl.advantages import estimate_advantages
 from metarl.maml_trpo import MAMLTRPO, TRPOSettings
 from metarl.policies import detached, parameters_of
@@ -18,7 +18,7 @@ def adapted_distributions(policy, params, batch):
     distributions = []
     for support, query in zip(batch.support, batch.query, strict=True):
         advantages = [estimate_advantages(b, GAMMA, GAE_LAMBDA) for b in support]
-        adapted = detached(adapt(policy, params, support, advantages, FAST_LR, first_order=True))
+        adapted = detached(adapt(policy, params, support, advantages, [FAST_LR] * len(support), first_order=True))
         distributions.append(functional_call(policy, adapted, (query.observations_TBO,)))
     return distributions
 
@@ -44,9 +44,9 @@ def test_step_keeps_trust_region_and_lowers_surrogate(navigation_meta_batch):
     policy, batch = navigation_meta_batch
     max_kl = 0.01
     old_params = {n: p.detach().clone() for n, p in parameters_of(policy).items()}
-    learner = MAMLTRPO(policy, FAST_LR, False, GAMMA, GAE_LAMBDA, TRPOSettings(max_kl=max_kl))
+    learner = MAMLTRPO(policy, InnerStep((FAST_LR,), GAMMA, GAE_LAMBDA), TRPOSettings(max_kl=max_kl))
 
-    stats = learner.step(batch.support, batch.query)
+    stats = learner.step(learner.prepare(batch.support, batch.query))
 
     assert stats["line_search_accepted"] == 1.0
     new_params = {n: p.detach().clone() for n, p in parameters_of(policy).items()}
@@ -63,9 +63,9 @@ def test_rejected_step_leaves_parameters_bit_identical(navigation_meta_batch):
     """With one line-search try and an impossible trust region, the policy does not move by a single bit."""
     policy, batch = navigation_meta_batch
     before = {name: value.clone() for name, value in policy.state_dict().items()}
-    learner = MAMLTRPO(policy, FAST_LR, False, GAMMA, GAE_LAMBDA, TRPOSettings(max_kl=1e-30, ls_max_steps=1))
+    learner = MAMLTRPO(policy, InnerStep((FAST_LR,), GAMMA, GAE_LAMBDA), TRPOSettings(max_kl=1e-30, ls_max_steps=1))
 
-    stats = learner.step(batch.support, batch.query)
+    stats = learner.step(learner.prepare(batch.support, batch.query))
 
     assert stats["line_search_accepted"] == 0.0
     assert stats["line_search_steps"] == 1.0

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from metarl.adaptation import adapt, inner_step, log_probs
+from metarl.adaptation import InnerStep, adapt, inner_step, log_probs
 from metarl.advantages import estimate_advantages
 from metarl.maml_trpo import MAMLTRPO
 from metarl.policies import parameters_of
@@ -12,8 +12,12 @@ from metarl.returns import masked_mean
 FAST_LR, GAMMA, GAE_LAMBDA = 0.5, 0.9, 0.95
 
 
-def learner(policy, first_order):
-    return MAMLTRPO(policy, FAST_LR, first_order=first_order, gamma=GAMMA, gae_lambda=GAE_LAMBDA)
+def learner(policy, first_order, step_size=FAST_LR):
+    return MAMLTRPO(policy, InnerStep((step_size,), GAMMA, GAE_LAMBDA, first_order))
+
+
+def meta_gradient(learner, support, query):
+    return learner.meta_gradient(learner.prepare(support, query))
 
 
 def flat(params):
@@ -76,7 +80,7 @@ def test_second_order_meta_gradient_matches_finite_differences(tiny_policy, synt
         return maml_objective(tiny_policy, named, support, query).item()
 
     expected = central_differences(objective_at, theta)
-    gradient = learner(tiny_policy, first_order=False).meta_gradient(support, query)
+    gradient = meta_gradient(learner(tiny_policy, first_order=False), support, query)
 
     torch.testing.assert_close(gradient, expected, rtol=1e-6, atol=1e-8)
 
@@ -101,7 +105,7 @@ def test_first_order_meta_gradient_is_query_gradient_at_adapted_params(tiny_poli
         gradients.append(central_differences(loss_at, flat(free).detach()))
     expected = torch.stack(gradients).mean(0)
 
-    gradient = learner(tiny_policy, first_order=True).meta_gradient(support, query)
+    gradient = meta_gradient(learner(tiny_policy, first_order=True), support, query)
 
     torch.testing.assert_close(gradient, expected, rtol=1e-6, atol=1e-8)
 
@@ -109,13 +113,13 @@ def test_first_order_meta_gradient_is_query_gradient_at_adapted_params(tiny_poli
 def test_meta_parameters_receive_gradients_through_adapted_copy(tiny_policy, synthetic_meta_batch, episode_batch):
     """Second order differs from first order by a term that depends on the support episodes (graph connection)."""
     support, query = synthetic_meta_batch
-    second = learner(tiny_policy, first_order=False).meta_gradient(support, query)
-    first = learner(tiny_policy, first_order=True).meta_gradient(support, query)
+    second = meta_gradient(learner(tiny_policy, first_order=False), support, query)
+    first = meta_gradient(learner(tiny_policy, first_order=True), support, query)
     assert torch.linalg.norm(second - first) > 1e-3 * torch.linalg.norm(first)
 
     other_support = [[episode_batch(30, [6, 6, 3])], [episode_batch(31, [2, 5, 6])]]
-    other_second = learner(tiny_policy, first_order=False).meta_gradient(other_support, query)
-    other_first = learner(tiny_policy, first_order=True).meta_gradient(other_support, query)
+    other_second = meta_gradient(learner(tiny_policy, first_order=False), other_support, query)
+    other_first = meta_gradient(learner(tiny_policy, first_order=True), other_support, query)
     hessian_term, other_hessian_term = second - first, other_second - other_first
     assert torch.linalg.norm(hessian_term - other_hessian_term) > 1e-3 * torch.linalg.norm(hessian_term)
 
@@ -146,7 +150,7 @@ def test_adapt_takes_one_gradient_step_per_support_batch(tiny_policy, episode_ba
     params = parameters_of(tiny_policy)
     support = [episode_batch(40, [5, 3]), episode_batch(41, [4, 4])]
     advantages = [estimate_advantages(b, GAMMA, GAE_LAMBDA) for b in support]
-    adapted = adapt(tiny_policy, params, support, advantages, FAST_LR, first_order)
+    adapted = adapt(tiny_policy, params, support, advantages, [FAST_LR, FAST_LR], first_order)
     expected = reference_inner_step(tiny_policy, params, support[0], advantages[0])
     expected = reference_inner_step(tiny_policy, expected, support[1], advantages[1])
     for name in params:
@@ -157,10 +161,10 @@ def test_adapt_takes_one_gradient_step_per_support_batch(tiny_policy, episode_ba
 def test_zero_inner_step_size_reduces_to_plain_policy_gradient(tiny_policy, synthetic_meta_batch, first_order):
     """With α = 0 the adapted policy is θ itself, so both variants give the plain query policy gradient."""
     support, query = synthetic_meta_batch
-    zero = MAMLTRPO(tiny_policy, 0.0, first_order=first_order, gamma=GAMMA, gae_lambda=GAE_LAMBDA)
+    zero = learner(tiny_policy, first_order, step_size=0.0)
     params = parameters_of(tiny_policy)
     _, query_advantages = advantages_of(support, query)
     losses = [query_loss(tiny_policy, params, q, a) for q, a in zip(query, query_advantages, strict=True)]
     loss = torch.stack(losses).mean()
     expected = flat(dict(zip(params, torch.autograd.grad(loss, list(params.values())), strict=True)))
-    torch.testing.assert_close(zero.meta_gradient(support, query), expected, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(meta_gradient(zero, support, query), expected, rtol=1e-10, atol=1e-12)
