@@ -2,7 +2,7 @@
 
 import gymnasium
 
-from envs.base import Task, TaskDistribution, TaskVectorEnv, make_task_vector_env
+from envs.base import Task, TaskDistribution, TaskVectorEnv, make_task_vector_env, registry_id
 
 # id: (module, single env class, vector env class, default horizon)
 ENV_IDS = {
@@ -23,4 +23,4 @@ for _env_id, (_module, _single, _vector, _horizon) in ENV_IDS.items():
             max_episode_steps=_horizon,
         )
 
-__all__ = ["ENV_IDS", "Task", "TaskDistribution", "TaskVectorEnv", "make_task_vector_env"]
+__all__ = ["ENV_IDS", "Task", "TaskDistribution", "TaskVectorEnv", "make_task_vector_env", "registry_id"]

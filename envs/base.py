@@ -7,6 +7,7 @@ rollout workers and stored in checkpoints. A task distribution samples tasks fro
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -78,12 +79,24 @@ def seeds_for(seed: int | Sequence[int] | None, num_envs: int) -> list[int | Non
     return seeds
 
 
+def registry_id(env_id: str) -> str:
+    """The Gymnasium registry id of ``env_id``. A ``module:EnvId`` imports ``module`` first, as
+    ``gymnasium.make`` does but ``gymnasium.spec`` does not; in a sampler worker that import registers a
+    user's env."""
+    module, _, name = env_id.rpartition(":")
+    if module:
+        importlib.import_module(module)
+    return name
+
+
 def make_task_vector_env(env_id: str, num_envs: int, **env_kwargs: Any) -> gymnasium.vector.VectorEnv:
-    """A vector env of ``num_envs`` copies of ``env_id`` with autoreset disabled.
+    """A vector env of ``num_envs`` copies of ``env_id`` (a registry id or ``module:EnvId``) with autoreset
+    disabled.
 
     Uses the env's own batched implementation (its Gymnasium ``vector_entry_point``) where it has
     one, and Gymnasium's SyncVectorEnv over single envs otherwise.
     """
+    env_id = registry_id(env_id)
     spec = gymnasium.spec(env_id)
     if spec.vector_entry_point is not None:
         return gymnasium.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **env_kwargs)

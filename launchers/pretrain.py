@@ -15,6 +15,7 @@ from pathlib import Path
 from metarl.cli import usage_error
 from metarl.config import ConfigError, TrainConfig, find_config, load_config
 from metarl.pretraining import PretrainSettings, pretrain
+from metarl.samplers import NonFiniteEpisodeError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "2d-navigation.yaml"
 
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = PretrainSettings.matching(config, args.iterations, args.lr, args.episodes_per_task)
         print(f"run directory: {args.output_dir}", flush=True)
         state = pretrain(config, settings, args.output_dir, quiet=args.quiet)
-    except ConfigError as error:
+    except (ConfigError, NonFiniteEpisodeError) as error:
         return usage_error(error)
     print(f"done: {state['iteration']} iterations, {state['env_steps']:,} env steps, {state['wall_time_s']:.1f} s; "
           f"evaluate with --pretrained {args.output_dir / 'checkpoints' / 'latest.pt'}", flush=True)

@@ -15,6 +15,7 @@ from metarl.checkpoint import CheckpointError
 from metarl.cli import OneLineErrorParser, add_config_arguments, environment_fault, is_disk_fault, usage_error
 from metarl.config import ConfigError, TrainConfig, dump_yaml, find_config, keys_text, load_config
 from metarl.memory import keep_freed_memory
+from metarl.samplers import NonFiniteEpisodeError
 from metarl.samplers.ray_backend import RaySampler
 from metarl.trainer import CONFIG_FILE, Trainer, new_run_dir, resume_hint
 
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(trainer.experiment.sampler, RaySampler):  # on a cluster: did the actors spread?
             print(f"ray sampler: {trainer.experiment.sampler.placement()}", flush=True)
         trainer.run(quiet=args.quiet)
-    except (ConfigError, CheckpointError) as error:
+    except (ConfigError, CheckpointError, NonFiniteEpisodeError) as error:
         return usage_error(error)
     except OSError as error:
         if run_dir is None or not is_disk_fault(error):

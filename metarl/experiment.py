@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
-import importlib
 from dataclasses import dataclass
 
 import gymnasium
@@ -57,13 +56,12 @@ TASK_INTERFACE = {"sample_tasks": "a sample_tasks(n, rng) method", "set_task": "
 def registered_env_id(env_id: str) -> str:
     """The registry id of ``env_id``. ``module:EnvId`` imports ``module`` first, as ``gymnasium.make``
     does, so a user's own env needs only a ``gymnasium.register`` call in a module on the path."""
-    module, _, name = env_id.rpartition(":")
-    if module:
-        try:
-            importlib.import_module(module)
-        except ImportError as error:
-            raise ConfigError(f"env_id '{env_id}': module '{module}' cannot be imported ({error}); "
-                              "put its directory on PYTHONPATH") from None
+    module = env_id.rpartition(":")[0]
+    try:
+        name = envs.registry_id(env_id)
+    except ImportError as error:
+        raise ConfigError(f"env_id '{env_id}': module '{module}' cannot be imported ({error}); "
+                          "put its directory on PYTHONPATH") from None
     if name not in gymnasium.registry:
         close = difflib.get_close_matches(name, list(envs.ENV_IDS) + list(gymnasium.registry), n=1)
         prefix = f"{module}:" if module else ""
@@ -111,12 +109,9 @@ def build_experiment(config: TrainConfig) -> Experiment:
     if horizon is None:
         raise ConfigError(f"{config.env_id} registers no max_episode_steps; set horizon")
     policy = build_policy(config, env, device)
-    if ":" in config.env_id and config.sampler.backend != "vectorized":
-        # Worker processes and Ray actors import only metarl's own envs, not the user's module.
-        raise ConfigError(f"env_id '{config.env_id}' (module:EnvId) runs with the in-process sampler only; "
-                          "use --set sampler.backend=vectorized")
-    # the registry id: the module named by a module:EnvId is imported in this process by now
-    sampler = make_sampler(config.sampler, env.spec.id, config.env_kwargs, copy.deepcopy(policy).cpu(), horizon)
+    # The id as configured: a module:EnvId makes every worker process or Ray actor import the user's module too
+    # (gymnasium.make_vec does), so custom envs run with every backend.
+    sampler = make_sampler(config.sampler, config.env_id, config.env_kwargs, copy.deepcopy(policy).cpu(), horizon)
     # The config carries every TRPO setting under the same name (documented there): copy by name.
     trpo = TRPOSettings(**{field.name: getattr(config, field.name) for field in dataclasses.fields(TRPOSettings)})
     inner = InnerStep.repeated(config.fast_lr, config.num_steps, gamma=config.gamma, gae_lambda=config.gae_lambda,

@@ -54,13 +54,14 @@ def run_train(*args, timeout=300):
     return run_launcher("train.py", *args, timeout=timeout)
 
 
-def check_clean_error(result, *fragments, status=2):
-    """Exit ``status``, a single stderr line starting with 'error:' that holds every fragment, no traceback."""
+def check_clean_error(result, *fragments, status=2, started=False):
+    """Exit ``status``, a single stderr line starting with 'error:' that holds every fragment, no traceback;
+    nothing on stdout unless the run had ``started`` (then it printed its run directory)."""
     assert result.returncode == status, (result.returncode, result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert "Traceback" not in result.stderr + result.stdout
-    assert result.stdout == ""
+    assert started or result.stdout == ""
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
     return lines[0]
@@ -84,7 +85,8 @@ def launcher():
 
 @pytest.fixture(scope="session")
 def assert_clean_error():
-    """``assert_clean_error(result, *fragments, status=2)``: the launcher failed with one clean line; returns it."""
+    """``assert_clean_error(result, *fragments, status=2, started=False)``: the launcher failed with one clean
+    line; returns it."""
     return check_clean_error
 
 

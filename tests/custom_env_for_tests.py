@@ -16,13 +16,20 @@ ENV_ID = "tests.custom_env_for_tests:Point1D-v0"
 
 
 class Point1DEnv(gymnasium.Env):
-    """A point on a line starts at 0 and moves by 0.1·clip(a, −1, 1); reward −|x − goal|, goal ~ U[−1, 1]."""
+    """A point on a line starts at 0 and moves by 0.1·clip(a, −1, 1); reward −|x − goal|, goal ~ U[−1, 1].
 
-    def __init__(self) -> None:
+    A broken env on request, for the tests of non-finite output: ``nan_reward_at=k`` returns a NaN reward
+    from step k, ``inf_observation_at=k`` an infinite observation (steps count from 1 after each reset).
+    """
+
+    def __init__(self, nan_reward_at: int | None = None, inf_observation_at: int | None = None) -> None:
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(1,), dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
         self.task: dict[str, float] = {"goal": 0.0}
         self._position = 0.0
+        self._steps = 0
+        self._nan_reward_at = nan_reward_at
+        self._inf_observation_at = inf_observation_at
 
     def sample_tasks(self, n: int, rng: np.random.Generator) -> list[dict[str, float]]:
         return [{"goal": float(goal)} for goal in rng.uniform(-1.0, 1.0, size=n)]
@@ -33,12 +40,15 @@ class Point1DEnv(gymnasium.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         self._position = 0.0
+        self._steps = 0
         return np.array([self._position], dtype=np.float32), {}
 
     def step(self, action):
+        self._steps += 1
         self._position += 0.1 * float(np.clip(action, -1.0, 1.0)[0])
-        reward = -abs(self._position - self.task["goal"])
-        return np.array([self._position], dtype=np.float32), reward, False, False, {}
+        reward = np.nan if self._steps == self._nan_reward_at else -abs(self._position - self.task["goal"])
+        observation = np.inf if self._steps == self._inf_observation_at else self._position
+        return np.array([observation], dtype=np.float32), reward, False, False, {}
 
 
 if "Point1D-v0" not in gymnasium.registry:

@@ -30,14 +30,12 @@ from metarl.config import TrainConfig, describe_keys, from_dict
         (["--set", "env_id=tests.custom_env_for_tests:Point2D-v0"], ["registers no env", "Point1D-v0"]),
         (["--set", "env_id=gymnasium.envs.classic_control:CartPole-v1"], ["not a task distribution", "sample_tasks",
                                                                           "set_task", "task attribute"]),
-        (["--set", "env_id=tests.custom_env_for_tests:Point1D-v0", "--set", "sampler.backend=process"],
-         ["module:EnvId", "sampler.backend=vectorized"]),
     ],
     ids=["misspelled-key", "negative-lr", "zero-batch", "zero-meta-batch", "unknown-env", "wrong-type",
          "bad-backend", "missing-config",
          "config-is-a-directory", "unknown-config-name", "infinite-max-kl", "infinite-lr", "infinite-std",
          "nan-gamma", "negative-seed", "malformed-device", "yaml-error-in-set", "env-module-missing",
-         "env-not-in-module", "env-without-tasks", "env-module-with-workers"],
+         "env-not-in-module", "env-without-tasks"],
 )
 def test_bad_input_is_one_error_line(train, tiny_run_args, tmp_path, args, fragments, assert_clean_error):
     """Each kind of bad input exits 2 with one line naming the problem, and creates no run directory."""

@@ -8,6 +8,7 @@ from torch import nn
 
 from metarl.config import ConfigError, SamplerConfig
 from metarl.samplers.base import Sampler, SeedKey
+from metarl.samplers.rollout import NonFiniteEpisodeError
 from metarl.samplers.vectorized import VectorizedSampler
 
 
@@ -28,4 +29,4 @@ def make_sampler(
     raise ConfigError(f"sampler.backend '{config.backend}' is not available; use 'vectorized', 'process' or 'ray'")
 
 
-__all__ = ["Sampler", "SeedKey", "VectorizedSampler", "make_sampler"]
+__all__ = ["NonFiniteEpisodeError", "Sampler", "SeedKey", "VectorizedSampler", "make_sampler"]

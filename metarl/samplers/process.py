@@ -32,7 +32,7 @@ from envs import Task
 from metarl.episodes import EpisodeBatch
 from metarl.policies import Params
 from metarl.samplers.base import SeedKey
-from metarl.samplers.rollout import RolloutArrays, slots_for, to_episode_batches
+from metarl.samplers.rollout import NonFiniteEpisodeError, RolloutArrays, slots_for, to_episode_batches
 from metarl.samplers.worker import (
     RolloutWorker,
     ShareRequest,
@@ -73,6 +73,8 @@ def _worker_main(conn: Connection, spec_bytes: bytes, parent_pid: int, torch_thr
                 if worker is None:  # built here so a bad env id or kwargs comes back as an error reply
                     worker = RolloutWorker(cloudpickle.loads(spec_bytes))
                 reply: tuple[int, str, Any] = (call, "ok", worker.run(request))
+            except NonFiniteEpisodeError as error:  # the user's env, not a bug: re-raised as it is in the parent
+                reply = (call, "raise", error)
             except Exception:
                 reply = (call, "error", traceback.format_exc())
             try:
@@ -204,6 +206,8 @@ class ProcessSampler:
                     else:
                         if reply_call != call:
                             continue  # a reply to an interrupted earlier call
+                        if status == "raise":
+                            raise payload
                         if status == "error":
                             raise RuntimeError(f"sampler worker {index} failed:\n{payload}")
                         results[index] = payload

@@ -29,7 +29,7 @@ from metarl.config import ConfigError
 from metarl.episodes import EpisodeBatch
 from metarl.policies import Params
 from metarl.samplers.base import SeedKey
-from metarl.samplers.rollout import RolloutArrays, slots_for, to_episode_batches
+from metarl.samplers.rollout import NonFiniteEpisodeError, RolloutArrays, slots_for, to_episode_batches
 from metarl.samplers.worker import (
     RolloutWorker,
     ShareRequest,
@@ -169,6 +169,8 @@ class RaySampler:
                     self._replace(index, failures, len(requests[index].slots), error)
                     index_of[self._actors[index].run.remote(requests[index])] = index
                 except ray.exceptions.RayTaskError as error:
+                    if isinstance(error.cause, NonFiniteEpisodeError):  # the user's env, not a bug
+                        raise error.cause from None
                     raise RuntimeError(f"sampler actor {index} failed:\n{error}") from None
         return [r for r in results if r is not None]
 

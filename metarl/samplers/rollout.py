@@ -5,7 +5,7 @@ Shared by every sampler backend: a backend only decides which environments a wor
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import gymnasium
@@ -36,6 +36,43 @@ class RolloutArrays:
     actions_TNA: np.ndarray
     rewards_TN: np.ndarray
     lengths_N: np.ndarray
+
+
+class NonFiniteEpisodeError(ValueError):
+    """An env returned NaN or inf (or the policy chose such an action): stopped where it first happens, since
+    later the baseline fit fails with a message that can only guess at the cause. A user's env is at fault,
+    so launchers report this as a usage error; workers send it back to the parent as it is."""
+
+
+@dataclass(frozen=True)
+class FiniteCheck:
+    """Names the first non-finite value of a step: which env, field, step, episode and task."""
+
+    env_id: str
+    slots: Sequence[EpisodeSlot]
+    tasks: Mapping[int, Task] | Sequence[Task]
+
+    def __call__(self, field: str, values_N: np.ndarray, running_N: np.ndarray, step: int) -> None:
+        """Raise if a running env's ``field`` (reward, observation or action) at env step ``step`` is not
+        finite; step 0 is the reset."""
+        flat_NX = np.asarray(values_N, dtype=np.float64).reshape(len(running_N), -1)
+        bad_N = running_N & ~np.isfinite(flat_NX).all(axis=1)
+        if not bad_N.any():
+            return
+        n = int(np.argmax(bad_N))
+        value = flat_NX[n][~np.isfinite(flat_NX[n])][0]
+        slot = self.slots[n]
+        episode = f"episode {slot.episode_index} of task {slot.task_index} {dict(self.tasks[slot.task_index])}"
+        if field == "action":
+            raise NonFiniteEpisodeError(
+                f"the policy chose a non-finite action ({value}) for step {step} of {episode} on env "
+                f"{self.env_id}, from finite observations: its parameters diverged; try a smaller fast_lr or max_kl"
+            )
+        when = "from reset" if step == 0 else f"at step {step}"
+        raise NonFiniteEpisodeError(
+            f"env {self.env_id} returned a non-finite {field} ({value}) {when} of {episode}; "
+            "metarl needs finite rewards and observations: fix the env"
+        )
 
 
 def slots_for(num_tasks: int, episodes_per_task: int) -> list[EpisodeSlot]:
@@ -92,8 +129,12 @@ def run_episodes(
     slots: Sequence[EpisodeSlot],
     seed: SeedKey,
     horizon: int,
+    env_id: str = "(unnamed)",
 ) -> RolloutArrays:
-    """Run one episode per environment of ``env`` (``len(slots)`` of them) to its end or the horizon."""
+    """Run one episode per environment of ``env`` (``len(slots)`` of them) to its end or the horizon.
+
+    Raises ``NonFiniteEpisodeError`` at the first NaN or inf; ``env_id`` names the env in its message.
+    """
     num_envs = len(slots)
     assert env.num_envs == num_envs, (env.num_envs, num_envs)
     action_dim = int(np.prod(env.single_action_space.shape))
@@ -109,17 +150,22 @@ def run_episodes(
     rewards_TN = np.zeros((horizon, num_envs), dtype=np.float32)
     lengths_N = np.zeros(num_envs, dtype=np.int64)
     running_N = np.ones(num_envs, dtype=bool)
+    check_finite = FiniteCheck(env_id, slots, tasks)
 
     observation_NO, _ = env.reset(seed=reset_seeds)
+    check_finite("observation", observation_NO, running_N, 0)
     for t in range(horizon):
         mean_NA, std_NA = policy_batch.mean_std(observation_NO.reshape(num_envs, -1))
         action_NA = mean_NA + std_NA * noise_TNA[t]
+        check_finite("action", action_NA, running_N, t + 1)
         observations_TNO[t, running_N] = observation_NO.reshape(num_envs, -1)[running_N]
         actions_TNA[t, running_N] = action_NA[running_N]
         next_observation_NO, reward_N, terminated_N, truncated_N, _ = env.step(action_NA)
+        check_finite("reward", reward_N, running_N, t + 1)
         rewards_TN[t, running_N] = reward_N[running_N]
         lengths_N[running_N] += 1
         running_N &= ~(terminated_N | truncated_N)
+        check_finite("observation", next_observation_NO, running_N, t + 1)  # only those the policy will see
         if not running_N.any():
             break
         observation_NO = next_observation_NO

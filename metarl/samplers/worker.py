@@ -85,7 +85,9 @@ class RolloutWorker:
         params = {i: {name: torch.tensor(value) for name, value in p.items()} for i, p in request.params.items()}
         env = self._env_for(len(request.slots))
         # Mappings keyed by global task index stand in for the full task/params sequences.
-        arrays = run_episodes(env, self.policy, request.tasks, params, request.slots, request.seed, self.spec.horizon)
+        arrays = run_episodes(
+            env, self.policy, request.tasks, params, request.slots, request.seed, self.spec.horizon, self.spec.env_id
+        )
         return trim(arrays)
 
     def close(self) -> None:
