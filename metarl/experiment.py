@@ -16,6 +16,7 @@ from envs import TaskDistribution
 from metarl.adaptation import InnerStep
 from metarl.config import ConfigError, TrainConfig
 from metarl.maml_trpo import MAMLTRPO, TRPOSettings
+from metarl.memory import iteration_memory, require_memory
 from metarl.policies import GaussianMLPPolicy
 from metarl.samplers import Sampler, make_sampler
 from metarl.seeding import POLICY_INIT, torch_generator
@@ -85,13 +86,17 @@ def make_task_env(env_id: str, env_kwargs: dict) -> gymnasium.Env:
     return env
 
 
+def policy_dims(env: gymnasium.Env) -> tuple[int, int]:
+    """The policy's input and output sizes: the env's flattened observation and action."""
+    return int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape))
+
+
 def build_policy(
     config: TrainConfig, env: gymnasium.Env, device: torch.device, stream: int = POLICY_INIT
 ) -> GaussianMLPPolicy:
     """A freshly initialised policy for ``env``; ``stream`` picks the seed stream of its initial weights."""
     policy = GaussianMLPPolicy(
-        int(np.prod(env.observation_space.shape)),
-        int(np.prod(env.action_space.shape)),
+        *policy_dims(env),
         config.hidden_sizes,
         config.nonlinearity,
         config.init_std,
@@ -108,6 +113,8 @@ def build_experiment(config: TrainConfig) -> Experiment:
     horizon = config.horizon or env.spec.max_episode_steps
     if horizon is None:
         raise ConfigError(f"{config.env_id} registers no max_episode_steps; set horizon")
+    require_memory(iteration_memory(config.meta_batch_size, config.fast_batch_size, horizon, config.num_steps,
+                                    *policy_dims(env), config.hidden_sizes), device)
     policy = build_policy(config, env, device)
     # The id as configured: a module:EnvId makes every worker process or Ray actor import the user's module too
     # (gymnasium.make_vec does), so custom envs run with every backend.

@@ -30,12 +30,16 @@ from metarl.config import TrainConfig, describe_keys, from_dict
         (["--set", "env_id=tests.custom_env_for_tests:Point2D-v0"], ["registers no env", "Point1D-v0"]),
         (["--set", "env_id=gymnasium.envs.classic_control:CartPole-v1"], ["not a task distribution", "sample_tasks",
                                                                           "set_task", "task attribute"]),
+        (["--set", "meta_batch_size=1000000000"], ["an iteration needs at least", "available",
+                                                   "lower meta_batch_size"]),
+        (["--set", "hidden_sizes=[1000000,1000000]"], ["an iteration needs at least", "available",
+                                                       "lower hidden_sizes"]),
     ],
     ids=["misspelled-key", "negative-lr", "zero-batch", "zero-meta-batch", "unknown-env", "wrong-type",
          "bad-backend", "missing-config",
          "config-is-a-directory", "unknown-config-name", "infinite-max-kl", "infinite-lr", "infinite-std",
          "nan-gamma", "negative-seed", "malformed-device", "yaml-error-in-set", "env-module-missing",
-         "env-not-in-module", "env-without-tasks"],
+         "env-not-in-module", "env-without-tasks", "too-many-tasks-for-memory", "too-wide-for-memory"],
 )
 def test_bad_input_is_one_error_line(train, tiny_run_args, tmp_path, args, fragments, assert_clean_error):
     """Each kind of bad input exits 2 with one line naming the problem, and creates no run directory."""
