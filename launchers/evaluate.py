@@ -20,7 +20,7 @@ from typing import Any
 from torch.utils.tensorboard import SummaryWriter
 
 from metarl.checkpoint import LATEST, CheckpointError, atomic_write_text
-from metarl.cli import require_writable_directory, usage_error
+from metarl.cli import environment_fault, is_disk_fault, require_writable_directory, usage_error
 from metarl.config import DEVICE_NAMES, ConfigError, is_device_name, to_dict
 from metarl.evaluation import (
     EvalSettings,
@@ -36,7 +36,8 @@ from metarl.evaluation import (
 from metarl.experiment import build_experiment, build_policy, make_task_env, resolve_device
 from metarl.machine import machine_description
 from metarl.plots import adaptation_plot
-from metarl.reference import family_name, reference_for
+from metarl.reference import PaperReference, family_name, reference_for
+from metarl.samplers import NonFiniteEpisodeError
 from metarl.seeding import EVAL_POLICY_INIT
 from metarl.trainer import CHECKPOINTS
 from metarl.version import __version__
@@ -157,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
             methods[name] = method_results(task_returns)
             say(f"{name:>12}: " + "  ".join(f"step {e['step']} {e['mean']:8.2f} ± {e['std_error']:.2f}"
                                              for e in methods[name]))
+    except NonFiniteEpisodeError as error:
+        return usage_error(error)
     finally:
         experiment.close()
     wall_time_s = time.perf_counter() - start
@@ -186,14 +189,26 @@ def main(argv: list[str] | None = None) -> int:
             "oracle": reference.oracle, "episodes_per_step": reference.episodes_per_step,
         },
     }
-    output_dir.mkdir(parents=True, exist_ok=True)
-    # atomically: a full disk or a kill must not leave a truncated evaluation.json that blocks reruns
-    atomic_write_text(output_dir / RESULTS_FILE, json.dumps(finite_or_none(results), indent=2, default=float) + "\n")
     title = f"{family_name(config.env_id)}: {settings.num_tasks} test tasks, iteration {iteration}"
-    adaptation_plot(output_dir / PLOT_FILE, methods, title, reference)
-    write_tensorboard(output_dir, methods, iteration)
+    try:
+        write_outputs(output_dir, results, title, reference)
+    except OSError as error:
+        if not is_disk_fault(error):
+            raise  # not the machine's storage: a bug, whose traceback is wanted
+        return environment_fault(f"cannot write the evaluation to {output_dir} ({error.strerror}); free space "
+                                 "or fix permissions, then run the same command again")
     say(f"wrote {output_dir / RESULTS_FILE}, {output_dir / PLOT_FILE} and TensorBoard scalars under eval/")
     return 0
+
+
+def write_outputs(output_dir: Path, results: dict[str, Any], title: str, reference: PaperReference | None) -> None:
+    """The plot and TensorBoard scalars first, evaluation.json last and atomically: it marks a complete
+    evaluation (an existing one blocks reruns), so a full disk or a kill at any point leaves none, never a
+    truncated one, and the rerun overwrites the rest."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    adaptation_plot(output_dir / PLOT_FILE, results["methods"], title, reference)
+    write_tensorboard(output_dir, results["methods"], results["checkpoint"]["iteration"])
+    atomic_write_text(output_dir / RESULTS_FILE, json.dumps(finite_or_none(results), indent=2, default=float) + "\n")
 
 
 def write_tensorboard(output_dir: Path, methods: dict[str, list[dict[str, Any]]], iteration: int) -> None:

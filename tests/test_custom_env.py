@@ -1,8 +1,11 @@
 """A user's own env, named ``module:EnvId`` as gymnasium.make accepts it, trains through the launcher with
 every sampler backend; an env that returns NaN or inf is named in one error line."""
 
+import shutil
+
 import pytest
 import torch
+import yaml
 from custom_env_for_tests import ENV_ID
 from run_helpers import assert_same_policy, latest_policy
 
@@ -10,11 +13,17 @@ from metarl.policies import GaussianMLPPolicy, parameters_of
 from metarl.samplers import NonFiniteEpisodeError, VectorizedSampler
 
 
-def test_trains_on_an_env_registered_by_a_user_module(train, tiny_run_args, tmp_path):
-    run_dir = tmp_path / "run"
+@pytest.fixture(scope="module")
+def custom_env_run(train, tiny_run_args, tmp_path_factory):
+    """A two-iteration run on the user's env (in-process sampler)."""
+    run_dir = tmp_path_factory.mktemp("custom") / "run"
     result = train(*tiny_run_args(num_batches=2), "--set", f"env_id={ENV_ID}", "--output-dir", run_dir)
     assert result.returncode == 0, result.stderr
-    assert (run_dir / "checkpoints" / "latest.pt").is_file()
+    return run_dir
+
+
+def test_trains_on_an_env_registered_by_a_user_module(custom_env_run):
+    assert (custom_env_run / "checkpoints" / "latest.pt").is_file()
 
 
 @pytest.mark.slow
@@ -48,6 +57,18 @@ def test_non_finite_env_output_is_one_line_naming_env_field_and_step(
                    "--set", f"sampler.backend={backend}", "--set", "sampler.num_workers=1",
                    "--output-dir", tmp_path / "run", "--quiet")
     assert_clean_error(result, f"env {ENV_ID} returned a", *fragments, started=True)
+
+
+def test_evaluating_on_an_env_that_turned_non_finite_is_one_line(custom_env_run, launcher, tmp_path,
+                                                                 assert_clean_error):
+    run_dir = tmp_path / "run"
+    shutil.copytree(custom_env_run, run_dir)
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({**config, "env_kwargs": {"nan_reward_at": 2}}))
+    result = launcher("evaluate.py", "--run", run_dir, "--num-tasks", 2, "--num-steps", 1, "--fast-batch-size", 2,
+                      "--output-dir", tmp_path / "evaluation", "--quiet")
+    assert_clean_error(result, f"env {ENV_ID} returned a non-finite reward (nan) at step 2")
+    assert not (tmp_path / "evaluation" / "evaluation.json").exists()
 
 
 def test_a_diverged_policy_is_blamed_not_the_env():

@@ -247,8 +247,12 @@ def test_plot_without_paper_numbers(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_full_disk_while_writing_results_leaves_no_truncated_file(trained_run, tmp_path, monkeypatch):
-    """ENOSPC half-way through evaluation.json: no partial file is left to block the rerun, which succeeds."""
+@pytest.mark.parametrize("full_at", ["evaluation.json", "adaptation.png"])
+def test_full_disk_while_writing_results_is_one_line_and_leaves_no_truncated_file(
+    trained_run, tmp_path, monkeypatch, capsys, full_at
+):
+    """ENOSPC half-way through evaluation.json, or through the plot written before it: exit 1 with one line,
+    no traceback, no evaluation.json (partial or not) to block the rerun, which succeeds."""
     import errno
 
     from metarl.checkpoint import atomic_write_bytes
@@ -264,14 +268,24 @@ def test_full_disk_while_writing_results_leaves_no_truncated_file(trained_run, t
 
         atomic_write_bytes(path, write)
 
+    def plot_half_then_fill_the_disk(path, *args):
+        path.write_bytes(b"\x89PNG\r\n")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
     output_dir = tmp_path / "out"
     args = ["--run", str(trained_run), "--num-tasks", "2", "--num-steps", "1", "--fast-batch-size", "2",
             "--output-dir", str(output_dir), "--quiet"]
-    monkeypatch.setattr(module, "atomic_write_text", write_half_then_fill_the_disk)
-    with pytest.raises(OSError, match="No space left"):
-        module.main(args)
+    if full_at == "evaluation.json":
+        monkeypatch.setattr(module, "atomic_write_text", write_half_then_fill_the_disk)
+    else:
+        monkeypatch.setattr(module, "adaptation_plot", plot_half_then_fill_the_disk)
+    assert module.main(args) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: cannot write the evaluation to {output_dir}"), err
+    assert "No space left on device" in err and "run the same command again" in err
     assert not (output_dir / "evaluation.json").exists()
     assert not [p for p in output_dir.iterdir() if p.name.startswith(".evaluation.json")]
     monkeypatch.undo()
     assert launcher_main("evaluate")(args) == 0
     assert json.loads((output_dir / "evaluation.json").read_text())["config"]["evaluation"]["num_tasks"] == 2
+    assert (output_dir / "adaptation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
