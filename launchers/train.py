@@ -17,7 +17,7 @@ from metarl.config import ConfigError, TrainConfig, dump_yaml, find_config, keys
 from metarl.memory import keep_freed_memory
 from metarl.samplers import NonFiniteEpisodeError
 from metarl.samplers.ray_backend import RaySampler
-from metarl.trainer import CONFIG_FILE, Trainer, new_run_dir, resume_hint
+from metarl.trainer import CONFIG_FILE, Trainer, interruption_message, new_run_dir, resume_hint
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "2d-navigation.yaml"
 
@@ -70,13 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             raise  # not the machine's storage: a bug, whose traceback is wanted
         return environment_fault(f"cannot write to {run_dir} ({error.strerror}); {resume_hint(run_dir)}")
     except KeyboardInterrupt:
-        if trainer is None:
-            raise
-        print(
-            f"interrupted after {trainer.progress.iteration} iterations; {resume_hint(trainer.run_dir)}",
-            file=sys.stderr,
-            flush=True,
-        )
+        print(interruption_message(run_dir, trainer, new_run=args.resume is None), file=sys.stderr, flush=True)
         return 130
     print(f"done: {trainer.progress.iteration} iterations, {trainer.progress.env_steps:,} env steps, "
           f"{trainer.progress.wall_time_s:.1f} s; tensorboard --logdir {trainer.run_dir}", flush=True)

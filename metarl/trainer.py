@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,19 @@ def resume_hint(run_dir: Path) -> str:
     else:
         where = f"from its last complete checkpoint, {checkpoint.relative_to(run_dir)}"
     return f"the run can be resumed {where}; continue with: python launchers/train.py --resume {run_dir}"
+
+
+def interruption_message(run_dir: Path | None, trainer: Trainer | None, new_run: bool) -> str:
+    """What Ctrl-C leaves, for its one line. A new run stopped before its first checkpoint is removed: its
+    directory holds only what this process wrote (``new_run_dir`` refused any other), nothing that the same
+    command would not write again, and left in place it would make that command refuse the directory.
+    Every other run is kept, to be resumed."""
+    if new_run and (run_dir is None or latest_checkpoint(run_dir) is None):
+        if run_dir is not None:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        return "interrupted before the first checkpoint, so there is nothing to resume; run the same command again"
+    done = f"after {trainer.progress.iteration} iterations" if trainer is not None else "before training resumed"
+    return f"interrupted {done}; {resume_hint(run_dir)}"
 
 
 def restored_progress(state: Any, path: Path, experiment: Experiment) -> Progress:

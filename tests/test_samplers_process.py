@@ -205,3 +205,48 @@ def test_make_sampler_builds_the_process_backend():
         sampler.close()
     with pytest.raises(RuntimeError, match="closed"):
         sampler.sample(tasks, params, 2, (0,))
+
+
+def default_sigint() -> None:
+    """In the child before exec: a test runner started in the background passes SIGINT down ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def wait_until_group_gone(pgid: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_the_workers_start_is_one_line_and_leaves_nothing(tmp_path):
+    """Ctrl-C to the whole process group (as a terminal sends it) once the run directory is announced, while
+    the workers are still importing: no worker's traceback, no --resume hint for a run without a checkpoint
+    (its directory is removed, so the same command starts it again), and no process left behind."""
+    run_dir = tmp_path / "run"
+    command = [
+        sys.executable, "launchers/train.py", "--output-dir", str(run_dir), "--set", "sampler.backend=process",
+        "--set", "sampler.num_workers=2", "--set", "meta_batch_size=2", "--set", "fast_batch_size=2",
+        "--set", "hidden_sizes=[8]", "--set", "num_batches=2",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, cwd=REPO_ROOT, env=worker_env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=default_sigint)
+    try:
+        assert process.stdout.readline() == f"run directory: {run_dir}\n"
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "--resume" not in stderr, stderr
+    assert stderr.startswith("interrupted before the first checkpoint, so there is nothing to resume")
+    assert stderr.count("\n") == 1, stderr
+    assert not run_dir.exists()
+    assert wait_until_group_gone(process.pid, timeout_s=15), "a worker outlived the interrupted launcher"

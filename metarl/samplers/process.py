@@ -7,8 +7,9 @@ key) and gets one back (its ``RolloutArrays``): no per-step messaging. Episodes 
 seed key, so the split between workers, and re-running a share after a crash, change nothing.
 
 Liveness: the parent waits on the result pipes *and* the process sentinels together, so a worker
-killed mid-call is noticed at once, replaced, and its share re-run. Workers ignore SIGINT (the
-parent owns Ctrl-C and closes them), and exit on their own when the parent disappears.
+killed mid-call is noticed at once, replaced, and its share re-run. Workers start with SIGINT blocked
+and then ignore it (the parent owns Ctrl-C and closes them), and exit on their own when the parent
+disappears.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ import time
 import traceback
 import warnings
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -86,6 +89,21 @@ def _worker_main(conn: Connection, spec_bytes: bytes, parent_pid: int, torch_thr
             worker.close()
 
 
+@contextmanager
+def sigint_blocked() -> Iterator[None]:
+    """Block SIGINT in this thread while a worker starts. The worker inherits the mask through fork and exec,
+    so a Ctrl-C in its first seconds (importing torch, before it can ignore SIGINT) does not print its
+    traceback; the parent still gets that Ctrl-C, through another thread or once the block ends."""
+    if not hasattr(signal, "pthread_sigmask"):  # not POSIX
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 @dataclass
 class _Worker:
     process: multiprocessing.process.BaseProcess
@@ -142,6 +160,10 @@ class ProcessSampler:
         self.max_failures = max_failures
         self.torch_threads = torch_threads
         self._context = multiprocessing.get_context(start_method)
+        if start_method != "fork":
+            # spawn starts multiprocessing's resource tracker with a worker's start if it is not running yet, and
+            # unblocks SIGINT when it does: started first, it cannot undo ``sigint_blocked``.
+            resource_tracker.ensure_running()
         self._spec_bytes = cloudpickle.dumps(WorkerSpec(env_id, dict(env_kwargs), policy, horizon))
         self._workers: list[_Worker | None] = [None] * num_workers
         self._call = 0
@@ -158,7 +180,8 @@ class ProcessSampler:
             daemon=True,
             name="metarl-sampler",
         )
-        process.start()
+        with sigint_blocked():
+            process.start()
         child_conn.close()
         return _Worker(process, parent_conn)
 
