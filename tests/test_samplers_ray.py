@@ -128,6 +128,26 @@ def cluster_processes(session_id: int, temp_dir: str) -> list[int]:
 
 @needs_ray
 @pytest.mark.slow
+def test_an_actor_imports_a_user_env_and_its_nan_comes_back_named(local_ray):
+    """Actors build a ``module:EnvId`` env by importing the user's module; its NaN reward is re-raised as the
+    one-line NonFiniteEpisodeError, not wrapped in a RayTaskError."""
+    from custom_env_for_tests import ENV_ID as USER_ENV_ID
+
+    from metarl.policies import GaussianMLPPolicy, parameters_of
+    from metarl.samplers import NonFiniteEpisodeError
+
+    policy = GaussianMLPPolicy(1, 1, (4,), "tanh", 1.0, generator=torch.Generator().manual_seed(0))
+    sampler = make_sampler(SamplerConfig(backend="ray", num_workers=1), USER_ENV_ID, {"nan_reward_at": 3}, policy, 10)
+    try:
+        with pytest.raises(NonFiniteEpisodeError, match=rf"^env {USER_ENV_ID} returned a non-finite reward "
+                                                        r"\(nan\) at step 3 of episode 0 of task 0"):
+            sampler.sample([{"goal": 0.5}], [parameters_of(policy)], 2, (0,))
+    finally:
+        sampler.close()
+
+
+@needs_ray
+@pytest.mark.slow
 def test_training_run_joins_a_separate_head_by_address(tmp_path):
     ray_bin = shutil.which("ray", path=str(Path(sys.executable).parent)) or shutil.which("ray")
     assert ray_bin, "the ray command line is missing"
