@@ -117,7 +117,7 @@ def build_experiment(config: TrainConfig) -> Experiment:
                                     *policy_dims(env), config.hidden_sizes), device)
     policy = build_policy(config, env, device)
     # The id as configured: a module:EnvId makes every worker process or Ray actor import the user's module too
-    # (gymnasium.make_vec does), so custom envs run with every backend.
+    # (envs.make_task_vector_env imports it), so custom envs run with every backend.
     sampler = make_sampler(config.sampler, config.env_id, config.env_kwargs, copy.deepcopy(policy).cpu(), horizon)
     # The config carries every TRPO setting under the same name (documented there): copy by name.
     trpo = TRPOSettings(**{field.name: getattr(config, field.name) for field in dataclasses.fields(TRPOSettings)})

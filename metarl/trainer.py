@@ -96,7 +96,7 @@ def interruption_message(run_dir: Path | None, trainer: Trainer | None, new_run:
     directory holds only what this process wrote (``new_run_dir`` refused any other), nothing that the same
     command would not write again, and left in place it would make that command refuse the directory.
     Every other run is kept, to be resumed."""
-    if new_run and (run_dir is None or latest_checkpoint(run_dir) is None):
+    if run_dir is None or (new_run and latest_checkpoint(run_dir) is None):
         if run_dir is not None:
             shutil.rmtree(run_dir, ignore_errors=True)
         return "interrupted before the first checkpoint, so there is nothing to resume; run the same command again"
