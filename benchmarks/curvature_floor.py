@@ -24,7 +24,8 @@ from common import print_table, timed, write_json
 from meta_update import synthetic_meta_batch
 
 from metarl.adaptation import InnerStep
-from metarl.maml_trpo import MAMLTRPO, OldPolicy, TRPOSettings
+from metarl.config import TRPOSettings
+from metarl.maml_trpo import MAMLTRPO, OldPolicy
 from metarl.memory import keep_freed_memory
 from metarl.policies import GaussianMLPPolicy, parameters_of
 

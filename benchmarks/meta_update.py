@@ -19,8 +19,9 @@ import torch
 from common import print_table, timed, write_json
 
 from metarl.adaptation import InnerStep
+from metarl.config import TRPOSettings
 from metarl.episodes import EpisodeBatch
-from metarl.maml_trpo import MAMLTRPO, TRPOSettings
+from metarl.maml_trpo import MAMLTRPO
 from metarl.memory import keep_freed_memory
 from metarl.policies import GaussianMLPPolicy
 

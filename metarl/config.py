@@ -49,6 +49,29 @@ class SamplerConfig:
 
 
 @dataclass
+class TRPOSettings:
+    """The TRPO meta-step (a config section, ``trpo:``, and what the learner takes)."""
+
+    max_kl: float = 1e-2
+    """Trust-region size of the TRPO meta-step."""
+    cg_iters: int = 10
+    """Conjugate-gradient iterations."""
+    cg_damping: float = 1e-5
+    """Damping added to the curvature matrix in conjugate gradient."""
+    ls_max_steps: int = 15
+    """Backtracking line-search steps before the update is rejected."""
+    ls_backtrack_ratio: float = 0.8
+    """Step shrink factor per line-search step."""
+    curvature: str = "gauss_newton"
+    """KL-Hessian-vector products: 'gauss_newton' (fast; exact at the current θ) or 'double_backprop'."""
+    curvature_subsample: float = 1.0
+    """Fraction of each task's episodes the curvature products use: 1.0 exact; less is faster, approximate."""
+
+
+TRPO_KEYS = tuple(f.name for f in dataclasses.fields(TRPOSettings))
+
+
+@dataclass
 class TrainConfig:
     env_id: str = "metarl/Navigation2D-v0"
     """Gymnasium id of a task-distributed env (see `envs.ENV_IDS`), or `module:EnvId` for one a module registers."""
@@ -72,20 +95,6 @@ class TrainConfig:
     """GAE λ (1.0: Monte-Carlo returns minus the baseline)."""
     first_order: bool = False
     """Drop the second-order terms of the meta-gradient (first-order MAML)."""
-    max_kl: float = 1e-2
-    """Trust-region size of the TRPO meta-step."""
-    cg_iters: int = 10
-    """Conjugate-gradient iterations."""
-    cg_damping: float = 1e-5
-    """Damping added to the curvature matrix in conjugate gradient."""
-    ls_max_steps: int = 15
-    """Backtracking line-search steps before the update is rejected."""
-    ls_backtrack_ratio: float = 0.8
-    """Step shrink factor per line-search step."""
-    curvature: str = "gauss_newton"
-    """KL-Hessian-vector products: 'gauss_newton' (fast; exact at the current θ) or 'double_backprop'."""
-    curvature_subsample: float = 1.0
-    """Fraction of each task's episodes the curvature products use: 1.0 exact; less is faster, approximate."""
     hidden_sizes: list[int] = field(default_factory=lambda: [100, 100])
     """Policy MLP hidden layer sizes."""
     nonlinearity: str = "relu"
@@ -98,29 +107,41 @@ class TrainConfig:
     """Where the inner steps and meta-update run: cpu or cuda (sampling always runs on the CPU)."""
     checkpoint_every: int = 50
     """Keep a numbered checkpoint every N iterations (checkpoints/latest.pt is written every iteration)."""
+    trpo: TRPOSettings = field(default_factory=TRPOSettings)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
 
     def validate(self) -> TrainConfig:
         """Reject values no run can use; the message names the key, the value and the fix."""
         require_finite(self)
-        for name in ["meta_batch_size", "fast_batch_size", "num_steps", "fast_lr", "num_batches", "max_kl",
-                     "cg_iters", "ls_max_steps", "init_std", "checkpoint_every", "sampler.num_workers"]:
+        for name in ["meta_batch_size", "fast_batch_size", "num_steps", "fast_lr", "num_batches", "trpo.max_kl",
+                     "trpo.cg_iters", "trpo.ls_max_steps", "init_std", "checkpoint_every", "sampler.num_workers"]:
             require(self, name, lambda v: v > 0, "must be positive")
         require(self, "horizon", lambda v: v is None or v > 0, "must be positive (or null for the env default)")
         require(self, "gamma", lambda v: 0 < v <= 1, "must be in (0, 1]")
         require(self, "gae_lambda", lambda v: 0 <= v <= 1, "must be in [0, 1]")
-        require(self, "cg_damping", lambda v: v >= 0, "must be non-negative")
-        require(self, "ls_backtrack_ratio", lambda v: 0 < v < 1, "must be in (0, 1)")
-        require(self, "curvature_subsample", lambda v: 0 < v <= 1, "must be in (0, 1] (1.0: exact curvature)")
+        require(self, "trpo.cg_damping", lambda v: v >= 0, "must be non-negative")
+        require(self, "trpo.ls_backtrack_ratio", lambda v: 0 < v < 1, "must be in (0, 1)")
+        require(self, "trpo.curvature_subsample", lambda v: 0 < v <= 1, "must be in (0, 1] (1.0: exact curvature)")
         require(self, "hidden_sizes", lambda v: all(size > 0 for size in v), "must be positive layer sizes")
         require(self, "nonlinearity", lambda v: v in ("relu", "tanh"), "must be 'relu' or 'tanh'")
-        require(self, "curvature", lambda v: v in ("gauss_newton", "double_backprop"),
+        require(self, "trpo.curvature", lambda v: v in ("gauss_newton", "double_backprop"),
                  "must be 'gauss_newton' or 'double_backprop'")
         require(self, "seed", lambda v: v >= 0, "must be non-negative")
         require(self, "device", is_device_name, f"must be {DEVICE_NAMES}")
         require(self, "sampler.backend", lambda v: v in ("vectorized", "process", "ray"),
                  "must be 'vectorized', 'process' or 'ray'")
         return self
+
+
+def upgrade_saved_config(data: dict[str, Any]) -> dict[str, Any]:
+    """A saved run config in today's layout, so that runs (and checkpoints) from before the TRPO settings
+    moved under ``trpo:`` still resume and evaluate: there they were top-level keys of the same names."""
+    flat = {name: data[name] for name in TRPO_KEYS if name in data}
+    if not flat:
+        return data
+    upgraded = {key: value for key, value in data.items() if key not in flat}
+    upgraded["trpo"] = {**flat, **(data.get("trpo") or {})}
+    return upgraded
 
 
 def require(config: Any, key: str, predicate: typing.Callable[[Any], bool], message: str) -> None:

@@ -23,7 +23,7 @@ from torch import nn
 from envs import Task, TaskDistribution
 from metarl.adaptation import InnerStep
 from metarl.checkpoint import CheckpointError, load_checkpoint
-from metarl.config import ConfigError, TrainConfig, from_dict, load_yaml
+from metarl.config import ConfigError, TrainConfig, from_dict, load_yaml, upgrade_saved_config
 from metarl.meta_batch import collect_meta_batch
 from metarl.policies import parameters_of
 from metarl.samplers.base import Sampler
@@ -113,7 +113,7 @@ def load_run_config(run_dir: Path) -> TrainConfig:
     config_file = run_dir / "config.yaml"
     if not config_file.is_file():
         raise ConfigError(f"{run_dir} is not a run directory (no config.yaml); pass the --output-dir of a training run")
-    return from_dict(TrainConfig, load_yaml(config_file))
+    return from_dict(TrainConfig, upgrade_saved_config(load_yaml(config_file)))
 
 
 def load_policy_checkpoint(

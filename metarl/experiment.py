@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 import difflib
 from dataclasses import dataclass
 
@@ -15,7 +14,7 @@ import envs
 from envs import TaskDistribution
 from metarl.adaptation import InnerStep
 from metarl.config import ConfigError, TrainConfig
-from metarl.maml_trpo import MAMLTRPO, TRPOSettings
+from metarl.maml_trpo import MAMLTRPO
 from metarl.memory import iteration_memory, require_memory
 from metarl.policies import GaussianMLPPolicy
 from metarl.samplers import Sampler, make_sampler
@@ -119,9 +118,7 @@ def build_experiment(config: TrainConfig) -> Experiment:
     # The id as configured: a module:EnvId makes every worker process or Ray actor import the user's module too
     # (envs.make_task_vector_env imports it), so custom envs run with every backend.
     sampler = make_sampler(config.sampler, config.env_id, config.env_kwargs, copy.deepcopy(policy).cpu(), horizon)
-    # The config carries every TRPO setting under the same name (documented there): copy by name.
-    trpo = TRPOSettings(**{field.name: getattr(config, field.name) for field in dataclasses.fields(TRPOSettings)})
     inner = InnerStep.repeated(config.fast_lr, config.num_steps, gamma=config.gamma, gae_lambda=config.gae_lambda,
                                first_order=config.first_order)
-    learner = MAMLTRPO(policy, inner, trpo, device)
+    learner = MAMLTRPO(policy, inner, config.trpo, device)
     return Experiment(config, env.unwrapped, policy, sampler, learner)

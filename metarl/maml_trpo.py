@@ -17,6 +17,7 @@ from torch.distributions import Distribution, kl_divergence
 from torch.func import functional_call
 
 from metarl.adaptation import InnerStep
+from metarl.config import TRPOSettings
 from metarl.episodes import EpisodeBatch
 from metarl.meta_batch import MetaBatchTensors
 from metarl.optim import (
@@ -29,21 +30,6 @@ from metarl.optim import (
 )
 from metarl.policies import Params, detached, diagonal_gaussian, for_tasks, gaussian_parameters, parameters_of
 from metarl.returns import masked_mean
-
-
-@dataclass(frozen=True)
-class TRPOSettings:
-    """The meta-step's settings; each field is the TrainConfig key of the same name (see metarl/config.py)."""
-
-    max_kl: float = 1e-2
-    cg_iters: int = 10
-    cg_damping: float = 1e-5
-    ls_max_steps: int = 15
-    ls_backtrack_ratio: float = 0.8
-    curvature: str = "gauss_newton"
-    """How KL-Hessian-vector products are taken: 'gauss_newton' (fast, exact at the current θ) or 'double_backprop'."""
-    curvature_subsample: float = 1.0
-    """Fraction of each task's episodes the curvature products use: 1.0 is exact, less is an approximation."""
 
 
 @dataclass(frozen=True)

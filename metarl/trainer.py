@@ -22,7 +22,16 @@ from metarl.checkpoint import (
     save_checkpoint,
 )
 from metarl.cli import require_writable_directory
-from metarl.config import ConfigError, TrainConfig, apply_overrides, dump_yaml, from_dict, load_yaml, to_dict
+from metarl.config import (
+    ConfigError,
+    TrainConfig,
+    apply_overrides,
+    dump_yaml,
+    from_dict,
+    load_yaml,
+    to_dict,
+    upgrade_saved_config,
+)
 from metarl.experiment import Experiment, build_experiment
 from metarl.logger import Logger, print_progress, progress_line
 from metarl.machine import machine_description
@@ -151,7 +160,7 @@ def resumed_config(run_dir: Path, overrides: list[str]) -> TrainConfig:
     """The run's saved config with ``key=value`` overrides, refused for keys that would change its results."""
     if not (run_dir / CONFIG_FILE).is_file():
         raise ConfigError(f"{run_dir} is not a run directory (no {CONFIG_FILE}); check the --resume path")
-    saved = load_yaml(run_dir / CONFIG_FILE)
+    saved = upgrade_saved_config(load_yaml(run_dir / CONFIG_FILE))
     merged = apply_overrides(saved, overrides)
     config = from_dict(TrainConfig, merged)  # a misspelled key is named here, with the closest valid one
     forbidden = sorted(key for key in merged if saved.get(key) != merged[key] and key not in RESUMABLE_KEYS)

@@ -19,7 +19,7 @@ from metarl.config import TrainConfig, describe_keys, from_dict
         (["--config", "no/such/config.yaml"], ["no/such/config.yaml"]),
         (["--config", "launchers/configs"], ["launchers/configs"]),
         (["--config", "no-such-config.yaml"], ["no-such-config.yaml", "2d-navigation.yaml", "halfcheetah-vel.yaml"]),
-        (["--set", "max_kl=.inf"], ["max_kl", "finite", "got inf", "--set max_kl="]),
+        (["--set", "trpo.max_kl=.inf"], ["trpo.max_kl", "finite", "got inf", "--set trpo.max_kl="]),
         (["--set", "fast_lr=.inf"], ["fast_lr", "finite", "--set fast_lr="]),
         (["--set", "init_std=.inf"], ["init_std", "finite"]),
         (["--set", "gamma=.nan"], ["gamma", "finite", "got nan"]),

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from metarl.adaptation import InnerStep
-from metarl.config import TrainConfig
+from metarl.config import TrainConfig, TRPOSettings
 from metarl.episodes import EpisodeBatch, stack_tasks
 from metarl.experiment import build_experiment
-from metarl.maml_trpo import MAMLTRPO, TRPOSettings
+from metarl.maml_trpo import MAMLTRPO
 from metarl.meta_batch import collect_meta_batch
 from metarl.optim import gauss_newton_product, hessian_vector_product
 from metarl.policies import parameters_of

@@ -362,7 +362,7 @@ def test_mujoco_writes_a_log_file_for_gymnasiums_cheetah_which_is_why_we_compile
 
 CONFIG_KEYS = {
     "env_id", "env_kwargs", "horizon", "meta_batch_size", "fast_batch_size", "num_steps", "fast_lr", "num_batches",
-    "gamma", "gae_lambda", "first_order", "max_kl", "cg_iters", "cg_damping", "ls_max_steps", "ls_backtrack_ratio",
+    "gamma", "gae_lambda", "first_order", "trpo",
     "hidden_sizes", "nonlinearity", "init_std", "seed", "device", "checkpoint_every", "sampler",
 }
 
@@ -384,9 +384,10 @@ def test_configs_hold_the_papers_settings_for_a_registered_env(config, env_id, f
         values = yaml.safe_load(f)
     assert set(values) == CONFIG_KEYS
     assert values["env_id"] == env_id and env_id in gymnasium.registry
-    assert values["fast_batch_size"] == fast_batch_size and values["max_kl"] == max_kl
+    assert values["fast_batch_size"] == fast_batch_size and values["trpo"]["max_kl"] == max_kl
     paper = {"horizon": 200, "meta_batch_size": 40, "num_steps": 1, "fast_lr": 0.1, "gamma": 0.99, "gae_lambda": 1.0,
-             "cg_iters": 10, "cg_damping": 1e-5, "ls_max_steps": 15, "ls_backtrack_ratio": 0.8,
              "hidden_sizes": [100, 100], "nonlinearity": "relu", "first_order": False}
     assert {key: values[key] for key in paper} == paper
+    trpo = {"cg_iters": 10, "cg_damping": 1e-5, "ls_max_steps": 15, "ls_backtrack_ratio": 0.8}
+    assert {key: values["trpo"][key] for key in trpo} == trpo
     assert values["sampler"] == {"backend": "vectorized", "num_workers": 1}

@@ -11,9 +11,14 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+import yaml
 from run_helpers import assert_same_policy, latest_policy
 
 import metarl.trainer
+from metarl.config import to_dict
+from metarl.evaluation import load_run_config
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 # Left by interrupted atomic writes (".<name>.<mkstemp's 8 characters>.tmp"), and a user's file that looks alike.
 STALE = [".config.yaml.a1b2c3d4.tmp", "checkpoints/.latest.pt.x_9y8z7w.tmp", "checkpoints/.iter_000002.pt.k3j4h5g6.tmp"]
@@ -279,3 +284,22 @@ def test_other_os_errors_are_not_disguised_as_disk_faults(tiny_run_args, train_h
     monkeypatch.setattr(metarl.trainer, "save_checkpoint", bug)
     with pytest.raises(FileNotFoundError):
         train_here(*tiny_run_args(), "--output-dir", Path(tmp_path) / "run", "--quiet")
+
+
+# --- runs saved before the TRPO settings moved under `trpo:` ------------------------------------------------
+
+
+def test_a_run_saved_with_top_level_trpo_keys_resumes_with_its_settings(tiny_run_copy):
+    """Runs under results/ (and checkpoints' configs) predate the `trpo:` section: resume reads them unchanged."""
+    nested = yaml.safe_load((tiny_run_copy / "config.yaml").read_text())
+    nested["trpo"]["max_kl"] = 0.02  # a value other than the default, so that losing it would show
+    flat = {key: value for key, value in nested.items() if key != "trpo"} | nested["trpo"]
+    (tiny_run_copy / "config.yaml").write_text(yaml.safe_dump(flat))
+    assert to_dict(metarl.trainer.resumed_config(tiny_run_copy, [])) == nested
+
+
+@pytest.mark.parametrize("run_dir", sorted(RESULTS.glob("*/config.yaml")), ids=lambda path: path.parent.name)
+def test_the_committed_paper_runs_still_load(run_dir):
+    config = load_run_config(run_dir.parent)
+    saved = yaml.safe_load(run_dir.read_text())
+    assert config.trpo.max_kl == saved.get("max_kl", saved.get("trpo", {}).get("max_kl"))
