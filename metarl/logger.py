@@ -129,6 +129,7 @@ class Logger:
             metrics=[hparams_summary.Metric(tag, display_name=name) for tag, name in metrics.items()],
         )
         file_writer = self.writer().file_writer
+        assert file_writer is not None  # a SummaryWriter opens its file writer when made
         file_writer.add_summary(experiment, 0)
         file_writer.add_summary(hparams_summary.hparams_pb(values, trial_id=trial_id), 0)
 
