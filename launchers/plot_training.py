@@ -6,31 +6,15 @@
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
-
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from metarl.cli import usage_error
 from metarl.config import ConfigError
 from metarl.evaluation import load_run_config
+from metarl.logger import read_returns
 from metarl.plots import training_curve_plot
 from metarl.reference import family_name, reference_for
-
-
-def read_returns(run_dir: Path) -> dict[int, list[tuple[int, float]]]:
-    """``returns/step_k`` scalars read back from the run's event files, by k."""
-    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
-    events.Reload()
-    returns = {}
-    for tag in events.Tags()["scalars"]:
-        match = re.fullmatch(r"returns/step_(\d+)", tag)
-        if match:
-            returns[int(match.group(1))] = [(event.step + 1, event.value) for event in events.Scalars(tag)]
-    if not returns:
-        raise ConfigError(f"{run_dir} holds no returns/step_* scalars; is it a training run directory?")
-    return returns
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,12 +15,11 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from torch.utils.tensorboard import SummaryWriter
 
 from metarl.checkpoint import atomic_write_text
 from metarl.cli import add_config_arguments, usage_error
 from metarl.config import ConfigError, find_config, load_config, to_dict
-from metarl.logger import Logger
+from metarl.logger import EVENTS_DIR, Logger
 from metarl.policies import for_tasks, parameters_of
 from metarl.seeding import EVAL_TASKS, POLICY_INIT, TRAIN_TASKS, task_rng, torch_generator
 from metarl.supervised.config import SinusoidConfig
@@ -116,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     model = new_model(config, POLICY_INIT)
     learner = make_meta_learner(config.algorithm, model, mse_per_task, config.inner_lr, config.num_steps,
                                 config.meta_lr, config.first_order, config.reptile_step_size)
-    logger = Logger(SummaryWriter(str(run_dir)))
+    logger = Logger(run_dir / EVENTS_DIR)
     logger.hyperparameters(to_dict(config))
     try:
         timing = meta_train(learner, training_batch, config, run_dir, logger, args.quiet)

@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.tensorboard import SummaryWriter
 
 from metarl.adaptation import policy_gradient_loss
 from metarl.checkpoint import LATEST, atomic_write_text, save_checkpoint
 from metarl.config import ConfigError, TrainConfig, dump_yaml, to_dict
 from metarl.experiment import Experiment, build_experiment
-from metarl.logger import Logger, format_duration, print_progress
+from metarl.logger import EVENTS_DIR, Logger, format_duration, print_progress
 from metarl.machine import machine_description
 from metarl.meta_batch import to_cpu
 from metarl.policies import parameters_of
@@ -91,7 +90,7 @@ def pretrain(
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / CONFIG_FILE, dump_yaml(config))
     optimizer = torch.optim.Adam(experiment.policy.parameters(), lr=settings.learning_rate)
-    logger = Logger(SummaryWriter(str(run_dir)))
+    logger = Logger(run_dir / EVENTS_DIR)
     logger.hyperparameters({**to_dict(config), "pretrain": asdict(settings)})
     env_steps, wall_time_s, state = 0, 0.0, {}
     device = next(experiment.policy.parameters()).device
@@ -103,7 +102,7 @@ def pretrain(
             env_steps += int(scalars["pretrain/env_steps"])
             for tag, value in scalars.items():
                 logger.record(tag, value)
-            logger.dump(iteration)
+            logger.dump(iteration + 1)
             state = {
                 "policy": experiment.policy.state_dict(),
                 "iteration": iteration + 1,

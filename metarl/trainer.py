@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.tensorboard import SummaryWriter
 
 from metarl.checkpoint import (
     LATEST,
@@ -33,7 +32,7 @@ from metarl.config import (
     upgrade_saved_config,
 )
 from metarl.experiment import Experiment, build_experiment
-from metarl.logger import Logger, print_progress, progress_line
+from metarl.logger import EventLayout, Logger, print_progress, progress_line
 from metarl.machine import machine_description
 from metarl.meta_batch import collect_meta_batch
 from metarl.seeding import TRAIN_EPISODES, TRAIN_TASKS, task_rng
@@ -43,6 +42,9 @@ CONFIG_FILE = "config.yaml"
 CHECKPOINTS = "checkpoints"
 # Keys a resumed run may change: they alter how long it runs or where it samples, never its numbers.
 RESUMABLE_KEYS = {"num_batches", "checkpoint_every", "sampler", "device"}
+ADAPTATION_TAG = "adaptation/return"
+"""``returns/step_k`` again, in run ``step_k`` below the run's own: one chart with a coloured line per k. Its
+group sorts before ``meta/``, so TensorBoard's Scalars tab opens on the returns."""
 
 
 @dataclass
@@ -180,7 +182,7 @@ class Trainer:
         self.progress = progress or Progress()
         self.resumed = resumed
         """Whether an earlier process ran here: its TensorBoard events from this iteration on are superseded."""
-        self.logger: Logger | None = None
+        self.events = EventLayout.of(self.run_dir)
 
     @classmethod
     def start(cls, config: TrainConfig, run_dir: Path) -> Trainer:
@@ -266,22 +268,37 @@ class Trainer:
         self.progress.iteration += 1
         return scalars
 
+    def open_logger(self) -> Logger:
+        """The run's TensorBoard logger; a new run's settings and adaptation chart are written first."""
+        config = self.config
+        # This process writes from a new run's settings at step 0, or from the next iteration's step; a resume
+        # supersedes what an earlier process logged from there on.
+        first_step = self.events.step(self.progress.iteration + 1) if self.progress.iteration else 0
+        logger = Logger(self.events.directory, purge_step=first_step if self.resumed else None)
+        if self.progress.iteration == 0:
+            logger.hyperparameters(to_dict(config))
+            metrics = {f"returns/step_{k}": f"return after {k} inner steps" for k in range(config.num_steps + 1)}
+            logger.hparams(to_dict(config), metrics, trial_id=self.run_dir.resolve().name)
+            logger.multiline_chart("metarl", "adaptation", ADAPTATION_TAG)
+        return logger
+
+    def log(self, logger: Logger, scalars: dict[str, float]) -> None:
+        """The scalars of the iteration just done, at its step."""
+        for tag, value in scalars.items():
+            logger.record(tag, value)
+        for k in range(self.config.num_steps + 1):
+            logger.record(ADAPTATION_TAG, scalars[f"returns/step_{k}"], run=f"step_{k}")
+        logger.dump(self.events.step(self.progress.iteration))
+
     def run(self, quiet: bool = False) -> list[dict[str, float]]:
         config = self.config
-        # A resume purges the events an earlier process logged from here on, even at iteration 0.
-        writer = SummaryWriter(str(self.run_dir), purge_step=self.progress.iteration if self.resumed else None)
-        self.logger = Logger(writer)
-        if self.progress.iteration == 0:
-            self.logger.hyperparameters(to_dict(config))
-            self.logger.adaptation_chart(config.num_steps)
+        logger = self.open_logger()
         history = []
         recent: list[float] = []
         try:
             while self.progress.iteration < config.num_batches:
                 scalars = self.iteration()
-                for tag, value in scalars.items():
-                    self.logger.record(tag, value)
-                self.logger.dump(self.progress.iteration - 1)
+                self.log(logger, scalars)
                 self.save()
                 history.append(scalars)
                 recent = (recent + [scalars["time/iteration_s"]])[-10:]
@@ -298,6 +315,6 @@ class Trainer:
                         )
                     )
         finally:
-            self.logger.close()
+            logger.close()
             self.experiment.close()
         return history

@@ -218,10 +218,12 @@ def navigation_meta_batch(navigation_sampler):
 
 
 def read_event_files(run_dir):
-    """An EventAccumulator over a run directory, loaded (every event kept)."""
+    """An EventAccumulator over a run directory's own TensorBoard run (either layout), loaded (every event kept)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    accumulator = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "tensors": 0})
+    from metarl.logger import EventLayout
+
+    accumulator = EventAccumulator(str(EventLayout.of(run_dir).directory), size_guidance={"scalars": 0, "tensors": 0})
     accumulator.Reload()
     return accumulator
 

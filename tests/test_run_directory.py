@@ -94,7 +94,7 @@ def test_resume_starts_it_from_iteration_0_with_a_fresh_runs_numbers(
     assert_same_policy(latest_policy(run_dir), latest_policy(tiny_run[0]))
     assert not any((run_dir / name).exists() for name in STALE)
     assert (run_dir / NOT_OURS).read_bytes() == b"partial"
-    assert [step for step, _ in run_scalars(run_dir)["returns/step_0"]] == [0, 1, 2]
+    assert [step for step, _ in run_scalars(run_dir)["returns/step_0"]] == [1, 2, 3]
 
 
 def test_resume_continues_from_a_numbered_checkpoint_when_latest_was_never_written(tiny_run, train_here, tmp_path):

@@ -103,7 +103,7 @@ def test_sinusoid_launcher_writes_a_complete_run(tmp_path):
     for name in ["config.yaml", "evaluation.json", "sinusoid_fits.png", "checkpoints/latest.pt",
                  "checkpoints/baseline.pt"]:
         assert (run_dir / name).is_file(), name
-    assert list(run_dir.glob("events.out.tfevents.*"))
+    assert list((run_dir / "train").glob("events.out.tfevents.*"))
     evaluation = json.loads((run_dir / "evaluation.json").read_text())
     assert set(evaluation["mse"]) == {"maml", "pretrained"}
     assert set(evaluation["mse"]["maml"]) == {"step_0", "step_1", "step_2", "curve_mean"}

@@ -1,11 +1,14 @@
 """Whole runs through the launcher: determinism, bit-identical resume, and the progress line."""
 
 import re
+import shutil
 
 import pytest
 import torch
 from run_helpers import assert_same_policy, latest_policy
+from torch.utils.tensorboard import SummaryWriter
 
+from metarl.logger import read_returns
 from metarl.trainer import resumed_config
 
 
@@ -53,6 +56,28 @@ def test_resume_is_bit_identical(four_iteration_run, train, tiny_run_args, tmp_p
     # the event files of the two sessions together hold each iteration once, equal to the uninterrupted run
     for tag in ["returns/step_0", "returns/step_1", "meta/kl"]:
         assert run_scalars(resumed)[tag] == run_scalars(four_iteration_run)[tag], tag
+
+
+
+def test_a_run_of_the_older_event_layout_resumes_in_it(four_iteration_run, train, tiny_run_args, tmp_path,
+                                                         run_scalars):
+    """A run from before events moved to train/ (iteration i at step i − 1, in the run directory itself) keeps
+    that layout when resumed, so its curves go on without a seam; readers give the iterations a new run's give."""
+    old = tmp_path / "old"
+    assert train(*tiny_run_args(num_batches=2), "--output-dir", old).returncode == 0
+    logged = run_scalars(old)
+    shutil.rmtree(old / "train")
+    with SummaryWriter(str(old)) as writer:  # as the older trainer wrote them
+        for tag, points in logged.items():
+            for step, value in points:
+                writer.add_scalar(tag, value, step - 1)
+    result = train("--resume", old, "--set", "num_batches=4")
+    assert result.returncode == 0, result.stderr
+    assert not (old / "train").exists()
+    resumed, uninterrupted = run_scalars(old), run_scalars(four_iteration_run)
+    for tag in ["returns/step_0", "returns/step_1", "meta/kl"]:
+        assert resumed[tag] == [(step - 1, value) for step, value in uninterrupted[tag]], tag
+    assert read_returns(old) == read_returns(four_iteration_run)
 
 
 PROGRESS = re.compile(
