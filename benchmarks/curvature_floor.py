@@ -92,20 +92,29 @@ def main() -> None:
     solve_floor = PRODUCTS_PER_CG_SOLVE * floor
 
     def row(what: str, seconds: float, gflop: float | None = None, floor_seconds: float | None = None):
-        return {"what": what, "seconds": seconds, "gflop": gflop,
-                "gflop_per_s": None if gflop is None else gflop / seconds,
-                "x_floor": None if floor_seconds is None else seconds / floor_seconds}
+        return {
+            "what": what,
+            "seconds": seconds,
+            "gflop": gflop,
+            "gflop_per_s": None if gflop is None else gflop / seconds,
+            "x_floor": None if floor_seconds is None else seconds / floor_seconds,
+        }
 
     rows = [
         row("square sgemm 2048 (the machine's best float32 rate)", sgemm_seconds, sgemm_flop / 1e9),
         row("the 16 unavoidable GEMMs of one product, alone", gemm_seconds, gemm_flop / 1e9, floor),
         row("one exact product (Gauss-Newton, as the learner takes it)", product_seconds, gemm_flop / 1e9, floor),
-        row(f"{PRODUCTS_PER_CG_SOLVE} products' GEMMs at the best rate (floor of one CG solve)", solve_floor,
-            PRODUCTS_PER_CG_SOLVE * gemm_flop / 1e9),
+        row(
+            f"{PRODUCTS_PER_CG_SOLVE} products' GEMMs at the best rate (floor of one CG solve)",
+            solve_floor,
+            PRODUCTS_PER_CG_SOLVE * gemm_flop / 1e9,
+        ),
         row("one meta-update (second order, exact)", update_seconds, floor_seconds=solve_floor),
     ]
-    print(f"curvature floor: {args.tasks} tasks x {args.episodes} episodes x {args.horizon} steps, "
-          f"hidden {args.hidden}x{args.hidden}, {torch.get_num_threads()} threads")
+    print(
+        f"curvature floor: {args.tasks} tasks x {args.episodes} episodes x {args.horizon} steps, "
+        f"hidden {args.hidden}x{args.hidden}, {torch.get_num_threads()} threads"
+    )
     print_table(rows, ["what", "seconds", "gflop", "gflop_per_s", "x_floor"])
     write_json(args.json, {"args": vars(args), "results": rows})
 

@@ -1,7 +1,7 @@
 """Seconds per full meta-iteration (sampling + meta-update) for launcher configs.
 
-    python benchmarks/iteration.py [--configs 2d-navigation halfcheetah-vel] [--iterations 3]
-                                   [--set key=value] [--json FILE]
+python benchmarks/iteration.py [--configs 2d-navigation halfcheetah-vel] [--iterations 3]
+                               [--set key=value] [--json FILE]
 """
 
 from __future__ import annotations

@@ -59,8 +59,11 @@ def main() -> None:
     support, query = synthetic_meta_batch(args.tasks, args.episodes, args.horizon, generator)
     initial = GaussianMLPPolicy(17, 6, (100, 100), generator=generator).state_dict()
 
-    variants = [(first_order, curvature, 1.0) for first_order in (False, True)
-                for curvature in ("double_backprop", "gauss_newton")]
+    variants = [
+        (first_order, curvature, 1.0)
+        for first_order in (False, True)
+        for curvature in ("double_backprop", "gauss_newton")
+    ]
     variants += [(False, "gauss_newton", fraction) for fraction in args.subsamples]
     rows = []
     for first_order, curvature, fraction in variants:
@@ -73,8 +76,14 @@ def main() -> None:
             return learner.step(learner.prepare(support, query))  # stacking and advantages included
 
         seconds, _ = timed(update, args.repeats)
-        rows.append({"order": "first" if first_order else "second", "curvature": curvature,
-                     "curvature_subsample": fraction, "seconds": seconds})
+        rows.append(
+            {
+                "order": "first" if first_order else "second",
+                "curvature": curvature,
+                "curvature_subsample": fraction,
+                "seconds": seconds,
+            }
+        )
     for row in rows:
         same = next(r for r in rows if r["order"] == row["order"] and r["curvature"] == "double_backprop")
         row["speedup_vs_double_backprop"] = same["seconds"] / row["seconds"]

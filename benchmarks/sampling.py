@@ -35,6 +35,7 @@ from metarl.policies import GaussianMLPPolicy
 from metarl.samplers.process import ProcessSampler
 from metarl.samplers.rollout import episode_randomness, slots_for
 from metarl.samplers.vectorized import VectorizedSampler
+from metarl.samplers.worker import torch_threads
 
 
 def physics(env_id: str) -> tuple[Any, int] | None:
@@ -117,12 +118,8 @@ class OneThread:
         self.sampler = sampler
 
     def sample(self, *args: Any) -> Any:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        with torch_threads(1):
             return self.sampler.sample(*args)
-        finally:
-            torch.set_num_threads(threads)
 
     def close(self) -> None:
         self.sampler.close()
@@ -217,8 +214,10 @@ def main() -> None:
         row["vs vectorized"] = row["env_steps_per_s"] / base
     columns = ["what", "env_steps_per_s", "vs vectorized", "of 1-core limit", "of all-core limit"]
     info = machine()
-    print(f"{args.env_id}: {args.tasks} tasks × {args.episodes} episodes, horizon {args.horizon}, "
-          f"{args.rounds} rounds; {info['cpu']}, {info['cpu_count']} cores, load {info['load_average']:.1f}")
+    print(
+        f"{args.env_id}: {args.tasks} tasks × {args.episodes} episodes, horizon {args.horizon}, "
+        f"{args.rounds} rounds; {info['cpu']}, {info['cpu_count']} cores, load {info['load_average']:.1f}"
+    )
     print_table(rows, [c for c in columns if any(c in row for row in rows)])
     write_json(args.json, {"args": vars(args), "results": rows, "seconds": seconds})
 

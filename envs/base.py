@@ -73,7 +73,7 @@ def seeds_for(seed: int | Sequence[int] | None, num_envs: int) -> list[int | Non
         return [None] * num_envs
     if isinstance(seed, (int, np.integer)):
         return [int(seed) + i for i in range(num_envs)]
-    seeds = list(seed)
+    seeds: list[int | None] = list(seed)
     if len(seeds) != num_envs:
         raise ValueError(f"expected {num_envs} seeds, got {len(seeds)}")
     return seeds

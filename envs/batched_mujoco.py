@@ -58,6 +58,7 @@ class BatchedMujoco:
             if seed is not None or self._rngs[i] is None:
                 self._rngs[i], _ = seeding.np_random(seed)
             rng = self._rngs[i]
+            assert rng is not None
             data = self.datas[i]
             mujoco.mj_resetData(self.model, data)
             data.qpos[:] = self.init_qpos + rng.uniform(low=-noise, high=noise, size=self.model.nq)
@@ -151,8 +152,14 @@ class LocomotionVectorEnv(TaskVectorEnv):
         self.sim.step(np.flatnonzero(running).tolist(), actions_NA)
         qpos_NQ, qvel_NV = self.sim.qpos_NQ, self.sim.qvel_NV
         terms = reward_batch(
-            self.robot, self.task_family, self._task_params_NK, x_before_N, qpos_NQ, actions_NA,
-            self.sim.cfrc_ext_NB6, self.sim.dt,
+            self.robot,
+            self.task_family,
+            self._task_params_NK,
+            x_before_N,
+            qpos_NQ,
+            actions_NA,
+            self.sim.cfrc_ext_NB6,
+            self.sim.dt,
         )
         if not running.all():
             terms = {key: np.where(running, value, 0.0) for key, value in terms.items()}

@@ -57,6 +57,7 @@ def observation_batch(robot: Robot, qpos_NQ: np.ndarray, qvel_NV: np.ndarray, cf
     """Observations exactly as Gymnasium's v5 ``_get_obs`` builds them, for a batch of states."""
     parts = [qpos_NQ[:, robot.skipped_qpos :], qvel_NV]
     if robot.contact_forces_in_observation:
+        assert cfrc_ext_NB6 is not None, "a robot that observes contact forces gets them from its simulation"
         low, high = robot.contact_force_range
         parts.append(np.clip(cfrc_ext_NB6[:, 1:], low, high).reshape(len(qpos_NQ), -1))
     return np.concatenate(parts, axis=1)
@@ -81,6 +82,7 @@ def reward_batch(
     reward = reward_task - ctrl_cost
     info = {"reward_task": reward_task, "reward_ctrl": -ctrl_cost}
     if robot.contact_cost_weight > 0.0:
+        assert cfrc_ext_NB6 is not None, "a robot with a contact cost gets its contact forces from its simulation"
         low, high = robot.contact_force_range
         clipped = np.clip(cfrc_ext_NB6, low, high).reshape(len(action_NA), -1)
         contact_cost = robot.contact_cost_weight * np.einsum("ij,ij->i", clipped, clipped)
@@ -149,8 +151,14 @@ class LocomotionTaskEnv:
         qpos, qvel = data.qpos[None].copy(), data.qvel[None].copy()
         cfrc_ext = data.cfrc_ext[None].copy() if self.robot.uses_contact_forces else None
         terms = reward_batch(
-            self.robot, self.task_family, self.task_family.params([self.task]), x_before, qpos, action[None],
-            cfrc_ext, self.dt,  # type: ignore[attr-defined]
+            self.robot,
+            self.task_family,
+            self.task_family.params([self.task]),
+            x_before,
+            qpos,
+            action[None],
+            cfrc_ext,
+            self.dt,  # type: ignore[attr-defined]
         )
         observation = self._get_obs()  # type: ignore[attr-defined]
         terminated = bool(terminated_batch(self.robot, qpos, qvel)[0])

@@ -16,7 +16,7 @@ import os
 
 import mujoco
 
-GYMNASIUM_ASSETS = os.path.join(os.path.dirname(__import__("gymnasium").__file__), "envs", "mujoco", "assets")
+GYMNASIUM_ASSETS = os.path.join(os.path.dirname(str(__import__("gymnasium").__file__)), "envs", "mujoco", "assets")
 
 
 def model_path(xml_file: str) -> str:

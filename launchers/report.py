@@ -14,15 +14,15 @@ from pathlib import Path
 
 from metarl.checkpoint import atomic_write_text
 from metarl.cli import usage_error
+from metarl.evaluation_output import RESULTS_FILE
 from metarl.report import report, splice_generated
-
-RESULTS_FILE = "evaluation.json"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("evaluations", type=Path, nargs="+", metavar="EVAL",
-                        help="evaluation.json files or directories holding one")
+    parser.add_argument(
+        "evaluations", type=Path, nargs="+", metavar="EVAL", help="evaluation.json files or directories holding one"
+    )
     parser.add_argument("--output", type=Path, default=None, help="Markdown file to write (default: stdout)")
     return parser.parse_args(argv)
 

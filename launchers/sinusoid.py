@@ -12,27 +12,23 @@ import json
 import sys
 from pathlib import Path
 
-import matplotlib.pyplot as plt
-import numpy as np
 import torch
 
 from metarl.checkpoint import atomic_write_text
 from metarl.cli import add_config_arguments, usage_error
 from metarl.config import ConfigError, find_config, load_config, to_dict
-from metarl.logger import EVENTS_DIR, Logger
-from metarl.policies import for_tasks, parameters_of
+from metarl.policies import parameters_of
+from metarl.run import CHECKPOINTS, new_run_dir, open_logger, write_config
 from metarl.seeding import EVAL_TASKS, POLICY_INIT, TRAIN_TASKS, task_rng, torch_generator
 from metarl.supervised.config import SinusoidConfig
 from metarl.supervised.evaluation import adaptation_curve, pretrain_jointly, summarize
-from metarl.supervised.meta_learning import adapt, batched_forward, make_meta_learner, mse_per_task
+from metarl.supervised.meta_learning import make_meta_learner, mse_per_task
 from metarl.supervised.models import MLPRegressor
+from metarl.supervised.sinusoid import PAPER_K5, plot_fits
 from metarl.supervised.tasks import SinusoidDistribution, TaskBatch
-from metarl.supervised.training import BASELINE_INIT, BASELINE_TASKS, meta_train, new_run_dir, start_run
+from metarl.supervised.training import BASELINE_INIT, BASELINE_TASKS, meta_train
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "sinusoid.yaml"
-# Finn et al. (2017), section 5.1 / figure 3 text: MSE on K = 5 after 1 / 5 / 10 steps (no confidence intervals given).
-PAPER_K5 = {"maml": {"step_1": 0.67, "step_5": 0.38, "step_10": 0.35},
-            "pretrained": {"step_1": 2.41, "step_5": 2.23, "step_10": 2.19}}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -49,73 +45,26 @@ def new_model(config: SinusoidConfig, stream: int) -> MLPRegressor:
     return MLPRegressor(1, 1, config.hidden_sizes, generator=torch_generator(config.seed, stream))
 
 
-def fits_on_grid(model: MLPRegressor, batch: TaskBatch, lr: float, steps: list[int],
-                 grid: torch.Tensor) -> dict[int, np.ndarray]:
-    """Predictions [T, G] on ``grid`` after each number of inner steps in ``steps``."""
-    params = {name: value.detach().requires_grad_() for name, value in parameters_of(model).items()}
-    task_params, done, fits = for_tasks(params, len(batch)), 0, {}
-    grid_T = grid.view(1, -1, 1).expand(len(batch), -1, -1)
-    for step in sorted(steps):
-        task_params = adapt(model, task_params, batch.support_inputs, batch.support_targets, mse_per_task, lr,
-                            step - done, first_order=True)
-        done = step
-        with torch.no_grad():
-            fits[step] = batch_predictions(model, task_params, grid_T)
-    return fits
-
-
-def batch_predictions(model: MLPRegressor, task_params: dict, inputs: torch.Tensor) -> np.ndarray:
-    return batched_forward(model, task_params, inputs).squeeze(-1).numpy()
-
-
-def plot_fits(path: Path, models: dict[str, MLPRegressor], batch: TaskBatch, distribution: SinusoidDistribution,
-              amplitudes: list[float], phases: list[float], lr: float, max_steps: int) -> None:
-    """Figure 2 of the paper: rows are models, columns tasks; true curve, K points, fits after 0, 1 and max steps."""
-    grid = torch.linspace(*distribution.input_range, 200)
-    steps = sorted({0, 1, max_steps})
-    fig, axes = plt.subplots(len(models), len(batch), figsize=(4.2 * len(batch), 3.2 * len(models)),
-                             squeeze=False, sharex=True)
-    styles = {0: ("tab:green", ":"), 1: ("tab:blue", "--"), max_steps: ("tab:red", "-")}
-    for row, (name, model) in enumerate(models.items()):
-        fits = fits_on_grid(model, batch, lr, steps, grid)
-        for col in range(len(batch)):
-            ax = axes[row][col]
-            truth = amplitudes[col] * np.sin(grid.numpy() - phases[col])
-            ax.plot(grid, truth, color="black", linewidth=2, label="ground truth")
-            for step in steps:
-                color, style = styles[step]
-                ax.plot(grid, fits[step][col], color=color, linestyle=style,
-                        label="pre-update" if step == 0 else f"{step} grad step{'s' if step > 1 else ''}")
-            ax.scatter(batch.support_inputs[col, :, 0], batch.support_targets[col, :, 0], marker="^", s=60,
-                       color="purple", zorder=5, label=f"{batch.support_inputs.shape[1]} points used for gradient")
-            ax.set_title(f"{name}, task {col + 1} (A={amplitudes[col]:.2f}, φ={phases[col]:.2f})", fontsize=10)
-            ax.set_ylim(-6, 6)
-    axes[0][0].legend(fontsize=8, loc="lower left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         config = load_config(SinusoidConfig, find_config(args.config, DEFAULT_CONFIG), args.overrides).validate()
-        run_dir = new_run_dir("sinusoid", config.seed, args.output_dir)
+        run_dir = new_run_dir("sinusoid", config.seed, args.output_dir, resumable=False)
     except ConfigError as error:
         return usage_error(error)
     torch.set_num_threads(config.num_threads)
-    start_run(config, run_dir)
+    write_config(run_dir, config)
     print(f"run directory: {run_dir}", flush=True)
     distribution = distribution_of(config)
 
     def training_batch(iteration: int) -> TaskBatch:
-        return distribution.sample(config.meta_batch_size, config.num_shots, config.num_query,
-                                   task_rng(config.seed, TRAIN_TASKS, iteration))
+        return distribution.sample(
+            config.meta_batch_size, config.num_shots, config.num_query, task_rng(config.seed, TRAIN_TASKS, iteration)
+        )
 
     model = new_model(config, POLICY_INIT)
-    learner = make_meta_learner(config.algorithm, model, mse_per_task, config.inner_lr, config.num_steps,
-                                config.meta_lr, config.first_order, config.reptile_step_size)
-    logger = Logger(run_dir / EVENTS_DIR)
+    learner = make_meta_learner(config, model, mse_per_task)
+    logger = open_logger(run_dir)
     logger.hyperparameters(to_dict(config))
     try:
         timing = meta_train(learner, training_batch, config, run_dir, logger, args.quiet)
@@ -124,10 +73,17 @@ def main(argv: list[str] | None = None) -> int:
         if config.baseline_iterations:
             pretrain_jointly(
                 baseline,
-                lambda it: distribution.sample(config.meta_batch_size, config.num_shots, config.num_query,
-                                               task_rng(config.seed, BASELINE_TASKS, it)),
-                config.baseline_iterations, config.meta_lr, mse_per_task)
-            torch.save(baseline.state_dict(), run_dir / "checkpoints" / "baseline.pt")
+                lambda it: distribution.sample(
+                    config.meta_batch_size,
+                    config.num_shots,
+                    config.num_query,
+                    task_rng(config.seed, BASELINE_TASKS, it),
+                ),
+                config.baseline_iterations,
+                config.meta_lr,
+                mse_per_task,
+            )
+            torch.save(baseline.state_dict(), run_dir / CHECKPOINTS / "baseline.pt")
 
         eval_rng = task_rng(config.seed, EVAL_TASKS, 0)
         tasks = distribution.sample_tasks(config.eval_tasks, eval_rng)
@@ -136,8 +92,14 @@ def main(argv: list[str] | None = None) -> int:
         models = {config.algorithm + ("-first-order" if config.first_order else ""): model}
         if config.baseline_iterations:
             models["pretrained"] = baseline
-        results: dict = {"config": to_dict(config), "training": timing, "eval_tasks": config.eval_tasks,
-                         "num_shots": config.num_shots, "eval_query": config.eval_query, "mse": {}}
+        results: dict = {
+            "config": to_dict(config),
+            "training": timing,
+            "eval_tasks": config.eval_tasks,
+            "num_shots": config.num_shots,
+            "eval_query": config.eval_query,
+            "mse": {},
+        }
         for name, net in models.items():
             curve = adaptation_curve(net, parameters_of(net), batch, mse_per_task, config.inner_lr, max_steps)
             results["mse"][name] = summarize(curve, sorted({0, *config.eval_steps}))
@@ -150,16 +112,30 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write_text(run_dir / "evaluation.json", json.dumps(results, indent=2) + "\n")
         if config.plot_tasks:
             n = min(config.plot_tasks, len(tasks))
-            plot_fits(run_dir / "sinusoid_fits.png", models, batch[:n], distribution,
-                      [t.amplitude for t in tasks[:n]], [t.phase for t in tasks[:n]], config.inner_lr, max_steps)
+            plot_fits(
+                run_dir / "sinusoid_fits.png",
+                models,
+                batch[:n],
+                distribution,
+                [t.amplitude for t in tasks[:n]],
+                [t.phase for t in tasks[:n]],
+                config.inner_lr,
+                max_steps,
+            )
     finally:
         logger.close()
     for name, summary in results["mse"].items():
-        cells = ", ".join(f"{key.replace('_', ' ')}: {value['mean']:.3f} ± {value['ci95']:.3f}"
-                          for key, value in summary.items() if key.startswith("step_"))
+        cells = ", ".join(
+            f"{key.replace('_', ' ')}: {value['mean']:.3f} ± {value['ci95']:.3f}"
+            for key, value in summary.items()
+            if key.startswith("step_")
+        )
         print(f"{name} MSE on {config.eval_tasks} tasks, K={config.num_shots}: {cells}", flush=True)
-    print(f"done: {timing['iterations']} iterations in {timing['wall_time_s']:.1f} s; results in "
-          f"{run_dir / 'evaluation.json'}; tensorboard --logdir {run_dir}", flush=True)
+    print(
+        f"done: {timing['iterations']} iterations in {timing['wall_time_s']:.1f} s; results in "
+        f"{run_dir / 'evaluation.json'}; tensorboard --logdir {run_dir}",
+        flush=True,
+    )
     return 0
 
 

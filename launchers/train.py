@@ -11,13 +11,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from metarl.checkpoint import CheckpointError
-from metarl.cli import OneLineErrorParser, add_config_arguments, environment_fault, is_disk_fault, usage_error
-from metarl.config import ConfigError, TrainConfig, dump_yaml, find_config, keys_text, load_config
-from metarl.memory import keep_freed_memory
-from metarl.samplers import NonFiniteEpisodeError
-from metarl.samplers.ray_backend import RaySampler
-from metarl.trainer import CONFIG_FILE, Trainer, interruption_message, new_run_dir, resume_hint
+try:  # torch and MuJoCo take seconds to import: Ctrl-C then is one line too, not an import traceback
+    from metarl.checkpoint import CheckpointError
+    from metarl.cli import OneLineErrorParser, add_config_arguments, environment_fault, is_disk_fault, usage_error
+    from metarl.config import ConfigError, TrainConfig, dump_yaml, find_config, keys_text, load_config
+    from metarl.run import CONFIG_FILE, new_run_dir
+    from metarl.samplers import NonFiniteEpisodeError
+    from metarl.trainer import Trainer, interruption_message, resume_hint, run_name
+except KeyboardInterrupt:
+    print("error: interrupted while starting, before anything was written; run the same command again", file=sys.stderr)
+    sys.exit(130)
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "2d-navigation.yaml"
 
@@ -30,10 +33,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     add_config_arguments(parser, DEFAULT_CONFIG, "--set fast_lr=0.05 --set sampler.num_workers=2")
     parser.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue the run in DIR")
-    parser.add_argument("--list-keys", action="store_true",
-                        help="print every config key with its default and explanation, then exit")
-    parser.add_argument("--print-config", action="store_true",
-                        help="print the config after --config and --set as YAML, then exit without training")
+    parser.add_argument(
+        "--list-keys", action="store_true", help="print every config key with its default and explanation, then exit"
+    )
+    parser.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the config after --config and --set as YAML, then exit without training",
+    )
     return parser.parse_args(argv)
 
 
@@ -42,7 +49,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.list_keys:
         print(keys_text(TrainConfig))
         return 0
-    keep_freed_memory()
     run_dir: Path | None = args.resume
     trainer: Trainer | None = None
     try:
@@ -57,11 +63,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.print_config:
                 print(dump_yaml(config), end="")
                 return 0
-            run_dir = new_run_dir(config, args.output_dir)
+            run_dir = new_run_dir(run_name(config), config.seed, args.output_dir)
             trainer = Trainer.start(config, run_dir)
         print(f"run directory: {trainer.run_dir}", flush=True)
-        if isinstance(trainer.experiment.sampler, RaySampler):  # on a cluster: did the actors spread?
-            print(f"ray sampler: {trainer.experiment.sampler.placement()}", flush=True)
+        print(trainer.experiment.sampler.describe(), flush=True)  # on a cluster: did actors spread?
         trainer.run(quiet=args.quiet)
     except (ConfigError, CheckpointError, NonFiniteEpisodeError) as error:
         return usage_error(error)
@@ -72,8 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(interruption_message(run_dir, trainer, new_run=args.resume is None), file=sys.stderr, flush=True)
         return 130
-    print(f"done: {trainer.progress.iteration} iterations, {trainer.progress.env_steps:,} env steps, "
-          f"{trainer.progress.wall_time_s:.1f} s; tensorboard --logdir {trainer.run_dir}", flush=True)
+    print(
+        f"done: {trainer.progress.iteration} iterations, {trainer.progress.env_steps:,} env steps, "
+        f"{trainer.progress.wall_time_s:.1f} s; tensorboard --logdir {trainer.run_dir}",
+        flush=True,
+    )
     return 0
 
 

@@ -55,8 +55,9 @@ def adapt(
     """One inner step per support batch, in order: batch k was sampled with the parameters after k steps
     and is stepped on with ``step_sizes[k]``."""
     for episodes, advantages_TB, step_size in zip(support, support_advantages, step_sizes, strict=True):
-        params = inner_step(params, policy_gradient_loss(policy, params, episodes, advantages_TB), step_size,
-                            first_order)
+        params = inner_step(
+            params, policy_gradient_loss(policy, params, episodes, advantages_TB), step_size, first_order
+        )
     return params
 
 

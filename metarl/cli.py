@@ -86,5 +86,6 @@ def require_writable_directory(path: Path, flag: str) -> None:
         with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as error:
-        raise ConfigError(f"{flag} {path} is not writable ({error.strerror or type(error).__name__}); "
-                          f"choose another {flag}") from None
+        raise ConfigError(
+            f"{flag} {path} is not writable ({error.strerror or type(error).__name__}); choose another {flag}"
+        ) from None

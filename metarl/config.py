@@ -16,7 +16,7 @@ import re
 import textwrap
 import types
 import typing
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -113,8 +113,19 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         """Reject values no run can use; the message names the key, the value and the fix."""
         require_finite(self)
-        for name in ["meta_batch_size", "fast_batch_size", "num_steps", "fast_lr", "num_batches", "trpo.max_kl",
-                     "trpo.cg_iters", "trpo.ls_max_steps", "init_std", "checkpoint_every", "sampler.num_workers"]:
+        for name in [
+            "meta_batch_size",
+            "fast_batch_size",
+            "num_steps",
+            "fast_lr",
+            "num_batches",
+            "trpo.max_kl",
+            "trpo.cg_iters",
+            "trpo.ls_max_steps",
+            "init_std",
+            "checkpoint_every",
+            "sampler.num_workers",
+        ]:
             require(self, name, lambda v: v > 0, "must be positive")
         require(self, "horizon", lambda v: v is None or v > 0, "must be positive (or null for the env default)")
         require(self, "gamma", lambda v: 0 < v <= 1, "must be in (0, 1]")
@@ -124,12 +135,20 @@ class TrainConfig:
         require(self, "trpo.curvature_subsample", lambda v: 0 < v <= 1, "must be in (0, 1] (1.0: exact curvature)")
         require(self, "hidden_sizes", lambda v: all(size > 0 for size in v), "must be positive layer sizes")
         require(self, "nonlinearity", lambda v: v in ("relu", "tanh"), "must be 'relu' or 'tanh'")
-        require(self, "trpo.curvature", lambda v: v in ("gauss_newton", "double_backprop"),
-                 "must be 'gauss_newton' or 'double_backprop'")
+        require(
+            self,
+            "trpo.curvature",
+            lambda v: v in ("gauss_newton", "double_backprop"),
+            "must be 'gauss_newton' or 'double_backprop'",
+        )
         require(self, "seed", lambda v: v >= 0, "must be non-negative")
         require(self, "device", is_device_name, f"must be {DEVICE_NAMES}")
-        require(self, "sampler.backend", lambda v: v in ("vectorized", "process", "ray"),
-                 "must be 'vectorized', 'process' or 'ray'")
+        require(
+            self,
+            "sampler.backend",
+            lambda v: v in ("vectorized", "process", "ray"),
+            "must be 'vectorized', 'process' or 'ray'",
+        )
         return self
 
 
@@ -185,7 +204,7 @@ def _closest(key: str, valid: list[str], prefix: str) -> str:
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
     """Check ``value`` against a field's type annotation, converting only int→float."""
     origin = typing.get_origin(annotation)
-    if dataclasses.is_dataclass(annotation):
+    if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
         if not isinstance(value, dict):
             raise ConfigError(f"{key} must be a mapping of {annotation.__name__} keys, got {value!r}")
         return from_dict(annotation, value, prefix=f"{key}.")
@@ -213,7 +232,7 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
 def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     """Build a config dataclass from a mapping; unknown keys and wrong types are errors."""
     hints = typing.get_type_hints(cls)
-    valid = [f.name for f in dataclasses.fields(cls)]
+    valid = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]  # T: a config dataclass
     for key in data:
         if key not in valid:
             raise ConfigError(f"unknown config key '{prefix}{key}': {_closest(key, valid, prefix)}")
@@ -237,8 +256,10 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             section[leaf] = yaml.safe_load(raw)
         except yaml.YAMLError as error:
             problem = " ".join(str(getattr(error, "problem", None) or type(error).__name__).split())
-            raise ConfigError(f"--set {override} is not valid YAML ({problem}); write the value as in a config "
-                              "file, e.g. --set hidden_sizes=[64,64] or --set env_id=metarl/Navigation2D-v0") from None
+            raise ConfigError(
+                f"--set {override} is not valid YAML ({problem}); write the value as in a config "
+                "file, e.g. --set hidden_sizes=[64,64] or --set env_id=metarl/Navigation2D-v0"
+            ) from None
     return data
 
 
@@ -256,8 +277,9 @@ def find_config(path: Path | None, default: Path) -> Path:
             if candidate.is_file():
                 return candidate
     available = ", ".join(sorted(p.name for p in configs.glob("*.yaml")))
-    raise ConfigError(f"config file {path} does not exist; pass a path to --config or one of the configs in "
-                      f"{configs}: {available}")
+    raise ConfigError(
+        f"config file {path} does not exist; pass a path to --config or one of the configs in {configs}: {available}"
+    )
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
@@ -278,7 +300,7 @@ def load_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def load_config(cls: type[T], path: Path | None, overrides: list[str] = ()) -> T:
+def load_config(cls: type[T], path: Path | None, overrides: Sequence[str] = ()) -> T:
     """The config from ``path`` (defaults where absent) with ``overrides`` applied, type-checked."""
     data = load_yaml(path) if path is not None else {}
     return from_dict(cls, apply_overrides(data, list(overrides)))
@@ -295,12 +317,16 @@ def dump_yaml(config: Any) -> str:
 def field_docs(cls: type) -> dict[str, str]:
     """Each field's docstring (the string under it in the class body), read from the source: Python keeps
     no attribute docstrings at run time, and these lines are the one place every key is explained."""
-    body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body
+    class_def = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0]
+    assert isinstance(class_def, ast.ClassDef)
+    body = class_def.body
     return {
         statement.target.id: " ".join(following.value.value.split())
         for statement, following in itertools.pairwise(body)
-        if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name)
-        and isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)
+        if isinstance(statement, ast.AnnAssign)
+        and isinstance(statement.target, ast.Name)
+        and isinstance(following, ast.Expr)
+        and isinstance(following.value, ast.Constant)
         and isinstance(following.value.value, str)
     }
 
@@ -318,7 +344,9 @@ def describe_keys(cls: type, prefix: str = "") -> Iterator[tuple[str, Any, str]]
 
 def keys_text(cls: type) -> str:
     """The keys of ``cls`` as aligned ``key  default  explanation`` lines, defaults written as in YAML."""
-    rows = [(key, yaml.safe_dump(default, default_flow_style=True).removesuffix("...\n").strip(), doc)
-            for key, default, doc in describe_keys(cls)]
+    rows = [
+        (key, yaml.safe_dump(default, default_flow_style=True).removesuffix("...\n").strip(), doc)
+        for key, default, doc in describe_keys(cls)
+    ]
     key_width, default_width = (max(len(row[i]) for row in rows) for i in (0, 1))
     return "\n".join(f"{key:<{key_width}}  {default:<{default_width}}  {doc}" for key, default, doc in rows)

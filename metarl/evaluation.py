@@ -26,6 +26,7 @@ from metarl.checkpoint import CheckpointError, load_checkpoint
 from metarl.config import ConfigError, TrainConfig, from_dict, load_yaml, upgrade_saved_config
 from metarl.meta_batch import collect_meta_batch
 from metarl.policies import parameters_of
+from metarl.reference import PaperReference, reference_for
 from metarl.samplers.base import Sampler
 from metarl.seeding import EVAL_EPISODES, EVAL_TASKS, task_rng
 from metarl.statistics import summarize
@@ -94,6 +95,28 @@ def evaluate_policy(
     return batch.task_returns()
 
 
+def default_episodes_per_step(config: TrainConfig) -> int:
+    """The paper's test scripts sampled a fixed number of env steps per step (4,000 for most families,
+    i.e. 40 navigation or 20 locomotion episodes), not the training K: use theirs where there is one."""
+    reference = reference_for(config.env_id)
+    return reference.episodes_per_step if reference is not None else config.fast_batch_size
+
+
+def baseline_settings(
+    settings: EvalSettings, reference: PaperReference | None, explicit_step_sizes: bool
+) -> dict[str, EvalSettings]:
+    """Each baseline's settings: the paper's test scripts adapted them with their own first step size
+    (e.g. HalfCheetah velocity: pretrained 0.02, random 0.1; Ant: pretrained 0.2, random 1.0), later steps
+    half of it. Explicit step sizes (evaluate's --step-size or --later-step-size) apply to every method instead."""
+    if reference is None or explicit_step_sizes:
+        return {"random_init": settings, "pretrained": settings}
+    return {
+        name: dataclasses.replace(settings, step_size=size, later_step_size=size / 2).validate()
+        for name, size in reference.first_step_sizes.items()
+        if name != "maml"
+    }
+
+
 def method_results(task_returns: np.ndarray) -> list[dict[str, Any]]:
     """One entry per number of steps: the summary statistics and the per-task returns they come from."""
     return [
@@ -123,11 +146,14 @@ def load_policy_checkpoint(
     state = load_checkpoint(path, map_location=device, made_by=made_by)
     missing = [key for key in ("policy", "env_id") if not isinstance(state, dict) or key not in state]
     if missing:
-        raise CheckpointError(f"{path} is not a metarl checkpoint (no {', '.join(missing)}); "
-                              "pass a file from a run's checkpoints/ or written by launchers/pretrain.py")
+        raise CheckpointError(
+            f"{path} is not a metarl checkpoint (no {', '.join(missing)}); "
+            "pass a file from a run's checkpoints/ or written by launchers/pretrain.py"
+        )
     if state["env_id"] != env_id:
-        raise CheckpointError(f"checkpoint {path} was trained on {state['env_id']}, not on {env_id}; "
-                              f"pass a checkpoint of a {env_id} run")
+        raise CheckpointError(
+            f"checkpoint {path} was trained on {state['env_id']}, not on {env_id}; pass a checkpoint of a {env_id} run"
+        )
     return state
 
 
@@ -136,8 +162,10 @@ def load_policy_weights(policy: nn.Module, state: Mapping[str, Any], path: Path)
         policy.load_state_dict(state["policy"])
     except RuntimeError as error:
         first = str(error).strip().splitlines()[1:2] or [str(error)]
-        raise CheckpointError(f"checkpoint {path} does not fit this run's policy ({first[0].strip()}); "
-                              "it comes from a run with another architecture") from None
+        raise CheckpointError(
+            f"checkpoint {path} does not fit this run's policy ({first[0].strip()}); "
+            "it comes from a run with another architecture"
+        ) from None
 
 
 def checkpoint_summary(state: Mapping[str, Any], path: Path) -> dict[str, Any]:

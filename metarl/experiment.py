@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import copy
 import difflib
+import typing
 from dataclasses import dataclass
 
 import gymnasium
-import numpy as np
 import torch
 
 import envs
@@ -41,16 +41,21 @@ def resolve_device(name: str, fix: str = "fix it in the config file or with --se
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device '{name}' was asked for but CUDA is not available here; {fix}")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ConfigError(f"device '{name}' was asked for but this machine has {torch.cuda.device_count()} "
-                          f"CUDA device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}; {fix}")
+        raise ConfigError(
+            f"device '{name}' was asked for but this machine has {torch.cuda.device_count()} "
+            f"CUDA device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}; {fix}"
+        )
     return device
 
 
 # What metarl calls on an env: tasks are drawn with sample_tasks and reach the envs a sampler steps
 # through vector ``set_attr("task", ...)``; an env without a ``task`` attribute would silently keep its
 # default task, because Gymnasium then sets the attribute on the outermost wrapper instead.
-TASK_INTERFACE = {"sample_tasks": "a sample_tasks(n, rng) method", "set_task": "a set_task(task) method",
-                  "task": "a task attribute"}
+TASK_INTERFACE = {
+    "sample_tasks": "a sample_tasks(n, rng) method",
+    "set_task": "a set_task(task) method",
+    "task": "a task attribute",
+}
 
 
 def registered_env_id(env_id: str) -> str:
@@ -60,8 +65,9 @@ def registered_env_id(env_id: str) -> str:
     try:
         name = envs.registry_id(env_id)
     except ImportError as error:
-        raise ConfigError(f"env_id '{env_id}': module '{module}' cannot be imported ({error}); "
-                          "put its directory on PYTHONPATH") from None
+        raise ConfigError(
+            f"env_id '{env_id}': module '{module}' cannot be imported ({error}); put its directory on PYTHONPATH"
+        ) from None
     if name not in gymnasium.registry:
         close = difflib.get_close_matches(name, list(envs.ENV_IDS) + list(gymnasium.registry), n=1)
         prefix = f"{module}:" if module else ""
@@ -80,14 +86,16 @@ def make_task_env(env_id: str, env_kwargs: dict) -> gymnasium.Env:
     missing = [what for name, what in TASK_INTERFACE.items() if not hasattr(env.unwrapped, name)]
     if missing:
         env.close()
-        raise ConfigError(f"env_id '{env_id}' is not a task distribution: it lacks {', '.join(missing)} "
-                          "(see README's Environments section)")
+        raise ConfigError(
+            f"env_id '{env_id}' is not a task distribution: it lacks {', '.join(missing)} "
+            "(see README's Environments section)"
+        )
     return env
 
 
 def policy_dims(env: gymnasium.Env) -> tuple[int, int]:
     """The policy's input and output sizes: the env's flattened observation and action."""
-    return int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape))
+    return gymnasium.spaces.flatdim(env.observation_space), gymnasium.spaces.flatdim(env.action_space)
 
 
 def build_policy(
@@ -109,16 +117,32 @@ def build_experiment(config: TrainConfig) -> Experiment:
     config.validate()
     device = resolve_device(config.device)
     env = make_task_env(config.env_id, config.env_kwargs)
+    assert env.spec is not None  # gymnasium.make always sets it
     horizon = config.horizon or env.spec.max_episode_steps
     if horizon is None:
         raise ConfigError(f"{config.env_id} registers no max_episode_steps; set horizon")
-    require_memory(iteration_memory(config.meta_batch_size, config.fast_batch_size, horizon, config.num_steps,
-                                    *policy_dims(env), config.hidden_sizes), device)
+    require_memory(
+        iteration_memory(
+            config.meta_batch_size,
+            config.fast_batch_size,
+            horizon,
+            config.num_steps,
+            *policy_dims(env),
+            config.hidden_sizes,
+        ),
+        device,
+    )
     policy = build_policy(config, env, device)
     # The id as configured: a module:EnvId makes every worker process or Ray actor import the user's module too
     # (envs.make_task_vector_env imports it), so custom envs run with every backend.
     sampler = make_sampler(config.sampler, config.env_id, config.env_kwargs, copy.deepcopy(policy).cpu(), horizon)
-    inner = InnerStep.repeated(config.fast_lr, config.num_steps, gamma=config.gamma, gae_lambda=config.gae_lambda,
-                               first_order=config.first_order)
+    inner = InnerStep.repeated(
+        config.fast_lr,
+        config.num_steps,
+        gamma=config.gamma,
+        gae_lambda=config.gae_lambda,
+        first_order=config.first_order,
+    )
     learner = MAMLTRPO(policy, inner, config.trpo, device)
-    return Experiment(config, env.unwrapped, policy, sampler, learner)
+    tasks = typing.cast(TaskDistribution, env.unwrapped)  # make_task_env checked that it is one
+    return Experiment(config, tasks, policy, sampler, learner)

@@ -69,8 +69,13 @@ class MemoryEstimate:
 
 
 def iteration_memory(
-    meta_batch_size: int, fast_batch_size: int, horizon: int, num_steps: int,
-    observation_dim: int, action_dim: int, hidden_sizes: Sequence[int],
+    meta_batch_size: int,
+    fast_batch_size: int,
+    horizon: int,
+    num_steps: int,
+    observation_dim: int,
+    action_dim: int,
+    hidden_sizes: Sequence[int],
 ) -> MemoryEstimate:
     """The least memory one meta-iteration holds: every sampling's episodes (num_steps + 1 per task) with the
     policy's activations over them, and the policy's parameters with one adapted copy per task and step."""
@@ -117,12 +122,15 @@ def require_memory(estimate: MemoryEstimate, device: torch.device) -> None:
     if available is None or estimate.total_bytes <= available:
         return
     if estimate.episode_bytes >= estimate.parameter_bytes:
-        cause = (f"{estimate.episode_steps:,} episode steps: meta_batch_size × fast_batch_size × horizon × "
-                 "(num_steps + 1)")
+        cause = (
+            f"{estimate.episode_steps:,} episode steps: meta_batch_size × fast_batch_size × horizon × (num_steps + 1)"
+        )
         fix = "lower meta_batch_size, fast_batch_size or horizon"
     else:
         cause = f"a policy of {estimate.parameters:,} parameters, adapted once per task and inner step"
         fix = "lower hidden_sizes (or meta_batch_size)"
     where = "this machine" if device.type == "cpu" else str(device)
-    raise ConfigError(f"an iteration needs at least {human_bytes(estimate.total_bytes)} of memory ({cause}) "
-                      f"but {where} has {human_bytes(available)} available; {fix}")
+    raise ConfigError(
+        f"an iteration needs at least {human_bytes(estimate.total_bytes)} of memory ({cause}) "
+        f"but {where} has {human_bytes(available)} available; {fix}"
+    )

@@ -32,7 +32,9 @@ class MetaBatchTensors:
 
     @staticmethod
     def from_episodes(
-        support: Sequence[Sequence[EpisodeBatch]], query: Sequence[EpisodeBatch], inner: InnerStep,
+        support: Sequence[Sequence[EpisodeBatch]],
+        query: Sequence[EpisodeBatch],
+        inner: InnerStep,
         device: torch.device | str,
     ) -> MetaBatchTensors:
         """Stack per-task episodes (``support[i][k]``: task i, inner step k), move them to ``device`` once and
@@ -120,8 +122,9 @@ def collect_meta_batch(
             task_params = detached(adapt(policy, leaves, [stacked], [advantages], [step_size], True))
     query = sampler.sample(tasks, per_task_on_cpu(task_params), episodes_per_task, (*seed, inner.num_steps))
     stacked_query = stack_tasks(query).to(device)
-    tensors = MetaBatchTensors(tuple(support_stacked), tuple(support_advantages), stacked_query,
-                               inner.advantages(stacked_query))
+    tensors = MetaBatchTensors(
+        tuple(support_stacked), tuple(support_advantages), stacked_query, inner.advantages(stacked_query)
+    )
     return MetaBatch(list(tasks), support, query, tensors)
 
 

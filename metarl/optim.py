@@ -14,9 +14,7 @@ def flat(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.cat([t.reshape(-1) for t in tensors])
 
 
-def hessian_vector_product(
-    scalar: torch.Tensor, params: Sequence[torch.Tensor], damping: float = 0.0
-) -> MatVec:
+def hessian_vector_product(scalar: torch.Tensor, params: Sequence[torch.Tensor], damping: float = 0.0) -> MatVec:
     """v ↦ (∇²scalar + damping·I) v by double backprop.
 
     The first gradient's graph is built once here and reused by every product, which is what a

@@ -33,12 +33,20 @@ def adaptation_plot(
         color = COLORS.get(name, f"C{index + 3}")
         steps = [entry["step"] for entry in entries]
         axes.plot(steps, [e["mean"] for e in entries], "o-", color=color, label=f"{LABELS.get(name, name)} (ours)")
-        axes.fill_between(steps, [e["ci_low"] for e in entries], [e["ci_high"] for e in entries], color=color,
-                          alpha=0.2, linewidth=0)
+        axes.fill_between(
+            steps, [e["ci_low"] for e in entries], [e["ci_high"] for e in entries], color=color, alpha=0.2, linewidth=0
+        )
         if reference is not None and name in reference.returns:
             paper = reference.returns[name][: num_steps + 1]  # compared only where we have numbers
-            axes.plot(range(len(paper)), paper, "s--", color=color, alpha=0.7, markersize=4,
-                      label=f"{LABELS.get(name, name)} (paper)")
+            axes.plot(
+                range(len(paper)),
+                paper,
+                "s--",
+                color=color,
+                alpha=0.7,
+                markersize=4,
+                label=f"{LABELS.get(name, name)} (paper)",
+            )
     if reference is not None and reference.oracle is not None:
         axes.axhline(reference.oracle, color="black", linestyle=":", linewidth=1, label="oracle (paper)")
     axes.set_xticks(range(num_steps + 1))
@@ -46,7 +54,9 @@ def adaptation_plot(
 
 
 def training_curve_plot(
-    path: Path, returns_by_step: Mapping[int, Sequence[tuple[int, float]]], title: str,
+    path: Path,
+    returns_by_step: Mapping[int, Sequence[tuple[int, float]]],
+    title: str,
     reference: PaperReference | None = None,
 ) -> Path:
     """Mean training return per meta-iteration after 0..K inner steps; the paper's test returns as lines.
@@ -60,8 +70,13 @@ def training_curve_plot(
         plural = "s" if k != 1 else ""
         axes.plot(iterations, values, color=color, label=f"{k} inner step{plural} (ours, training tasks)")
         if reference is not None and k < len(reference.returns["maml"]):
-            axes.axhline(reference.returns["maml"][k], color=color, linestyle="--", alpha=0.7,
-                         label=f"{k} step{plural}: paper (test tasks)")
+            axes.axhline(
+                reference.returns["maml"][k],
+                color=color,
+                linestyle="--",
+                alpha=0.7,
+                label=f"{k} step{plural}: paper (test tasks)",
+            )
     return _save(figure, axes, path, title, "meta-iteration", "mean return per episode")
 
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.distributions import Independent, Normal
+from torch.distributions import Distribution, Independent, Normal
 
 Params = dict[str, torch.Tensor]
 
@@ -71,8 +71,9 @@ def diagonal_gaussian(loc: torch.Tensor, scale: torch.Tensor) -> Independent:
     return Independent(Normal(loc, scale, validate_args=False), 1, validate_args=False)
 
 
-def gaussian_parameters(distribution: Independent) -> tuple[torch.Tensor, torch.Tensor]:
+def gaussian_parameters(distribution: Distribution) -> tuple[torch.Tensor, torch.Tensor]:
     """(loc, scale) of a diagonal Gaussian, the outputs a Gauss-Newton curvature product differentiates."""
+    assert isinstance(distribution, Independent) and isinstance(distribution.base_dist, Normal), distribution
     return distribution.base_dist.loc, distribution.base_dist.scale
 
 

@@ -17,16 +17,14 @@ from typing import Any
 import torch
 
 from metarl.adaptation import policy_gradient_loss
-from metarl.checkpoint import LATEST, atomic_write_text, save_checkpoint
-from metarl.config import ConfigError, TrainConfig, dump_yaml, to_dict
+from metarl.config import ConfigError, TrainConfig, to_dict
 from metarl.experiment import Experiment, build_experiment
-from metarl.logger import EVENTS_DIR, Logger, format_duration, print_progress
-from metarl.machine import machine_description
+from metarl.logger import format_duration, print_progress
 from metarl.meta_batch import to_cpu
 from metarl.policies import parameters_of
+from metarl.run import ETA, new_run_dir, open_logger, process_settings, save_checkpoints, write_config
 from metarl.seeding import PRETRAIN_EPISODES, TRAIN_TASKS, task_rng
-from metarl.trainer import CHECKPOINTS, CONFIG_FILE
-from metarl.version import __version__
+from metarl.trainer import Progress, policy_checkpoint, run_name
 
 
 @dataclass(frozen=True)
@@ -39,8 +37,13 @@ class PretrainSettings:
     """Adam step size."""
 
     @classmethod
-    def matching(cls, config: TrainConfig, num_iterations: int | None = None, learning_rate: float = 1e-3,
-                 episodes_per_task: int | None = None) -> PretrainSettings:
+    def matching(
+        cls,
+        config: TrainConfig,
+        num_iterations: int | None = None,
+        learning_rate: float = 1e-3,
+        episodes_per_task: int | None = None,
+    ) -> PretrainSettings:
         """Settings with MAML's sample budget unless told otherwise."""
         settings = cls(
             num_iterations if num_iterations is not None else config.num_batches,
@@ -79,50 +82,40 @@ def pretrain_iteration(
     }
 
 
-def pretrain(
-    config: TrainConfig, settings: PretrainSettings, run_dir: Path, quiet: bool = False
-) -> dict[str, Any]:
+def pretrain(config: TrainConfig, settings: PretrainSettings, output_dir: Path, quiet: bool = False) -> dict[str, Any]:
     """Train the joint policy, writing a run directory like training's; returns the final checkpoint."""
     experiment = build_experiment(config)  # fails before anything is written
-    run_dir = Path(run_dir)
-    if (run_dir / CONFIG_FILE).exists():
-        raise ConfigError(f"{run_dir} already holds a run; choose a new --output-dir")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / CONFIG_FILE, dump_yaml(config))
+    try:
+        run_dir = new_run_dir(run_name(config), config.seed, output_dir, resumable=False)
+        write_config(run_dir, config)
+    except BaseException:
+        experiment.close()
+        raise
+    process_settings()
     optimizer = torch.optim.Adam(experiment.policy.parameters(), lr=settings.learning_rate)
-    logger = Logger(run_dir / EVENTS_DIR)
+    logger = open_logger(run_dir)
     logger.hyperparameters({**to_dict(config), "pretrain": asdict(settings)})
-    env_steps, wall_time_s, state = 0, 0.0, {}
-    device = next(experiment.policy.parameters()).device
+    progress, state, eta = Progress(), {}, ETA(settings.num_iterations)
     try:
         for iteration in range(settings.num_iterations):
             start = time.perf_counter()
             scalars = pretrain_iteration(experiment, optimizer, settings, iteration)
-            wall_time_s += time.perf_counter() - start
-            env_steps += int(scalars["pretrain/env_steps"])
+            seconds = time.perf_counter() - start
+            progress.iteration += 1
+            progress.env_steps += int(scalars["pretrain/env_steps"])
+            progress.wall_time_s += seconds
             for tag, value in scalars.items():
                 logger.record(tag, value)
-            logger.dump(iteration + 1)
-            state = {
-                "policy": experiment.policy.state_dict(),
-                "iteration": iteration + 1,
-                "env_steps": env_steps,
-                "wall_time_s": wall_time_s,
-                "config": to_dict(config),
-                "env_id": config.env_id,
-                "metarl_version": __version__,
-                "method": "pretrained",
-                "pretrain": asdict(settings),
-                "machine": machine_description(device),
-            }
-            save_checkpoint(run_dir / CHECKPOINTS / LATEST, state)
-            if (iteration + 1) % config.checkpoint_every == 0:
-                save_checkpoint(run_dir / CHECKPOINTS / f"iter_{iteration + 1:06d}.pt", state)
+            logger.dump(progress.iteration)
+            state = policy_checkpoint(experiment, progress, method="pretrained", pretrain=asdict(settings))
+            save_checkpoints(run_dir, state, config.checkpoint_every)
             if not quiet:
-                eta = wall_time_s / (iteration + 1) * (settings.num_iterations - iteration - 1)
                 width = len(str(settings.num_iterations))
-                print_progress(f"pretrain {iteration + 1:>{width}}/{settings.num_iterations} | "
-                               f"return {scalars['pretrain/return']:9.2f} | ETA {format_duration(eta)}")
+                print_progress(
+                    f"pretrain {progress.iteration:>{width}}/{settings.num_iterations} | "
+                    f"return {scalars['pretrain/return']:9.2f} | "
+                    f"ETA {format_duration(eta.after(progress.iteration, seconds))}"
+                )
     finally:
         logger.close()
         experiment.close()

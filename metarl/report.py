@@ -25,8 +25,10 @@ def _run_line(label: str, checkpoint: Mapping[str, Any] | None) -> str:
         return f"- {label}: not evaluated"
     machine = checkpoint.get("machine")
     where = f"; trained on {describe_machine(machine)}" if machine else "; machine not recorded in the checkpoint"
-    return (f"- {label}: `{checkpoint['path']}`, {checkpoint['iteration']} iterations, "
-            f"{checkpoint['env_steps']:,} env steps, {format_duration(checkpoint['wall_time_s'])} wall time{where}")
+    return (
+        f"- {label}: `{checkpoint['path']}`, {checkpoint['iteration']} iterations, "
+        f"{checkpoint['env_steps']:,} env steps, {format_duration(checkpoint['wall_time_s'])} wall time{where}"
+    )
 
 
 def describe_machine(machine: Mapping[str, Any]) -> str:
@@ -47,15 +49,21 @@ def shortfalls(results: Mapping[str, Any]) -> list[str]:
         high = entry["ci_high"] if entry.get("ci_high") is not None else entry["mean"]
         step = entry["step"]
         if high < paper_value:
-            lines.append(f"After {step} step{'s' if step != 1 else ''} our MAML falls short of the paper: "
-                         f"{entry['mean']:.2f} (95% CI up to {high:.2f}) against {paper_value:.2f}, "
-                         f"{paper_value - entry['mean']:.2f} worse.")
+            lines.append(
+                f"After {step} step{'s' if step != 1 else ''} our MAML falls short of the paper: "
+                f"{entry['mean']:.2f} (95% CI up to {high:.2f}) against {paper_value:.2f}, "
+                f"{paper_value - entry['mean']:.2f} worse."
+            )
         elif entry.get("ci_low") is not None and entry["ci_low"] > paper_value:
-            lines.append(f"After {step} step{'s' if step != 1 else ''} our MAML beats the paper's number: "
-                         f"{entry['mean']:.2f} against {paper_value:.2f}.")
+            lines.append(
+                f"After {step} step{'s' if step != 1 else ''} our MAML beats the paper's number: "
+                f"{entry['mean']:.2f} against {paper_value:.2f}."
+            )
         else:
-            lines.append(f"After {step} step{'s' if step != 1 else ''} our MAML matches the paper within its "
-                         f"95% CI: {entry['mean']:.2f} against {paper_value:.2f}.")
+            lines.append(
+                f"After {step} step{'s' if step != 1 else ''} our MAML matches the paper within its "
+                f"95% CI: {entry['mean']:.2f} against {paper_value:.2f}."
+            )
     return lines
 
 
@@ -69,13 +77,16 @@ def adaptation_gain(results: Mapping[str, Any]) -> list[str]:
         gain = np.asarray(entries[1]["task_returns"]) - np.asarray(entries[0]["task_returns"])
         summary = summarize(gain) if gain.size > 1 else None
         interval = f" (95% CI {summary.ci_low:.2f} to {summary.ci_high:.2f})" if summary else ""
-        lines.append(f"{LABELS[name]}: one gradient step changes the return by {gain.mean():+.2f}{interval}, "
-                     f"paired over the {gain.size} test tasks.")
+        lines.append(
+            f"{LABELS[name]}: one gradient step changes the return by {gain.mean():+.2f}{interval}, "
+            f"paired over the {gain.size} test tasks."
+        )
     return lines
 
 
 def step_sizes_text(settings: Mapping[str, Any]) -> str:
     """The step sizes, per method where the methods were adapted with different ones."""
+
     def sizes(values: Sequence[float]) -> str:
         return ", ".join(f"{v:g}" for v in values)
 
@@ -114,8 +125,10 @@ def family_table(results: Mapping[str, Any]) -> str:
         f"{format_duration(results['evaluation_wall_time_s'])}",
     ]
     if paper and paper.get("episodes_per_step") not in (None, settings["episodes_per_step"]):
-        lines.append(f"- note: the paper used {paper['episodes_per_step']} episodes per step, we used "
-                     f"{settings['episodes_per_step']}")
+        lines.append(
+            f"- note: the paper used {paper['episodes_per_step']} episodes per step, we used "
+            f"{settings['episodes_per_step']}"
+        )
     comparison = shortfalls(results)
     if comparison:
         lines += ["", "Against the paper: " + " ".join(comparison)]
@@ -143,8 +156,11 @@ def headline_table(evaluations: Sequence[Mapping[str, Any]]) -> str:
                 cell += f" (paper {paper[step]:.2f})"
             cells.append(cell)
         lines.append(f"| {results['family']} | {results['checkpoint']['iteration']} | " + " | ".join(cells) + " |")
-    lines += ["", "MAML (ours): mean return over the test tasks ± the half-width of its 95% confidence interval; "
-              "the paper's MAML number in brackets. Details per family below."]
+    lines += [
+        "",
+        "MAML (ours): mean return over the test tasks ± the half-width of its 95% confidence interval; "
+        "the paper's MAML number in brackets. Details per family below.",
+    ]
     return "\n".join(lines) + "\n"
 
 

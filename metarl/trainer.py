@@ -8,24 +8,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from metarl.checkpoint import (
-    LATEST,
     CheckpointError,
-    atomic_write_text,
-    is_stale_temporary,
     load_checkpoint,
-    remove_stale_temporaries,
-    save_checkpoint,
 )
-from metarl.cli import require_writable_directory
 from metarl.config import (
     ConfigError,
     TrainConfig,
     apply_overrides,
-    dump_yaml,
     from_dict,
     load_yaml,
     to_dict,
@@ -35,11 +27,18 @@ from metarl.experiment import Experiment, build_experiment
 from metarl.logger import EventLayout, Logger, print_progress, progress_line
 from metarl.machine import machine_description
 from metarl.meta_batch import collect_meta_batch
+from metarl.run import (
+    CONFIG_FILE,
+    ETA,
+    checkpoint_state,
+    latest_checkpoint,
+    open_logger,
+    process_settings,
+    save_checkpoints,
+    write_config,
+)
 from metarl.seeding import TRAIN_EPISODES, TRAIN_TASKS, task_rng
-from metarl.version import __version__
 
-CONFIG_FILE = "config.yaml"
-CHECKPOINTS = "checkpoints"
 # Keys a resumed run may change: they alter how long it runs or where it samples, never its numbers.
 RESUMABLE_KEYS = {"num_batches", "checkpoint_every", "sampler", "device"}
 ADAPTATION_TAG = "adaptation/return"
@@ -55,39 +54,9 @@ class Progress:
     wall_time_s: float = 0.0
 
 
-def new_run_dir(config: TrainConfig, output_dir: Path | None) -> Path:
-    """The directory for a new run: new or empty, and writable. Anything else is refused before a byte is
-    written, so neither a run nor the user's other files get overwritten."""
-    if output_dir is None:
-        name = config.env_id.split("/")[-1].lower()
-        output_dir = Path("runs") / f"{name}-seed{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-    output_dir = Path(output_dir)
-    if (output_dir / CONFIG_FILE).exists():
-        if latest_checkpoint(output_dir) is None:
-            raise ConfigError(
-                f"{output_dir} holds a run that stopped before its first checkpoint; start it "
-                f"with --resume {output_dir} (its saved config), or choose a new --output-dir"
-            )
-        raise ConfigError(
-            f"{output_dir} already holds a run; continue it with --resume {output_dir} or choose a new --output-dir"
-        )
-    require_writable_directory(output_dir, "--output-dir")
-    if output_dir.is_dir() and not all(is_stale_temporary(path) for path in output_dir.iterdir()):
-        raise ConfigError(
-            f"{output_dir} is not empty but holds no run (no {CONFIG_FILE}); choose a new or "
-            "empty --output-dir so that nothing in it gets overwritten"
-        )
-    return output_dir
-
-
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The checkpoint a resume continues from: latest.pt, else the highest numbered one (a kill between the
-    first numbered checkpoint and latest.pt leaves only that), else None for a run killed before any."""
-    directory = Path(run_dir) / CHECKPOINTS
-    if (directory / LATEST).exists():
-        return directory / LATEST
-    numbered = sorted(directory.glob("iter_[0-9]*.pt"))
-    return numbered[-1] if numbered else None
+def run_name(config: TrainConfig) -> str:
+    """A new run's default directory name stem: the env's name (``runs/<name>-seed<seed>-<time>``)."""
+    return config.env_id.split("/")[-1].lower()
 
 
 def resume_hint(run_dir: Path) -> str:
@@ -174,6 +143,20 @@ def resumed_config(run_dir: Path, overrides: list[str]) -> TrainConfig:
     return config
 
 
+def policy_checkpoint(experiment: Experiment, progress: Progress, **payload: Any) -> dict[str, Any]:
+    """A checkpoint of a policy trained on an env (MAML's, or the pretrained baseline's with its extra fields)."""
+    return checkpoint_state(
+        experiment.config,
+        progress.iteration,
+        progress.wall_time_s,
+        policy=experiment.policy.state_dict(),
+        env_steps=progress.env_steps,
+        env_id=experiment.config.env_id,
+        machine=machine_description(experiment.learner.device),  # for results tables
+        **payload,
+    )
+
+
 class Trainer:
     def __init__(self, experiment: Experiment, run_dir: Path, progress: Progress | None = None, resumed: bool = False):
         self.experiment = experiment
@@ -188,9 +171,7 @@ class Trainer:
     def start(cls, config: TrainConfig, run_dir: Path) -> Trainer:
         experiment = build_experiment(config)  # fails before anything is written
         try:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            remove_stale_temporaries(run_dir)
-            atomic_write_text(run_dir / CONFIG_FILE, dump_yaml(config))
+            write_config(run_dir, config)
         except BaseException:
             experiment.close()  # no orphaned sampler workers after a full disk
             raise
@@ -207,36 +188,17 @@ class Trainer:
         experiment = build_experiment(config)
         try:
             progress = Progress() if checkpoint is None else restored_progress(state, checkpoint, experiment)
-            remove_stale_temporaries(run_dir)
-            remove_stale_temporaries(run_dir / CHECKPOINTS)
-            atomic_write_text(run_dir / CONFIG_FILE, dump_yaml(config))
+            write_config(run_dir, config)
         except BaseException:
             experiment.close()
             raise
         return cls(experiment, run_dir, progress, resumed=True)
 
     def checkpoint_state(self) -> dict[str, Any]:
-        return {
-            "policy": self.experiment.policy.state_dict(),
-            "iteration": self.progress.iteration,
-            "env_steps": self.progress.env_steps,
-            "wall_time_s": self.progress.wall_time_s,
-            "config": to_dict(self.config),
-            "env_id": self.config.env_id,
-            "metarl_version": __version__,
-            "machine": machine_description(self.experiment.learner.device),  # for results tables
-            # No RNG state: every random stream is derived from (seed, iteration), see metarl.seeding.
-        }
+        return policy_checkpoint(self.experiment, self.progress)
 
     def save(self) -> None:
-        """The numbered checkpoint first, then latest: a kill between the two leaves latest one iteration
-        behind, and the resume redoes that iteration bit for bit and writes both again. (The other order
-        would resume after an iteration whose numbered checkpoint was never written.)"""
-        state = self.checkpoint_state()
-        directory = self.run_dir / CHECKPOINTS
-        if self.progress.iteration % self.config.checkpoint_every == 0:
-            save_checkpoint(directory / f"iter_{self.progress.iteration:06d}.pt", state)
-        save_checkpoint(directory / LATEST, state)
+        save_checkpoints(self.run_dir, self.checkpoint_state(), self.config.checkpoint_every)
 
     def iteration(self) -> dict[str, float]:
         """One meta-iteration; returns everything it logs."""
@@ -271,10 +233,7 @@ class Trainer:
     def open_logger(self) -> Logger:
         """The run's TensorBoard logger; a new run's settings and adaptation chart are written first."""
         config = self.config
-        # This process writes from a new run's settings at step 0, or from the next iteration's step; a resume
-        # supersedes what an earlier process logged from there on.
-        first_step = self.events.step(self.progress.iteration + 1) if self.progress.iteration else 0
-        logger = Logger(self.events.directory, purge_step=first_step if self.resumed else None)
+        logger = open_logger(self.run_dir, self.progress.iteration, self.resumed)
         if self.progress.iteration == 0:
             logger.hyperparameters(to_dict(config))
             metrics = {f"returns/step_{k}": f"return after {k} inner steps" for k in range(config.num_steps + 1)}
@@ -292,16 +251,16 @@ class Trainer:
 
     def run(self, quiet: bool = False) -> list[dict[str, float]]:
         config = self.config
+        process_settings()
         logger = self.open_logger()
         history = []
-        recent: list[float] = []
+        eta = ETA(config.num_batches)
         try:
             while self.progress.iteration < config.num_batches:
                 scalars = self.iteration()
                 self.log(logger, scalars)
                 self.save()
                 history.append(scalars)
-                recent = (recent + [scalars["time/iteration_s"]])[-10:]
                 if not quiet:
                     print_progress(
                         progress_line(
@@ -311,7 +270,7 @@ class Trainer:
                             scalars[f"returns/step_{config.num_steps}"],
                             scalars["meta/kl"],
                             scalars["perf/env_steps_per_s"],
-                            float(np.mean(recent)) * (config.num_batches - self.progress.iteration),
+                            eta.after(self.progress.iteration, scalars["time/iteration_s"]),
                         )
                     )
         finally:

@@ -136,8 +136,9 @@ def make_tiny_policy(seed=0, hidden_sizes=(5,), nonlinearity="tanh", init_std=0.
     # Non-zero biases and an uneven log-std so no parameter sits at a special point.
     with torch.no_grad():
         for parameter in policy.parameters():
-            parameter.add_(0.1 * torch.randn(parameter.shape, generator=torch.Generator().manual_seed(seed + 1),
-                                             dtype=dtype))
+            parameter.add_(
+                0.1 * torch.randn(parameter.shape, generator=torch.Generator().manual_seed(seed + 1), dtype=dtype)
+            )
     return policy
 
 
@@ -211,8 +212,13 @@ def navigation_meta_batch(navigation_sampler):
     tasks = [{"goal": (0.3, -0.2)}, {"goal": (-0.4, 0.1)}, {"goal": (0.1, 0.45)}, {"goal": (-0.2, -0.35)}]
     assert np.all(np.abs([t["goal"] for t in tasks]) <= 0.5)
     batch = collect_meta_batch(
-        navigation_sampler(policy), policy, parameters_of(policy), tasks,
-        episodes_per_task=8, inner=InnerStep((0.1,), 0.99, 1.0), seed=(7, 1, 0),
+        navigation_sampler(policy),
+        policy,
+        parameters_of(policy),
+        tasks,
+        episodes_per_task=8,
+        inner=InnerStep((0.1,), 0.99, 1.0),
+        seed=(7, 1, 0),
     )
     return policy, batch
 

@@ -6,6 +6,7 @@ the way a user names an env of their own package.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import gymnasium
@@ -20,9 +21,18 @@ class Point1DEnv(gymnasium.Env):
 
     A broken env on request, for the tests of non-finite output: ``nan_reward_at=k`` returns a NaN reward
     from step k, ``inf_observation_at=k`` an infinite observation (steps count from 1 after each reset).
+    For the tests of dying workers, ``die_once_at=k`` with ``die_marker=PATH`` ends the process at step k as
+    a crash would (``os._exit``, no cleanup), once: the first env to get there creates PATH atomically and
+    dies; every env after it, in any process, finds PATH and runs on.
     """
 
-    def __init__(self, nan_reward_at: int | None = None, inf_observation_at: int | None = None) -> None:
+    def __init__(
+        self,
+        nan_reward_at: int | None = None,
+        inf_observation_at: int | None = None,
+        die_once_at: int | None = None,
+        die_marker: str | None = None,
+    ) -> None:
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(1,), dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
         self.task: dict[str, float] = {"goal": 0.0}
@@ -30,6 +40,8 @@ class Point1DEnv(gymnasium.Env):
         self._steps = 0
         self._nan_reward_at = nan_reward_at
         self._inf_observation_at = inf_observation_at
+        self._die_once_at = die_once_at
+        self._die_marker = die_marker
 
     def sample_tasks(self, n: int, rng: np.random.Generator) -> list[dict[str, float]]:
         return [{"goal": float(goal)} for goal in rng.uniform(-1.0, 1.0, size=n)]
@@ -45,6 +57,13 @@ class Point1DEnv(gymnasium.Env):
 
     def step(self, action):
         self._steps += 1
+        if self._steps == self._die_once_at and self._die_marker is not None:
+            try:
+                os.close(os.open(self._die_marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                pass  # another env died here already
+            else:
+                os._exit(1)
         self._position += 0.1 * float(np.clip(action, -1.0, 1.0)[0])
         reward = np.nan if self._steps == self._nan_reward_at else -abs(self._position - self.task["goal"])
         observation = np.inf if self._steps == self._inf_observation_at else self._position

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from pathlib import Path
@@ -14,21 +13,16 @@ import torch
 import envs  # noqa: F401  (registers the env ids)
 from metarl.policies import GaussianMLPPolicy
 from metarl.samplers.vectorized import VectorizedSampler
+from metarl.samplers.worker import torch_threads
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ENV_ID = "metarl/Navigation2D-v0"
 FIELDS = ["observations_TBO", "actions_TBA", "rewards_TB", "mask_TB", "lengths_B"]
 
 
-@contextlib.contextmanager
 def one_torch_thread():
     """The reference runs in this process: one thread keeps it fast on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+    return torch_threads(1)
 
 
 def problem(num_tasks: int, seed: int = 0):

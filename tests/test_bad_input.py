@@ -217,8 +217,17 @@ TINY_EVALUATION = ["--num-tasks", "1", "--num-steps", "1", "--fast-batch-size", 
         (["--fast-batch-size", "0"], ["--fast-batch-size", "at least 1, got 0"]),
         (["--pretrained", "{tmp}/missing.pt"], ["missing.pt", "launchers/pretrain.py"]),
     ],
-    ids=["negative-seed", "infinite-step", "nan-step", "zero-step", "infinite-later-step", "malformed-device",
-         "no-tasks", "zero-episodes", "missing-pretrained"],
+    ids=[
+        "negative-seed",
+        "infinite-step",
+        "nan-step",
+        "zero-step",
+        "infinite-later-step",
+        "malformed-device",
+        "no-tasks",
+        "zero-episodes",
+        "missing-pretrained",
+    ],
 )
 def test_evaluate_bad_flags(launcher, assert_clean_error, tiny_run, tmp_path, args, fragments):
     """Explicit zeros are refused, never replaced by the run's values; nothing is written."""
@@ -232,8 +241,9 @@ def test_evaluate_bad_flags(launcher, assert_clean_error, tiny_run, tmp_path, ar
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_evaluate_device_hint_is_the_flag(launcher, assert_clean_error, tiny_run, tmp_path):
-    result = launcher("evaluate.py", "--run", tiny_run[0], *TINY_EVALUATION, "--device", "cuda",
-                      "--output-dir", tmp_path / "out")
+    result = launcher(
+        "evaluate.py", "--run", tiny_run[0], *TINY_EVALUATION, "--device", "cuda", "--output-dir", tmp_path / "out"
+    )
     line = assert_clean_error(result, "CUDA is not available", "--device cpu")
     assert "set device" not in line and not (tmp_path / "out").exists()
 
@@ -251,16 +261,19 @@ def test_evaluate_checks_the_output_directory_first(launcher, assert_clean_error
 def test_train_finds_a_config_by_name(launcher, assert_clean_error, tmp_path):
     """The env in the error shows which file was read: launchers/configs/halfcheetah-vel.yaml."""
     run_dir = tmp_path / "run"
-    result = launcher("train.py", "--config", "halfcheetah-vel.yaml", "--set", "env_kwargs.bogus=1",
-                      "--output-dir", run_dir)
+    result = launcher(
+        "train.py", "--config", "halfcheetah-vel.yaml", "--set", "env_kwargs.bogus=1", "--output-dir", run_dir
+    )
     assert_clean_error(result, "env_kwargs do not fit metarl/HalfCheetahVel-v0")
     assert not run_dir.exists()
 
 
 @pytest.mark.parametrize(
     "config, fragments",
-    [("halfcheetah-vel", ["meta_batch_size must be positive"]),
-     ("halfcheetah-velocity.yaml", ["halfcheetah-velocity.yaml", "halfcheetah-vel.yaml", "2d-navigation.yaml"])],
+    [
+        ("halfcheetah-vel", ["meta_batch_size must be positive"]),
+        ("halfcheetah-velocity.yaml", ["halfcheetah-velocity.yaml", "halfcheetah-vel.yaml", "2d-navigation.yaml"]),
+    ],
     ids=["found", "not-found"],
 )
 def test_pretrain_finds_a_config_by_name(launcher, assert_clean_error, tmp_path, config, fragments):

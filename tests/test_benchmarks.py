@@ -11,10 +11,35 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 TINY = {
     "meta_update.py": ["--tasks", "2", "--episodes", "2", "--horizon", "5", "--repeats", "1", "--subsamples", "0.5"],
-    "sampling.py": ["--env-id", "metarl/HalfCheetahVel-v0", "--tasks", "2", "--episodes", "2", "--horizon", "5",
-                    "--rounds", "1", "--hidden-sizes", "8", "--no-ray"],
-    "iteration.py": ["--configs", "2d-navigation", "--iterations", "1", "--set", "meta_batch_size=2",
-                     "--set", "fast_batch_size=2", "--set", "horizon=5", "--set", "hidden_sizes=[8]"],
+    "sampling.py": [
+        "--env-id",
+        "metarl/HalfCheetahVel-v0",
+        "--tasks",
+        "2",
+        "--episodes",
+        "2",
+        "--horizon",
+        "5",
+        "--rounds",
+        "1",
+        "--hidden-sizes",
+        "8",
+        "--no-ray",
+    ],
+    "iteration.py": [
+        "--configs",
+        "2d-navigation",
+        "--iterations",
+        "1",
+        "--set",
+        "meta_batch_size=2",
+        "--set",
+        "fast_batch_size=2",
+        "--set",
+        "horizon=5",
+        "--set",
+        "hidden_sizes=[8]",
+    ],
     "curvature_floor.py": ["--tasks", "2", "--episodes", "2", "--horizon", "5", "--hidden", "8", "--repeats", "1"],
     "mujoco_step_rate.py": ["--num-envs", "2", "--steps", "5", "--repeats", "1"],
 }
@@ -23,7 +48,9 @@ TINY = {
 def run_benchmark(script: str, output: Path) -> dict:
     completed = subprocess.run(
         [sys.executable, str(BENCHMARKS / script), *TINY[script], "--json", str(output)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert completed.stdout.strip()

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+import metarl.run
 import metarl.trainer
 from metarl.checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint
 from metarl.config import TrainConfig, from_dict
@@ -69,7 +70,7 @@ def test_a_kill_between_checkpoint_writes_loses_no_checkpoint(killed_at_write, t
     uninterrupted = tmp_path / "uninterrupted"
     metarl.trainer.Trainer.start(from_dict(TrainConfig, tiny), uninterrupted).run(quiet=True)
 
-    run_dir, real_save, writes = tmp_path / "killed", metarl.trainer.save_checkpoint, []
+    run_dir, real_save, writes = tmp_path / "killed", metarl.run.save_checkpoint, []
 
     def save_then_maybe_die(path, state):
         if state["iteration"] == 2:
@@ -78,10 +79,10 @@ def test_a_kill_between_checkpoint_writes_loses_no_checkpoint(killed_at_write, t
                 raise Interrupted  # the process dies before this write starts
         real_save(path, state)
 
-    monkeypatch.setattr(metarl.trainer, "save_checkpoint", save_then_maybe_die)
+    monkeypatch.setattr(metarl.run, "save_checkpoint", save_then_maybe_die)
     with pytest.raises(Interrupted):
         metarl.trainer.Trainer.start(from_dict(TrainConfig, tiny), run_dir).run(quiet=True)
-    monkeypatch.setattr(metarl.trainer, "save_checkpoint", real_save)
+    monkeypatch.setattr(metarl.run, "save_checkpoint", real_save)
     metarl.trainer.Trainer.resume(run_dir, []).run(quiet=True)
 
     for name in ["iter_000002.pt", "latest.pt"]:

@@ -19,14 +19,21 @@ import torch
 
 from metarl.checkpoint import LATEST
 from metarl.config import TrainConfig, load_config
-from metarl.trainer import CHECKPOINTS, Trainer
+from metarl.run import CHECKPOINTS
+from metarl.trainer import Trainer
 
 CONFIGS = sorted((Path(__file__).resolve().parent.parent / "launchers" / "configs").glob("*.yaml"))
 RL_CONFIGS = [path for path in CONFIGS if "env_id" in path.read_text()]
 TINY = ["num_batches=2", "meta_batch_size=2", "fast_batch_size=2", "horizon=20", "hidden_sizes=[8]"]
 PINNED_FILE = Path(__file__).resolve().parent / "pinned_two_iterations.json"
-PINNED_STATISTICS = ("returns/step_0", "returns/step_1", "meta/surrogate_after", "meta/kl",
-                     "meta/line_search_steps", "perf/env_steps")
+PINNED_STATISTICS = (
+    "returns/step_0",
+    "returns/step_1",
+    "meta/surrogate_after",
+    "meta/kl",
+    "meta/line_search_steps",
+    "perf/env_steps",
+)
 # Recorded on this project's machine, where a rerun reproduces them bit for bit. The tolerance only
 # admits the last-bits differences another CPU's float32 kernels can make; a change to the algorithm,
 # an env or a random stream moves these numbers by orders of magnitude more.
@@ -39,13 +46,19 @@ def two_iterations(path: Path, run_dir: Path) -> dict:
     history = Trainer.start(config, run_dir).run(quiet=True)
     state = torch.load(run_dir / CHECKPOINTS / LATEST, weights_only=True)
     parameters = {
-        name: {"sum": float(value.double().sum()), "norm": float(value.double().norm()),
-               "first": [float(v) for v in value.flatten()[:4]]}
+        name: {
+            "sum": float(value.double().sum()),
+            "norm": float(value.double().norm()),
+            "first": [float(v) for v in value.flatten()[:4]],
+        }
         for name, value in sorted(state["policy"].items())
     }
-    return {"env_id": config.env_id, "iteration": state["iteration"],
-            "history": [{key: float(entry[key]) for key in PINNED_STATISTICS} for entry in history],
-            "parameters": parameters}
+    return {
+        "env_id": config.env_id,
+        "iteration": state["iteration"],
+        "history": [{key: float(entry[key]) for key in PINNED_STATISTICS} for entry in history],
+        "parameters": parameters,
+    }
 
 
 def assert_close(actual, expected, where: str) -> None:

@@ -21,8 +21,13 @@ def navigation_meta_batch():
     tasks = experiment.tasks.sample_tasks(3, np.random.default_rng(0))
     policy = experiment.policy
     batch = collect_meta_batch(
-        experiment.sampler, policy, parameters_of(policy), tasks,
-        episodes_per_task=4, inner=experiment.learner.inner, seed=(0, 1, 0),
+        experiment.sampler,
+        policy,
+        parameters_of(policy),
+        tasks,
+        episodes_per_task=4,
+        inner=experiment.learner.inner,
+        seed=(0, 1, 0),
     )
     experiment.close()
     support = [[b.to(dtype=torch.float64) for b in task] for task in batch.support]
@@ -34,11 +39,15 @@ def test_gauss_newton_equals_double_backprop(navigation_meta_batch, first_order)
     """Both curvature methods give the same product (float64, through two inner steps)."""
     policy, support, query = navigation_meta_batch
     products = {}
-    vector = torch.randn(sum(p.numel() for p in policy.parameters()), generator=torch.Generator().manual_seed(0),
-                         dtype=torch.float64)
+    vector = torch.randn(
+        sum(p.numel() for p in policy.parameters()), generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    )
     for method in ("gauss_newton", "double_backprop"):
-        learner = MAMLTRPO(policy, InnerStep.repeated(0.1, 2, first_order=first_order),
-                           trpo=TRPOSettings(cg_damping=0.0, curvature=method))
+        learner = MAMLTRPO(
+            policy,
+            InnerStep.repeated(0.1, 2, first_order=first_order),
+            trpo=TRPOSettings(cg_damping=0.0, curvature=method),
+        )
         data = learner.prepare(support, query)
         params = parameters_of(policy)
         products[method] = learner.curvature_product(params, data, learner.old_policy(params, data))(vector)
@@ -63,14 +72,18 @@ def test_gauss_newton_is_not_the_hessian_away_from_the_minimum():
 def test_subsampled_product_keeping_every_episode_is_the_exact_product(navigation_meta_batch):
     """The subsample path (full-data value, subsample derivative) changes nothing when it keeps every episode."""
     policy, support, query = navigation_meta_batch
-    vector = torch.randn(sum(p.numel() for p in policy.parameters()), generator=torch.Generator().manual_seed(1),
-                         dtype=torch.float64)
+    vector = torch.randn(
+        sum(p.numel() for p in policy.parameters()), generator=torch.Generator().manual_seed(1), dtype=torch.float64
+    )
     exact_learner = MAMLTRPO(policy, InnerStep.repeated(0.1, 2), trpo=TRPOSettings(cg_damping=0.0))
     data = exact_learner.prepare(support, query)
     params = parameters_of(policy)
     exact = exact_learner.curvature_product(params, data, exact_learner.old_policy(params, data))(vector)
-    keep_all = MAMLTRPO(policy, InnerStep.repeated(0.1, 2),  # 0.99 keeps 4 of 4 episodes
-                        trpo=TRPOSettings(cg_damping=0.0, curvature_subsample=0.99))
+    keep_all = MAMLTRPO(
+        policy,
+        InnerStep.repeated(0.1, 2),  # 0.99 keeps 4 of 4 episodes
+        trpo=TRPOSettings(cg_damping=0.0, curvature_subsample=0.99),
+    )
     assert data.subsample(0.99).query.num_episodes == data.query.num_episodes
     subsampled = keep_all.subsampled_curvature_product(params, data, keep_all.adapted(params, data, False))(vector)
     torch.testing.assert_close(subsampled, exact, rtol=1e-10, atol=1e-12)

@@ -32,9 +32,18 @@ def test_the_process_backend_trains_a_user_env_as_the_in_process_one_does(train,
     runs = {}
     for backend in ("vectorized", "process"):
         runs[backend] = tmp_path / backend
-        result = train(*tiny_run_args(num_batches=2), "--set", f"env_id={ENV_ID}", "--set",
-                       f"sampler.backend={backend}", "--set", "sampler.num_workers=2", "--output-dir", runs[backend],
-                       "--quiet")
+        result = train(
+            *tiny_run_args(num_batches=2),
+            "--set",
+            f"env_id={ENV_ID}",
+            "--set",
+            f"sampler.backend={backend}",
+            "--set",
+            "sampler.num_workers=2",
+            "--output-dir",
+            runs[backend],
+            "--quiet",
+        )
         assert result.returncode == 0, result.stderr
     assert_same_policy(latest_policy(runs["vectorized"]), latest_policy(runs["process"]))
 
@@ -53,20 +62,44 @@ def test_non_finite_env_output_is_one_line_naming_env_field_and_step(
 ):
     """The launcher stops at the env's first bad value and names it, instead of a baseline-fit traceback
     that blames the observations; a NaN reward is not blamed on the observations."""
-    result = train(*tiny_run_args(num_batches=1), "--set", f"env_id={ENV_ID}", "--set", f"env_kwargs={env_kwargs}",
-                   "--set", f"sampler.backend={backend}", "--set", "sampler.num_workers=1",
-                   "--output-dir", tmp_path / "run", "--quiet")
+    result = train(
+        *tiny_run_args(num_batches=1),
+        "--set",
+        f"env_id={ENV_ID}",
+        "--set",
+        f"env_kwargs={env_kwargs}",
+        "--set",
+        f"sampler.backend={backend}",
+        "--set",
+        "sampler.num_workers=1",
+        "--output-dir",
+        tmp_path / "run",
+        "--quiet",
+    )
     assert_clean_error(result, f"env {ENV_ID} returned a", *fragments, started=True)
 
 
-def test_evaluating_on_an_env_that_turned_non_finite_is_one_line(custom_env_run, launcher, tmp_path,
-                                                                 assert_clean_error):
+def test_evaluating_on_an_env_that_turned_non_finite_is_one_line(
+    custom_env_run, launcher, tmp_path, assert_clean_error
+):
     run_dir = tmp_path / "run"
     shutil.copytree(custom_env_run, run_dir)
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     (run_dir / "config.yaml").write_text(yaml.safe_dump({**config, "env_kwargs": {"nan_reward_at": 2}}))
-    result = launcher("evaluate.py", "--run", run_dir, "--num-tasks", 2, "--num-steps", 1, "--fast-batch-size", 2,
-                      "--output-dir", tmp_path / "evaluation", "--quiet")
+    result = launcher(
+        "evaluate.py",
+        "--run",
+        run_dir,
+        "--num-tasks",
+        2,
+        "--num-steps",
+        1,
+        "--fast-batch-size",
+        2,
+        "--output-dir",
+        tmp_path / "evaluation",
+        "--quiet",
+    )
     assert_clean_error(result, f"env {ENV_ID} returned a non-finite reward (nan) at step 2")
     assert not (tmp_path / "evaluation" / "evaluation.json").exists()
 

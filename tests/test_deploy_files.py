@@ -291,3 +291,12 @@ def test_hadolint(path: Path) -> None:
 def test_shellcheck(script: Path) -> None:
     result = subprocess.run(["shellcheck", "--shell=bash", str(script)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ci_runs_the_readme_commands():
+    """.ci/run installs and tests exactly as the README's first lines tell a newcomer to."""
+    readme = (REPO / "README.md").read_text()
+    install, test = readme.split("```bash\n", 1)[1].split("```", 1)[0].strip().splitlines()
+    ci = (REPO / ".ci" / "run").read_text().splitlines()
+    install_command = install.split(" && ")[2]  # after creating and activating the virtual environment
+    assert install_command in ci and test in ci, (install_command, test)

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+import metarl.evaluation_output
 from metarl.checkpoint import load_checkpoint
 from metarl.config import TrainConfig, from_dict
 from metarl.evaluation import EvalSettings, evaluate_policy, sample_test_tasks
@@ -59,8 +60,17 @@ def evaluation_run(trained_run, pretrained_checkpoint, tmp_path_factory) -> tupl
     """The evaluation's output directory and its console output."""
     output_dir = tmp_path_factory.mktemp("eval") / "out"
     result = run_launcher(
-        "evaluate.py", "--run", trained_run, "--pretrained", pretrained_checkpoint, "--num-tasks", NUM_TASKS,
-        "--num-steps", NUM_STEPS, "--output-dir", output_dir,
+        "evaluate.py",
+        "--run",
+        trained_run,
+        "--pretrained",
+        pretrained_checkpoint,
+        "--num-tasks",
+        NUM_TASKS,
+        "--num-steps",
+        NUM_STEPS,
+        "--output-dir",
+        output_dir,
     )
     assert result.returncode == 0, result.stderr
     return output_dir, result.stdout
@@ -91,8 +101,11 @@ def test_json_structure_and_finite_values(evaluation):
     assert settings["num_tasks"] == NUM_TASKS and settings["episodes_per_step"] == 40
     assert settings["step_sizes"] == [0.1, 0.05]  # α, then α/2 as in the paper's test scripts
     # the baselines get the first step size the paper's navigation test script gave them (0.5), then half
-    assert settings["step_sizes_by_method"] == {"maml": [0.1, 0.05], "random_init": [0.5, 0.25],
-                                                "pretrained": [0.5, 0.25]}
+    assert settings["step_sizes_by_method"] == {
+        "maml": [0.1, 0.05],
+        "random_init": [0.5, 0.25],
+        "pretrained": [0.5, 0.25],
+    }
     assert results["config"]["run"]["hidden_sizes"] == [32, 32]
     assert results["checkpoint"]["iteration"] == TINY["num_batches"]
     assert results["checkpoint"]["machine"]["cpu_count"] >= 1  # the trainer records where it ran
@@ -152,8 +165,11 @@ def test_test_tasks_never_overlap_training_tasks(seed):
     experiment_tasks = make_task_env("metarl/Navigation2D-v0", {}).unwrapped
     test_goals = {task["goal"] for task in sample_test_tasks(experiment_tasks, 40, seed)}
     assert len(test_goals) == 40
-    training_goals = {task["goal"] for it in range(1000) for task in
-                      experiment_tasks.sample_tasks(20, task_rng(seed, TRAIN_TASKS, it))}
+    training_goals = {
+        task["goal"]
+        for it in range(1000)
+        for task in experiment_tasks.sample_tasks(20, task_rng(seed, TRAIN_TASKS, it))
+    }
     assert not test_goals & training_goals
     # Stream level, independent of the env: the raw draws of the test stream are none of training's.
     test_draws = task_rng(seed, EVAL_TASKS, 0).random(8)
@@ -273,12 +289,23 @@ def test_full_disk_while_writing_results_is_one_line_and_leaves_no_truncated_fil
         raise OSError(errno.ENOSPC, "No space left on device")
 
     output_dir = tmp_path / "out"
-    args = ["--run", str(trained_run), "--num-tasks", "2", "--num-steps", "1", "--fast-batch-size", "2",
-            "--output-dir", str(output_dir), "--quiet"]
+    args = [
+        "--run",
+        str(trained_run),
+        "--num-tasks",
+        "2",
+        "--num-steps",
+        "1",
+        "--fast-batch-size",
+        "2",
+        "--output-dir",
+        str(output_dir),
+        "--quiet",
+    ]
     if full_at == "evaluation.json":
-        monkeypatch.setattr(module, "atomic_write_text", write_half_then_fill_the_disk)
+        monkeypatch.setattr(metarl.evaluation_output, "atomic_write_text", write_half_then_fill_the_disk)
     else:
-        monkeypatch.setattr(module, "adaptation_plot", plot_half_then_fill_the_disk)
+        monkeypatch.setattr(metarl.evaluation_output, "adaptation_plot", plot_half_then_fill_the_disk)
     assert module.main(args) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"error: cannot write the evaluation to {output_dir}"), err

@@ -32,8 +32,14 @@ def shipped_config_estimates():
         config = load_config(TrainConfig, path)
         env = make_task_env(config.env_id, config.env_kwargs)
         horizon = config.horizon or env.spec.max_episode_steps
-        estimates[path.name] = iteration_memory(config.meta_batch_size, config.fast_batch_size, horizon,
-                                                config.num_steps, *policy_dims(env), config.hidden_sizes)
+        estimates[path.name] = iteration_memory(
+            config.meta_batch_size,
+            config.fast_batch_size,
+            horizon,
+            config.num_steps,
+            *policy_dims(env),
+            config.hidden_sizes,
+        )
         env.close()
     return estimates
 
@@ -58,15 +64,30 @@ def test_the_parameter_count_is_the_policy_s():
 
 @pytest.mark.parametrize(
     "sizes, fix",
-    [(dict(meta_batch_size=10**9), "lower meta_batch_size, fast_batch_size or horizon"),
-     (dict(hidden_sizes=[10**6, 10**6]), "lower hidden_sizes")],
+    [
+        (dict(meta_batch_size=10**9), "lower meta_batch_size, fast_batch_size or horizon"),
+        (dict(hidden_sizes=[10**6, 10**6]), "lower hidden_sizes"),
+    ],
 )
 def test_sizes_that_cannot_fit_are_refused_with_the_estimate_and_the_fix(monkeypatch, sizes, fix):
     monkeypatch.setattr(metarl.memory, "available_memory", lambda device: 16 * GIB)
-    arguments = dict(meta_batch_size=40, fast_batch_size=20, horizon=100, num_steps=1, observation_dim=2,
-                     action_dim=2, hidden_sizes=[100, 100]) | sizes
-    with pytest.raises(ConfigError, match=r"^an iteration needs at least [0-9.]+ [TPE]iB of memory .* but this "
-                                          r"machine has 16\.0 GiB available; " + fix):
+    arguments = (
+        dict(
+            meta_batch_size=40,
+            fast_batch_size=20,
+            horizon=100,
+            num_steps=1,
+            observation_dim=2,
+            action_dim=2,
+            hidden_sizes=[100, 100],
+        )
+        | sizes
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"^an iteration needs at least [0-9.]+ [TPE]iB of memory .* but this "
+        r"machine has 16\.0 GiB available; " + fix,
+    ):
         require_memory(iteration_memory(**arguments), torch.device("cpu"))
 
 

@@ -277,7 +277,10 @@ def test_vectorized_sampler_returns_the_same_episodes_as_gymnasium_sync_vector_e
     env_id, horizon = "metarl/AntGoal-v0", 15
     batched = envs.make_task_vector_env(env_id, 4, max_episode_steps=horizon)
     synced = gymnasium.make_vec(
-        env_id, 4, vectorization_mode="sync", vector_kwargs={"autoreset_mode": AutoresetMode.DISABLED},
+        env_id,
+        4,
+        vectorization_mode="sync",
+        vector_kwargs={"autoreset_mode": AutoresetMode.DISABLED},
         max_episode_steps=horizon,
     )
     torch.manual_seed(0)
@@ -361,9 +364,25 @@ def test_mujoco_writes_a_log_file_for_gymnasiums_cheetah_which_is_why_we_compile
 
 
 CONFIG_KEYS = {
-    "env_id", "env_kwargs", "horizon", "meta_batch_size", "fast_batch_size", "num_steps", "fast_lr", "num_batches",
-    "gamma", "gae_lambda", "first_order", "trpo",
-    "hidden_sizes", "nonlinearity", "init_std", "seed", "device", "checkpoint_every", "sampler",
+    "env_id",
+    "env_kwargs",
+    "horizon",
+    "meta_batch_size",
+    "fast_batch_size",
+    "num_steps",
+    "fast_lr",
+    "num_batches",
+    "gamma",
+    "gae_lambda",
+    "first_order",
+    "trpo",
+    "hidden_sizes",
+    "nonlinearity",
+    "init_std",
+    "seed",
+    "device",
+    "checkpoint_every",
+    "sampler",
 }
 
 
@@ -385,8 +404,17 @@ def test_configs_hold_the_papers_settings_for_a_registered_env(config, env_id, f
     assert set(values) == CONFIG_KEYS
     assert values["env_id"] == env_id and env_id in gymnasium.registry
     assert values["fast_batch_size"] == fast_batch_size and values["trpo"]["max_kl"] == max_kl
-    paper = {"horizon": 200, "meta_batch_size": 40, "num_steps": 1, "fast_lr": 0.1, "gamma": 0.99, "gae_lambda": 1.0,
-             "hidden_sizes": [100, 100], "nonlinearity": "relu", "first_order": False}
+    paper = {
+        "horizon": 200,
+        "meta_batch_size": 40,
+        "num_steps": 1,
+        "fast_lr": 0.1,
+        "gamma": 0.99,
+        "gae_lambda": 1.0,
+        "hidden_sizes": [100, 100],
+        "nonlinearity": "relu",
+        "first_order": False,
+    }
     assert {key: values[key] for key in paper} == paper
     trpo = {"cg_iters": 10, "cg_damping": 1e-5, "ls_max_steps": 15, "ls_backtrack_ratio": 0.8}
     assert {key: values["trpo"][key] for key in trpo} == trpo

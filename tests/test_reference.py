@@ -6,8 +6,13 @@ from metarl.reference import load_references, reference_for
 
 def test_every_family_has_four_steps_per_method_and_an_oracle():
     references = load_references()
-    assert set(references) == {"2D navigation", "HalfCheetah velocity", "HalfCheetah direction", "Ant velocity",
-                               "Ant direction"}
+    assert set(references) == {
+        "2D navigation",
+        "HalfCheetah velocity",
+        "HalfCheetah direction",
+        "Ant velocity",
+        "Ant direction",
+    }
     for reference in references.values():
         for returns in reference.returns.values():
             assert len(returns) == 4 and all(math.isfinite(v) for v in returns)

@@ -16,25 +16,46 @@ REPO = Path(__file__).resolve().parents[1]
 
 def entry(step: int, returns: list[float], half_width: float) -> dict:
     mean = sum(returns) / len(returns)
-    return {"step": step, "mean": mean, "std_error": half_width / 2, "ci_low": mean - half_width,
-            "ci_high": mean + half_width, "num_tasks": len(returns), "confidence": 0.95, "task_returns": returns}
+    return {
+        "step": step,
+        "mean": mean,
+        "std_error": half_width / 2,
+        "ci_low": mean - half_width,
+        "ci_high": mean + half_width,
+        "num_tasks": len(returns),
+        "confidence": 0.95,
+        "task_returns": returns,
+    }
 
 
 def evaluation() -> dict:
     return {
         "env_id": "metarl/Navigation2D-v0",
         "family": "2D navigation",
-        "checkpoint": {"path": "runs/nav/checkpoints/latest.pt", "iteration": 300, "env_steps": 23_000_000,
-                       "wall_time_s": 1500.0, "machine": None},
+        "checkpoint": {
+            "path": "runs/nav/checkpoints/latest.pt",
+            "iteration": 300,
+            "env_steps": 23_000_000,
+            "wall_time_s": 1500.0,
+            "machine": None,
+        },
         "pretrained_checkpoint": None,
-        "config": {"evaluation": {"num_tasks": 2, "num_steps": 1, "episodes_per_step": 20, "seed": 1,
-                                  "step_sizes": [0.1]}},
+        "config": {
+            "evaluation": {"num_tasks": 2, "num_steps": 1, "episodes_per_step": 20, "seed": 1, "step_sizes": [0.1]}
+        },
         "machine": {"cpu": "Test CPU", "cpu_count": 2, "torch": "2.13.0", "device": "cpu"},
         "evaluation_wall_time_s": 60.0,
-        "methods": {"maml": [entry(0, [-40.0, -42.0], 1.0), entry(1, [-20.0, -22.0], 1.0)],
-                    "random_init": [entry(0, [-80.0, -82.0], 1.0), entry(1, [-70.0, -71.0], 1.0)]},
-        "paper": {"maml": [-40.41, -11.68, -3.33, -3.23], "pretrained": [-40.81, -19.73, -11.72, -8.47],
-                  "random_init": [-82.66, -57.96, -53.84, -46.81], "oracle": -2.29, "episodes_per_step": 20},
+        "methods": {
+            "maml": [entry(0, [-40.0, -42.0], 1.0), entry(1, [-20.0, -22.0], 1.0)],
+            "random_init": [entry(0, [-80.0, -82.0], 1.0), entry(1, [-70.0, -71.0], 1.0)],
+        },
+        "paper": {
+            "maml": [-40.41, -11.68, -3.33, -3.23],
+            "pretrained": [-40.81, -19.73, -11.72, -8.47],
+            "random_init": [-82.66, -57.96, -53.84, -46.81],
+            "oracle": -2.29,
+            "episodes_per_step": 20,
+        },
     }
 
 
@@ -54,8 +75,10 @@ def test_headline_table_puts_ours_beside_the_paper():
     """One row per evaluation; steps the evaluation did not run show a dash, the paper's number stays."""
     text = headline_table([evaluation()])
     assert "| task family | iteration | 0 steps | 1 step | 2 steps | 3 steps |" in text
-    assert ("| 2D navigation | 300 | -41.00 ± 1.00 (paper -40.41) | -21.00 ± 1.00 (paper -11.68) "
-            "| – (paper -3.33) | – (paper -3.23) |") in text
+    assert (
+        "| 2D navigation | 300 | -41.00 ± 1.00 (paper -40.41) | -21.00 ± 1.00 (paper -11.68) "
+        "| – (paper -3.33) | – (paper -3.23) |"
+    ) in text
     no_paper = {**evaluation(), "family": "metarl/AntGoal-v0", "paper": None}
     assert "| metarl/AntGoal-v0 | 300 | -41.00 ± 1.00 | -21.00 ± 1.00 | – | – |" in headline_table([no_paper])
     assert report([evaluation()]).index("| task family |") < report([evaluation()]).index("### 2D navigation")
@@ -86,8 +109,14 @@ def test_report_launcher(tmp_path):
     (tmp_path / "eval" / "evaluation.json").write_text(json.dumps(evaluation()))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     output = tmp_path / "RESULTS.md"
-    done = subprocess.run([sys.executable, "launchers/report.py", str(tmp_path / "eval"), "--output", str(output)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "launchers/report.py", str(tmp_path / "eval"), "--output", str(output)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "### 2D navigation" in output.read_text()
 

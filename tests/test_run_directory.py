@@ -6,6 +6,9 @@ import errno
 import importlib.util
 import os
 import shutil
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,6 +17,7 @@ import torch
 import yaml
 from run_helpers import assert_same_policy, latest_policy
 
+import metarl.run
 import metarl.trainer
 from metarl.config import to_dict
 from metarl.evaluation import load_run_config
@@ -27,7 +31,7 @@ NOT_OURS = "checkpoints/notes.tmp"
 
 @pytest.fixture(scope="module")
 def train_main():
-    """launchers/train.py's main() in-process, so that a test can inject faults into metarl.trainer."""
+    """launchers/train.py's main() in-process, so that a test can inject faults into metarl.run."""
     path = Path(__file__).resolve().parents[1] / "launchers" / "train.py"
     spec = importlib.util.spec_from_file_location("launcher_train", path)
     module = importlib.util.module_from_spec(spec)
@@ -221,7 +225,7 @@ def test_a_disk_fault_while_checkpointing_is_one_line_and_the_run_resumes(
 ):
     """The second checkpoint write (iteration 2's numbered one) fails: exit 1 with one line pointing to the
     last complete checkpoint; after the fault is gone, --resume ends where the uninterrupted run ends."""
-    run_dir, real_save, calls = tmp_path / "run", metarl.trainer.save_checkpoint, []
+    run_dir, real_save, calls = tmp_path / "run", metarl.run.save_checkpoint, []
 
     def failing_save(path, state):
         calls.append(path.name)
@@ -229,14 +233,14 @@ def test_a_disk_fault_while_checkpointing_is_one_line_and_the_run_resumes(
             raise OSError(code, os.strerror(code))
         real_save(path, state)
 
-    monkeypatch.setattr(metarl.trainer, "save_checkpoint", failing_save)
+    monkeypatch.setattr(metarl.run, "save_checkpoint", failing_save)
     result = train_here(*tiny_run_args(), "--output-dir", run_dir, "--quiet")
     assert_fault_line(
         result, os.strerror(code), "last complete checkpoint, checkpoints/latest.pt", f"--resume {run_dir}"
     )
     assert calls == ["latest.pt", "iter_000002.pt"]
 
-    monkeypatch.setattr(metarl.trainer, "save_checkpoint", real_save)
+    monkeypatch.setattr(metarl.run, "save_checkpoint", real_save)
     assert train_here("--resume", run_dir, "--quiet").returncode == 0
     assert_same_policy(latest_policy(run_dir), latest_policy(tiny_run[0]))
 
@@ -249,7 +253,7 @@ def test_a_full_disk_before_the_first_checkpoint_resumes_from_iteration_0(
     def full_disk(path, state):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(metarl.trainer, "save_checkpoint", full_disk)
+    monkeypatch.setattr(metarl.run, "save_checkpoint", full_disk)
     assert_fault_line(train_here(*tiny_run_args(), "--output-dir", run_dir, "--quiet"), "from iteration 0")
     monkeypatch.undo()
     assert train_here("--resume", run_dir, "--quiet").returncode == 0
@@ -265,7 +269,7 @@ def test_a_full_disk_while_writing_the_config(
     def full_disk(path, text):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(metarl.trainer, "atomic_write_text", full_disk)
+    monkeypatch.setattr(metarl.run, "atomic_write_text", full_disk)
     run_dir = tmp_path / "new"
     assert_fault_line(train_here(*tiny_run_args(), "--output-dir", run_dir), "nothing of the run was written")
     before = directory_snapshot(tiny_run_copy)
@@ -281,7 +285,7 @@ def test_other_os_errors_are_not_disguised_as_disk_faults(tiny_run_args, train_h
     def bug(path, state):
         raise FileNotFoundError(errno.ENOENT, "no such file", str(path))
 
-    monkeypatch.setattr(metarl.trainer, "save_checkpoint", bug)
+    monkeypatch.setattr(metarl.run, "save_checkpoint", bug)
     with pytest.raises(FileNotFoundError):
         train_here(*tiny_run_args(), "--output-dir", Path(tmp_path) / "run", "--quiet")
 
@@ -303,3 +307,33 @@ def test_the_committed_paper_runs_still_load(run_dir):
     config = load_run_config(run_dir.parent)
     saved = yaml.safe_load(run_dir.read_text())
     assert config.trpo.max_kl == saved.get("max_kl", saved.get("trpo", {}).get("max_kl"))
+
+
+def test_ctrl_c_while_the_launcher_imports_is_one_line(tmp_path):
+    """The imports take seconds; a Ctrl-C then (injected here while metarl.trainer is imported) is one line."""
+    code = textwrap.dedent(
+        """
+        import runpy, sys
+
+        class CtrlC:  # what a Ctrl-C raises, at a chosen import instead of a chosen time
+            def find_spec(self, name, path=None, target=None):
+                if name == "metarl.trainer":
+                    raise KeyboardInterrupt
+
+        sys.meta_path.insert(0, CtrlC())
+        sys.argv = ["launchers/train.py", "--output-dir", sys.argv[1]]
+        runpy.run_path("launchers/train.py", run_name="__main__")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "run")],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 130, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: interrupted while starting, before anything was written; run the same command again"
+    ]
+    assert not (tmp_path / "run").exists()

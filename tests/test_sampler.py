@@ -24,8 +24,9 @@ def per_task_params(policy):
     params = []
     for task_index in range(len(TASKS)):
         generator = torch.Generator().manual_seed(100 + task_index)
-        task_params = {n: p.detach() + 0.3 * torch.randn(p.shape, generator=generator)
-                       for n, p in parameters_of(policy).items()}
+        task_params = {
+            n: p.detach() + 0.3 * torch.randn(p.shape, generator=generator) for n, p in parameters_of(policy).items()
+        }
         params.append(task_params)
     params[0] = {n: torch.zeros_like(p) for n, p in params[0].items()}
     params[0]["log_std"] = torch.full((2,), math.log(0.06))  # moves 0.1·a of std 0.006: the goal box, sometimes

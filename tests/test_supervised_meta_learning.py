@@ -79,8 +79,9 @@ def test_second_and_first_order_differ_on_quadratic():
 def test_maml_meta_gradient_matches_finite_differences():
     model = MLPRegressor(1, 1, [16, 16], generator=torch.Generator().manual_seed(0)).double()
     batch = SinusoidDistribution().sample(4, 5, 7, np.random.default_rng(0))
-    batch = TaskBatch(*(t.double() for t in (batch.support_inputs, batch.support_targets, batch.query_inputs,
-                                             batch.query_targets)))
+    batch = TaskBatch(
+        *(t.double() for t in (batch.support_inputs, batch.support_targets, batch.query_inputs, batch.query_targets))
+    )
     maml = MAML(model, mse_per_task, 0.05, 2, 1e-3)
     params = {name: value.detach().clone().requires_grad_() for name, value in parameters_of(model).items()}
     loss, _ = maml.meta_loss(params, batch)
@@ -91,8 +92,9 @@ def test_maml_meta_gradient_matches_finite_differences():
     eps = 1e-6
 
     def loss_at(sign: float) -> float:
-        shifted = {name: (value + sign * eps * direction[name]).detach().requires_grad_()
-                   for name, value in params.items()}
+        shifted = {
+            name: (value + sign * eps * direction[name]).detach().requires_grad_() for name, value in params.items()
+        }
         return maml.meta_loss(shifted, batch)[0].item()
 
     numeric = (loss_at(1.0) - loss_at(-1.0)) / (2 * eps)
@@ -134,8 +136,12 @@ def test_batched_tasks_equal_per_task_loop_for_conv_net_with_batch_norm(first_or
     torch.manual_seed(0)
     model = ConvClassifier(3, num_filters=4, image_size=16, generator=torch.Generator().manual_seed(0)).double()
     labels = torch.arange(3).repeat(2).expand(2, -1)
-    batch = TaskBatch(torch.rand(2, 6, 1, 16, 16, dtype=torch.float64) * torch.tensor([1.0, 3.0]).view(2, 1, 1, 1, 1),
-                      labels, torch.rand(2, 6, 1, 16, 16, dtype=torch.float64), labels)
+    batch = TaskBatch(
+        torch.rand(2, 6, 1, 16, 16, dtype=torch.float64) * torch.tensor([1.0, 3.0]).view(2, 1, 1, 1, 1),
+        labels,
+        torch.rand(2, 6, 1, 16, 16, dtype=torch.float64),
+        labels,
+    )
     maml = MAML(model, cross_entropy_per_task, 0.4, 2, 1e-3, first_order)
     batched, _ = maml.meta_loss(parameters_of(model), batch)
     looped = per_task_loop_meta_loss(model, batch, cross_entropy_per_task, 0.4, 2, first_order)

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,14 +21,13 @@ from metarl.supervised.omniglot import (
     write_synthetic_omniglot,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
 def omniglot_dir(tmp_path_factory) -> Path:
     """4 alphabets × 8 characters × 6 drawings of 105×105 PNGs, in images_background/ and images_evaluation/."""
-    return write_synthetic_omniglot(tmp_path_factory.mktemp("omniglot"), num_alphabets=4, characters_per_alphabet=8,
-                                    drawings_per_character=6)
+    return write_synthetic_omniglot(
+        tmp_path_factory.mktemp("omniglot"), num_alphabets=4, characters_per_alphabet=8, drawings_per_character=6
+    )
 
 
 def test_directory_format_is_found(omniglot_dir):
@@ -111,36 +107,53 @@ def test_episode_requests_the_split_cannot_serve_are_errors(omniglot_dir):
         train.sample_episodes(1, 21, 1, 1, np.random.default_rng(0))
 
 
-def run_launcher(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "launchers/omniglot.py", *args], cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=400, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
-
-
 @pytest.mark.slow
-def test_short_omniglot_training_beats_chance(omniglot_dir, tmp_path):
+def test_short_omniglot_training_beats_chance(launcher, omniglot_dir, tmp_path):
     """5-way 1-shot on meta-test characters never seen in meta-training: chance is 0.2.
 
     On this easy stand-in a random conv net fine-tuned for 3 steps is already well above chance, so the
     run must also show meta-training at work: the post-adaptation query loss falls over the run.
     """
     run_dir = tmp_path / "run"
-    result = run_launcher("--data", str(omniglot_dir), "--output-dir", str(run_dir),
-                          "--set", "num_train_characters=20", "--set", "num_iterations=60",
-                          "--set", "meta_batch_size=4",
-                          "--set", "num_filters=16", "--set", "num_query=2", "--set", "eval_tasks=100",
-                          "--set", "eval_every=0", "--set", "log_every=20")
+    result = launcher(
+        "omniglot.py",
+        "--data",
+        str(omniglot_dir),
+        "--output-dir",
+        str(run_dir),
+        "--set",
+        "num_train_characters=20",
+        "--set",
+        "num_iterations=60",
+        "--set",
+        "meta_batch_size=4",
+        "--set",
+        "num_filters=16",
+        "--set",
+        "num_query=2",
+        "--set",
+        "eval_tasks=100",
+        "--set",
+        "eval_every=0",
+        "--set",
+        "log_every=20",
+        timeout=400,
+    )
     assert result.returncode == 0, result.stderr
     evaluation = json.loads((run_dir / "evaluation.json").read_text())
     assert evaluation["meta_train_characters"] == 20 and evaluation["meta_test_characters"] == 12
     accuracy = evaluation["accuracy"]["step_3"]
     assert accuracy["mean"] - accuracy["ci95"] > 0.4, evaluation["accuracy"]
     assert (run_dir / "checkpoints" / "latest.pt").is_file() and (run_dir / "config.yaml").is_file()
-    post_losses = [float(re.search(r"query_post_adaptation ([0-9.]+)", line).group(1))
-                   for line in result.stdout.splitlines() if line.startswith("iter ")]
+    post_losses = [
+        float(re.search(r"query_post_adaptation ([0-9.]+)", line).group(1))
+        for line in result.stdout.splitlines()
+        if line.startswith("iter ")
+    ]
     assert len(post_losses) == 3 and post_losses[-1] < 0.85 * post_losses[0], post_losses
 
 
-def test_omniglot_launcher_reports_a_bad_data_directory_in_one_line(tmp_path):
-    result = run_launcher("--data", str(tmp_path / "missing"), "--output-dir", str(tmp_path / "run"))
+def test_omniglot_launcher_reports_a_bad_data_directory_in_one_line(launcher, tmp_path):
+    result = launcher("omniglot.py", "--data", str(tmp_path / "missing"), "--output-dir", str(tmp_path / "run"))
     assert result.returncode == 2 and result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
     assert "is not a directory" in result.stderr and not (tmp_path / "run").exists()

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -80,28 +77,45 @@ def test_short_sinusoid_meta_training_makes_adaptation_work():
     assert post < 0.6 * pre, (pre, post)
 
     baseline = MLPRegressor(generator=torch.Generator().manual_seed(0))
-    pretrain_jointly(baseline, lambda it: distribution.sample(25, 5, 5, np.random.default_rng([2, it])), 1000, 1e-3,
-                     mse_per_task)
-    baseline_pre, baseline_post = adaptation_curve(baseline, parameters_of(baseline), evaluation, mse_per_task,
-                                                   0.01, 1).mean(axis=1)
+    pretrain_jointly(
+        baseline, lambda it: distribution.sample(25, 5, 5, np.random.default_rng([2, it])), 1000, 1e-3, mse_per_task
+    )
+    baseline_pre, baseline_post = adaptation_curve(
+        baseline, parameters_of(baseline), evaluation, mse_per_task, 0.01, 1
+    ).mean(axis=1)
     print(f"baseline pre {baseline_pre:.3f} post {baseline_post:.3f}")
     assert post < 0.75 * baseline_post, (post, baseline_pre, baseline_post)
 
 
-def run_launcher(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "launchers/sinusoid.py", *args], cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
-
-
 @pytest.mark.slow
-def test_sinusoid_launcher_writes_a_complete_run(tmp_path):
+def test_sinusoid_launcher_writes_a_complete_run(launcher, tmp_path):
     run_dir = tmp_path / "run"
-    result = run_launcher("--output-dir", str(run_dir), "--quiet", "--set", "num_iterations=30",
-                          "--set", "baseline_iterations=30", "--set", "eval_tasks=40", "--set", "log_every=10",
-                          "--set", "eval_steps=[1,2]", "--set", "plot_tasks=2")
+    result = launcher(
+        "sinusoid.py",
+        "--output-dir",
+        str(run_dir),
+        "--quiet",
+        "--set",
+        "num_iterations=30",
+        "--set",
+        "baseline_iterations=30",
+        "--set",
+        "eval_tasks=40",
+        "--set",
+        "log_every=10",
+        "--set",
+        "eval_steps=[1,2]",
+        "--set",
+        "plot_tasks=2",
+    )
     assert result.returncode == 0, result.stderr
-    for name in ["config.yaml", "evaluation.json", "sinusoid_fits.png", "checkpoints/latest.pt",
-                 "checkpoints/baseline.pt"]:
+    for name in [
+        "config.yaml",
+        "evaluation.json",
+        "sinusoid_fits.png",
+        "checkpoints/latest.pt",
+        "checkpoints/baseline.pt",
+    ]:
         assert (run_dir / name).is_file(), name
     assert list((run_dir / "train").glob("events.out.tfevents.*"))
     evaluation = json.loads((run_dir / "evaluation.json").read_text())
@@ -111,17 +125,20 @@ def test_sinusoid_launcher_writes_a_complete_run(tmp_path):
     assert evaluation["paper_k5"]["maml"]["step_1"] == 0.67
     assert "maml MSE on 40 tasks" in result.stdout
 
-    again = run_launcher("--output-dir", str(run_dir))
+    again = launcher("sinusoid.py", "--output-dir", str(run_dir))
     assert again.returncode == 2 and again.stderr.startswith("error: ") and "already holds a run" in again.stderr
 
 
-@pytest.mark.parametrize("override, message", [
-    ("algorithm=sgd", "algorithm must be one of maml, reptile"),
-    ("num_shots=0", "num_shots must be positive"),
-    ("num_stpes=2", "did you mean 'num_steps'"),
-    ("first_order=true", "first_order applies to algorithm=maml only"),
-    ("amplitude_range=[5, 1]", "amplitude_range must be [low, high]"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("algorithm=sgd", "algorithm must be one of maml, reptile"),
+        ("num_shots=0", "num_shots must be positive"),
+        ("num_stpes=2", "did you mean 'num_steps'"),
+        ("first_order=true", "first_order applies to algorithm=maml only"),
+        ("amplitude_range=[5, 1]", "amplitude_range must be [low, high]"),
+    ],
+)
 def test_sinusoid_config_errors_name_the_key(override, message):
     overrides = [override, "algorithm=reptile"] if override.startswith("first_order") else [override]
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -134,8 +151,8 @@ def test_default_sinusoid_config_has_the_paper_values():
     assert config.hidden_sizes == [40, 40] and config.eval_tasks == 600 and config.eval_steps == [1, 5, 10]
 
 
-def test_sinusoid_launcher_rejects_a_bad_config_in_one_line(tmp_path):
-    result = run_launcher("--output-dir", str(tmp_path / "run"), "--set", "num_stpes=2")
+def test_sinusoid_launcher_rejects_a_bad_config_in_one_line(launcher, tmp_path):
+    result = launcher("sinusoid.py", "--output-dir", str(tmp_path / "run"), "--set", "num_stpes=2")
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and "did you mean 'num_steps'" in result.stderr
     assert result.stderr.count("\n") == 1 and not (tmp_path / "run").exists()

@@ -51,8 +51,13 @@ def test_hyperparameters_text(tiny_run, event_files):
     events = event_files(tiny_run[0]).Tensors("hyperparameters/text_summary")
     assert len(events) == 1
     text = events[0].tensor_proto.string_val[0].decode()
-    for row in ["| fast_lr | 0.5 |", "| meta_batch_size | 2 |", "| hidden_sizes | [8] |", "| horizon | 20 |",
-                "| sampler.backend | vectorized |"]:
+    for row in [
+        "| fast_lr | 0.5 |",
+        "| meta_batch_size | 2 |",
+        "| hidden_sizes | [8] |",
+        "| horizon | 20 |",
+        "| sampler.backend | vectorized |",
+    ]:
         assert row in text, row
 
 
@@ -119,9 +124,21 @@ def test_live_tensorboard_serves_the_returns(tiny_run, run_scalars, tmp_path):
     base = f"http://127.0.0.1:{port}"
     log = (tmp_path / "tensorboard.log").open("w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "tensorboard.main", "--logdir", str(run_dir), "--host", "127.0.0.1",
-         "--port", str(port), "--reload_interval", "1"],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "tensorboard.main",
+            "--logdir",
+            str(run_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--reload_interval",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         logged = run_scalars(run_dir)["returns/step_1"]
@@ -145,10 +162,15 @@ def test_live_tensorboard_serves_the_returns(tiny_run, run_scalars, tmp_path):
 
         listing = get_json(f"{base}/data/plugins_listing")
         assert listing["hparams"]["enabled"] and listing["custom_scalars"]["enabled"]
-        groups = get_json(f"{base}/data/plugin/hparams/session_groups", {
-            "experimentName": "", "startIndex": 0, "sliceSize": 10,
-            "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"],
-        })["sessionGroups"]
+        groups = get_json(
+            f"{base}/data/plugin/hparams/session_groups",
+            {
+                "experimentName": "",
+                "startIndex": 0,
+                "sliceSize": 10,
+                "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"],
+            },
+        )["sessionGroups"]
         assert [group["name"] for group in groups] == [run_dir.name]
         metrics = {value["name"]["tag"]: value["value"] for value in groups[0]["metricValues"]}
         assert metrics["returns/step_1"] == pytest.approx(logged[-1][1], rel=1e-6)

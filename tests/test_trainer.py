@@ -27,8 +27,14 @@ def test_same_seed_same_run(four_iteration_run, train, tiny_run_args, tmp_path, 
     result = train(*tiny_run_args(num_batches=4), "--output-dir", again)
     assert result.returncode == 0, result.stderr
     first, second = run_scalars(four_iteration_run), run_scalars(again)
-    for tag in ["returns/step_0", "returns/step_1", "meta/surrogate_before", "meta/surrogate_after", "meta/kl",
-                "perf/env_steps"]:
+    for tag in [
+        "returns/step_0",
+        "returns/step_1",
+        "meta/surrogate_before",
+        "meta/surrogate_after",
+        "meta/kl",
+        "perf/env_steps",
+    ]:
         assert first[tag] == second[tag], tag
     assert_same_policy(latest_policy(four_iteration_run), latest_policy(again))
 
@@ -58,9 +64,7 @@ def test_resume_is_bit_identical(four_iteration_run, train, tiny_run_args, tmp_p
         assert run_scalars(resumed)[tag] == run_scalars(four_iteration_run)[tag], tag
 
 
-
-def test_a_run_of_the_older_event_layout_resumes_in_it(four_iteration_run, train, tiny_run_args, tmp_path,
-                                                         run_scalars):
+def test_a_run_of_the_older_event_layout_resumes_in_it(four_iteration_run, train, tiny_run_args, tmp_path, run_scalars):
     """A run from before events moved to train/ (iteration i at step i − 1, in the run directory itself) keeps
     that layout when resumed, so its curves go on without a seam; readers give the iterations a new run's give."""
     old = tmp_path / "old"

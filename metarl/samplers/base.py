@@ -26,6 +26,10 @@ class Sampler(Protocol):
         self, tasks: Sequence[Task], params: Sequence[Params], episodes_per_task: int, seed: SeedKey
     ) -> list[EpisodeBatch]: ...
 
+    def describe(self) -> str:
+        """One console line: which backend samples where (e.g. a Ray cluster's placement of its actors)."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -21,7 +21,7 @@ import time
 import traceback
 import warnings
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing import resource_tracker
@@ -31,19 +31,13 @@ from typing import Any
 import cloudpickle
 from torch import nn
 
-from envs import Task
-from metarl.episodes import EpisodeBatch
-from metarl.policies import Params
-from metarl.samplers.base import SeedKey
-from metarl.samplers.rollout import NonFiniteEpisodeError, RolloutArrays, slots_for, to_episode_batches
+from metarl.samplers.rollout import NonFiniteEpisodeError, RolloutArrays
 from metarl.samplers.worker import (
     RolloutWorker,
+    ShardedSampler,
     ShareRequest,
     WorkerSpec,
     limit_threads,
-    merge,
-    share_request,
-    split_slots,
 )
 
 PARENT_CHECK_S = 1.0
@@ -132,7 +126,7 @@ def _shutdown(workers: list[_Worker | None]) -> None:
     workers[:] = [None] * len(workers)
 
 
-class ProcessSampler:
+class ProcessSampler(ShardedSampler):
     """Persistent worker processes; worker i runs the i-th contiguous share of each call's episodes."""
 
     def __init__(
@@ -159,7 +153,8 @@ class ProcessSampler:
         self.num_workers = num_workers
         self.max_failures = max_failures
         self.torch_threads = torch_threads
-        self._context = multiprocessing.get_context(start_method)
+        # The concrete context (spawn, fork, forkserver) has ``Process``; typeshed's BaseContext does not.
+        self._context: Any = multiprocessing.get_context(start_method)
         if start_method != "fork":
             # spawn starts multiprocessing's resource tracker with a worker's start if it is not running yet, and
             # unblocks SIGINT when it does: started first, it cannot undo ``sigint_blocked``.
@@ -189,22 +184,23 @@ class ProcessSampler:
         """Process ids of the current workers (replaced workers get new ones)."""
         return [w.process.pid for w in self._workers if w is not None and w.process.pid is not None]
 
-    def sample(
-        self, tasks: Sequence[Task], params: Sequence[Params], episodes_per_task: int, seed: SeedKey
-    ) -> list[EpisodeBatch]:
-        slots = slots_for(len(tasks), episodes_per_task)
-        requests = [share_request(share, tasks, params, seed) for share in split_slots(slots, self.num_workers)]
-        return to_episode_batches(merge(self._run(requests)), slots, len(tasks))
+    def describe(self) -> str:
+        plural = "es" if self.num_workers != 1 else ""
+        return f"process sampler: {self.num_workers} worker process{plural} on this machine"
+
+    def _worker(self, index: int) -> _Worker:
+        worker = self._workers[index]
+        assert worker is not None, "workers are started in __init__ and replaced at once"
+        return worker
 
     def _submit(self, index: int, call: int, request: ShareRequest) -> None:
-        worker = self._workers[index]
-        assert worker is not None
+        worker = self._worker(index)
         try:
             worker.conn.send((call, request))
         except (BrokenPipeError, OSError):
             pass  # dead already: its sentinel is ready, the wait loop replaces it
 
-    def _run(self, requests: list[ShareRequest]) -> list[RolloutArrays]:
+    def run_shares(self, requests: list[ShareRequest]) -> list[RolloutArrays]:
         """Worker i runs requests[i]; a worker that dies is replaced and its request re-sent."""
         if not self._finalizer.alive:
             raise RuntimeError("this ProcessSampler is closed")
@@ -216,7 +212,7 @@ class ProcessSampler:
             self._submit(index, call, request)
         pending = set(range(len(requests)))
         while pending:
-            workers = {index: self._workers[index] for index in pending}
+            workers = {index: self._worker(index) for index in pending}
             ready = wait(
                 [w.conn for w in workers.values()] + [w.process.sentinel for w in workers.values()], timeout=WAIT_TICK_S
             )
@@ -242,8 +238,7 @@ class ProcessSampler:
         return [r for r in results if r is not None]
 
     def _replace(self, index: int, failures: list[int], num_episodes: int) -> None:
-        worker = self._workers[index]
-        assert worker is not None
+        worker = self._worker(index)
         worker.process.join(timeout=1.0)
         worker.conn.close()
         failures[index] += 1

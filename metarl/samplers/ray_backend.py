@@ -18,26 +18,19 @@ import math
 import os
 import warnings
 from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from envs import Task
 from metarl.config import ConfigError
-from metarl.episodes import EpisodeBatch
-from metarl.policies import Params
-from metarl.samplers.base import SeedKey
-from metarl.samplers.rollout import NonFiniteEpisodeError, RolloutArrays, slots_for, to_episode_batches
+from metarl.samplers.rollout import NonFiniteEpisodeError, RolloutArrays
 from metarl.samplers.worker import (
     RolloutWorker,
+    ShardedSampler,
     ShareRequest,
     WorkerSpec,
     limit_threads,
-    merge,
-    share_request,
-    split_slots,
 )
 
 INSTALL_HINT = "the ray sampler backend needs Ray: pip install -e \".[ray]\" (or pip install 'ray[default]==2.60.0')"
@@ -78,7 +71,7 @@ def actor_cpus(available_cpus: float, num_actors: int) -> float:
     return math.floor(share * 1e4) / 1e4  # Ray's resource granularity
 
 
-class RaySampler:
+class RaySampler(ShardedSampler):
     """Ray actors; actor i runs the i-th contiguous share of each call's episodes."""
 
     def __init__(
@@ -145,16 +138,12 @@ class RaySampler:
         driver = self.ray.util.get_node_ip_address()
         return f"{len(self._actors)} actors on {len(counts)} node{plural}: {nodes}; driver on {driver}"
 
-    def sample(
-        self, tasks: Sequence[Task], params: Sequence[Params], episodes_per_task: int, seed: SeedKey
-    ) -> list[EpisodeBatch]:
+    def describe(self) -> str:
+        return f"ray sampler: {self.placement()}"
+
+    def run_shares(self, requests: list[ShareRequest]) -> list[RolloutArrays]:
         if self._closed:
             raise RuntimeError("this RaySampler is closed")
-        slots = slots_for(len(tasks), episodes_per_task)
-        requests = [share_request(share, tasks, params, seed) for share in split_slots(slots, self.num_workers)]
-        return to_episode_batches(merge(self._run(requests)), slots, len(tasks))
-
-    def _run(self, requests: list[ShareRequest]) -> list[RolloutArrays]:
         ray = self.ray
         failures = [0] * len(requests)
         results: list[RolloutArrays | None] = [None] * len(requests)

@@ -94,7 +94,7 @@ class BatchedPolicy:
     environments.
     """
 
-    def __init__(self, policy: nn.Module, params: Sequence[Params], task_of_env: np.ndarray):
+    def __init__(self, policy: nn.Module, params: Mapping[int, Params] | Sequence[Params], task_of_env: np.ndarray):
         self.policy = policy
         groups, self.group_of_env = np.unique(task_of_env, return_inverse=True)
         self.params = stack_params([params[g] for g in groups])
@@ -126,8 +126,8 @@ def episode_randomness(
 def run_episodes(
     env: gymnasium.vector.VectorEnv,
     policy: nn.Module,
-    tasks: Sequence[Task],
-    params: Sequence[Params],
+    tasks: Mapping[int, Task] | Sequence[Task],
+    params: Mapping[int, Params] | Sequence[Params],
     slots: Sequence[EpisodeSlot],
     seed: SeedKey,
     horizon: int,
@@ -139,12 +139,12 @@ def run_episodes(
     """
     num_envs = len(slots)
     assert env.num_envs == num_envs, (env.num_envs, num_envs)
-    action_dim = int(np.prod(env.single_action_space.shape))
-    observation_dim = int(np.prod(env.single_observation_space.shape))
+    action_dim = gymnasium.spaces.flatdim(env.single_action_space)
+    observation_dim = gymnasium.spaces.flatdim(env.single_observation_space)
     reset_seeds, noise_TNA = episode_randomness(seed, slots, horizon, action_dim)
 
     task_of_env = np.array([s.task_index for s in slots])
-    env.set_attr("task", [tasks[s.task_index] for s in slots])
+    env.set_attr("task", [tasks[s.task_index] for s in slots])  # type: ignore[attr-defined]  # every vector env has it
     policy_batch = BatchedPolicy(policy, params, task_of_env)
 
     observations_TNO = np.zeros((horizon, num_envs, observation_dim), dtype=np.float32)
@@ -154,7 +154,7 @@ def run_episodes(
     running_N = np.ones(num_envs, dtype=bool)
     check_finite = FiniteCheck(env_id, slots, tasks)
 
-    observation_NO, _ = env.reset(seed=reset_seeds)
+    observation_NO, _ = env.reset(seed=reset_seeds)  # type: ignore[arg-type]  # vector envs take one seed per env
     check_finite("observation", observation_NO, running_N, 0)
     for t in range(horizon):
         mean_NA, std_NA = policy_batch.mean_std(observation_NO.reshape(num_envs, -1))
@@ -178,9 +178,7 @@ def to_episode_batches(arrays: RolloutArrays, slots: Sequence[EpisodeSlot], num_
     """Split environments into one padded batch per task, episodes in ``episode_index`` order."""
     batches = []
     for task_index in range(num_tasks):
-        envs_of_task = sorted(
-            (s.episode_index, n) for n, s in enumerate(slots) if s.task_index == task_index
-        )
+        envs_of_task = sorted((s.episode_index, n) for n, s in enumerate(slots) if s.task_index == task_index)
         columns = [n for _, n in envs_of_task]
         lengths_B = arrays.lengths_N[columns]
         steps = int(lengths_B.max())

@@ -9,8 +9,10 @@ episode index), so a share re-run on a fresh worker after a crash gives the same
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,9 +22,10 @@ import torch
 from torch import nn
 
 from envs import Task, make_task_vector_env
+from metarl.episodes import EpisodeBatch
 from metarl.policies import Params
 from metarl.samplers.base import SeedKey
-from metarl.samplers.rollout import EpisodeSlot, RolloutArrays, run_episodes
+from metarl.samplers.rollout import EpisodeSlot, RolloutArrays, run_episodes, slots_for, to_episode_batches
 
 NumpyParams = dict[str, np.ndarray]
 
@@ -63,6 +66,22 @@ def limit_threads(num_threads: int | None = 1) -> None:
     except RuntimeError:  # already set, or parallel work already ran in this process
         pass
     os.environ["OMP_NUM_THREADS"] = str(num_threads)
+
+
+@contextlib.contextmanager
+def torch_threads(num_threads: int) -> Iterator[None]:
+    """Run a block with ``num_threads`` torch threads, then restore the previous count: ``limit_threads``
+    for the sampling done inside a process that does other work (the learner's products want every core).
+
+    Sampling makes many small forwards, for which extra threads only add synchronisation (measured
+    2-5× slower with two threads on two cores).
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 class RolloutWorker:
@@ -142,3 +161,27 @@ def merge(results: Sequence[RolloutArrays]) -> RolloutArrays:
         np.concatenate([r.lengths_N for r in results]),
     )
 
+
+class ShardedSampler(ABC):
+    """What every backend does the same way: split a call's episodes into ``num_workers`` contiguous shares,
+    hand each share to a worker, and put the workers' arrays back together as per-task batches. A backend
+    is only its transport (``run_shares``) and how it describes itself."""
+
+    num_workers: int
+
+    def sample(
+        self, tasks: Sequence[Task], params: Sequence[Params], episodes_per_task: int, seed: SeedKey
+    ) -> list[EpisodeBatch]:
+        slots = slots_for(len(tasks), episodes_per_task)
+        requests = [share_request(share, tasks, params, seed) for share in split_slots(slots, self.num_workers)]
+        return to_episode_batches(merge(self.run_shares(requests)), slots, len(tasks))
+
+    @abstractmethod
+    def run_shares(self, requests: list[ShareRequest]) -> list[RolloutArrays]:
+        """Worker i runs ``requests[i]``; the arrays come back in request order."""
+
+    @abstractmethod
+    def describe(self) -> str: ...
+
+    @abstractmethod
+    def close(self) -> None: ...

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from metarl.config import require, require_finite
-from metarl.supervised.meta_learning import ALGORITHMS
+
+ALGORITHMS = ("maml", "reptile")
 
 
 @dataclass
@@ -45,14 +46,29 @@ class MetaLearningConfig:
 
     def validate(self) -> MetaLearningConfig:
         require_finite(self)
-        for name in ["num_shots", "num_query", "num_steps", "inner_lr", "meta_batch_size", "meta_lr",
-                     "reptile_step_size", "num_iterations", "eval_tasks", "log_every", "checkpoint_every",
-                     "num_threads"]:
+        for name in [
+            "num_shots",
+            "num_query",
+            "num_steps",
+            "inner_lr",
+            "meta_batch_size",
+            "meta_lr",
+            "reptile_step_size",
+            "num_iterations",
+            "eval_tasks",
+            "log_every",
+            "checkpoint_every",
+            "num_threads",
+        ]:
             require(self, name, lambda v: v > 0, "must be positive")
         require(self, "seed", lambda v: v >= 0, "must be non-negative")
         require(self, "algorithm", lambda v: v in ALGORITHMS, f"must be one of {', '.join(ALGORITHMS)}")
-        require(self, "first_order", lambda v: not (v and self.algorithm == "reptile"),
-                 "applies to algorithm=maml only (Reptile is first order already)")
+        require(
+            self,
+            "first_order",
+            lambda v: not (v and self.algorithm == "reptile"),
+            "applies to algorithm=maml only (Reptile is first order already)",
+        )
         return self
 
 

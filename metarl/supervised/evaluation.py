@@ -35,13 +35,14 @@ def adaptation_curve(
     params = {name: value.detach().requires_grad_() for name, value in params.items()}
     curves = []
     for start in range(0, len(batch), chunk_size):
-        chunk = batch[start:start + chunk_size]
+        chunk = batch[start : start + chunk_size]
         task_params = for_tasks(params, len(chunk))
         rows = []
         for step in range(num_steps + 1):
             if step > 0:
-                task_params = adapt(model, task_params, chunk.support_inputs, chunk.support_targets, loss_fn, lr, 1,
-                                    first_order=True)
+                task_params = adapt(
+                    model, task_params, chunk.support_inputs, chunk.support_targets, loss_fn, lr, 1, first_order=True
+                )
             with torch.no_grad():
                 rows.append(task_losses(model, task_params, chunk.query_inputs, chunk.query_targets, metric_fn))
         curves.append(torch.stack(rows))

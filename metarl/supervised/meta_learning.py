@@ -18,12 +18,11 @@ from torch.func import functional_call, vmap
 
 from metarl.adaptation import inner_step
 from metarl.policies import Params, for_tasks, parameters_of
+from metarl.supervised.config import ALGORITHMS, MetaLearningConfig
 from metarl.supervised.tasks import TaskBatch
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """(predictions [T, N, ...], targets [T, N, ...]) → per-task mean loss [T]."""
-
-ALGORITHMS = ("maml", "reptile")
 
 
 def mse_per_task(predictions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -44,8 +43,9 @@ def batched_forward(model: nn.Module, task_params: Params, inputs: torch.Tensor)
     return vmap(lambda params, x: functional_call(model, params, (x,)))(task_params, inputs)
 
 
-def task_losses(model: nn.Module, task_params: Params, inputs: torch.Tensor, targets: torch.Tensor,
-                loss_fn: LossFn) -> torch.Tensor:
+def task_losses(
+    model: nn.Module, task_params: Params, inputs: torch.Tensor, targets: torch.Tensor, loss_fn: LossFn
+) -> torch.Tensor:
     return loss_fn(batched_forward(model, task_params, inputs), targets)
 
 
@@ -66,11 +66,31 @@ def adapt(
     return task_params
 
 
+def adapt_on_support(
+    model: nn.Module,
+    task_params: Params,
+    batch: TaskBatch,
+    loss_fn: LossFn,
+    lr: float,
+    num_steps: int,
+    first_order: bool,
+) -> Params:
+    """Every task's parameters after ``num_steps`` inner steps on its own support set."""
+    return adapt(model, task_params, batch.support_inputs, batch.support_targets, loss_fn, lr, num_steps, first_order)
+
+
 class MAML:
     """Finn et al. (2017), algorithm 2: adapt on the support set, meta-update with Adam on the query loss."""
 
-    def __init__(self, model: nn.Module, loss_fn: LossFn, inner_lr: float, num_steps: int, meta_lr: float,
-                 first_order: bool = False):
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: LossFn,
+        inner_lr: float,
+        num_steps: int,
+        meta_lr: float,
+        first_order: bool = False,
+    ):
         self.model, self.loss_fn = model, loss_fn
         self.inner_lr, self.num_steps, self.first_order = inner_lr, num_steps, first_order
         self.optimizer = torch.optim.Adam(model.parameters(), lr=meta_lr)
@@ -78,8 +98,9 @@ class MAML:
     def meta_loss(self, params: Params, batch: TaskBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean post-adaptation query loss, differentiable in ``params``; per-task pre-adaptation query loss)."""
         task_params = for_tasks(params, len(batch))
-        adapted = adapt(self.model, task_params, batch.support_inputs, batch.support_targets, self.loss_fn,
-                        self.inner_lr, self.num_steps, self.first_order)
+        adapted = adapt_on_support(
+            self.model, task_params, batch, self.loss_fn, self.inner_lr, self.num_steps, self.first_order
+        )
         post = task_losses(self.model, adapted, batch.query_inputs, batch.query_targets, self.loss_fn)
         with torch.no_grad():
             pre = task_losses(self.model, task_params, batch.query_inputs, batch.query_targets, self.loss_fn)
@@ -113,8 +134,9 @@ class Reptile:
     def meta_step(self, batch: TaskBatch) -> dict[str, float]:
         params = {name: value.detach().requires_grad_() for name, value in parameters_of(self.model).items()}
         task_params = for_tasks(params, len(batch))
-        adapted = adapt(self.model, task_params, batch.support_inputs, batch.support_targets, self.loss_fn,
-                        self.inner_lr, self.num_steps, first_order=True)
+        adapted = adapt_on_support(
+            self.model, task_params, batch, self.loss_fn, self.inner_lr, self.num_steps, first_order=True
+        )
         with torch.no_grad():
             pre = task_losses(self.model, task_params, batch.query_inputs, batch.query_targets, self.loss_fn)
             post = task_losses(self.model, adapted, batch.query_inputs, batch.query_targets, self.loss_fn)
@@ -129,10 +151,10 @@ class Reptile:
         pass
 
 
-def make_meta_learner(algorithm: str, model: nn.Module, loss_fn: LossFn, inner_lr: float, num_steps: int,
-                      meta_lr: float, first_order: bool, reptile_step_size: float) -> MAML | Reptile:
-    if algorithm == "maml":
-        return MAML(model, loss_fn, inner_lr, num_steps, meta_lr, first_order)
-    if algorithm == "reptile":
-        return Reptile(model, loss_fn, inner_lr, num_steps, reptile_step_size)
-    raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {ALGORITHMS}")
+def make_meta_learner(config: MetaLearningConfig, model: nn.Module, loss_fn: LossFn) -> MAML | Reptile:
+    """The meta-learner ``config.algorithm`` names, with the config's step sizes and order."""
+    if config.algorithm == "maml":
+        return MAML(model, loss_fn, config.inner_lr, config.num_steps, config.meta_lr, config.first_order)
+    if config.algorithm == "reptile":
+        return Reptile(model, loss_fn, config.inner_lr, config.num_steps, config.reptile_step_size)
+    raise ValueError(f"unknown algorithm {config.algorithm!r}; choose one of {ALGORITHMS}")

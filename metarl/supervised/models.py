@@ -16,8 +16,13 @@ from torch import nn
 class MLPRegressor(nn.Module):
     """Section 5.1: two hidden layers of 40 units with ReLU, for sinusoid regression."""
 
-    def __init__(self, input_dim: int = 1, output_dim: int = 1, hidden_sizes: Sequence[int] = (40, 40),
-                 generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        input_dim: int = 1,
+        output_dim: int = 1,
+        hidden_sizes: Sequence[int] = (40, 40),
+        generator: torch.Generator | None = None,
+    ):
         super().__init__()
         sizes = [input_dim, *hidden_sizes]
         layers: list[nn.Module] = []
@@ -48,7 +53,7 @@ class ConvBlock(nn.Module):
         self.bn_weight = nn.Parameter(torch.ones(out_channels))
         self.bn_bias = nn.Parameter(torch.zeros(out_channels))
         nn.init.xavier_uniform_(self.conv.weight, generator=generator)
-        nn.init.zeros_(self.conv.bias)
+        nn.init.zeros_(self.conv.bias)  # type: ignore[arg-type]  # Conv2d(bias=True) has one
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv(x)
@@ -59,12 +64,20 @@ class ConvBlock(nn.Module):
 class ConvClassifier(nn.Module):
     """Section 5.2: four conv blocks of 64 filters; 28×28 inputs leave a 64-dim feature, then a linear layer."""
 
-    def __init__(self, num_classes: int, in_channels: int = 1, num_filters: int = 64, num_blocks: int = 4,
-                 image_size: int = 28, generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int = 1,
+        num_filters: int = 64,
+        num_blocks: int = 4,
+        image_size: int = 28,
+        generator: torch.Generator | None = None,
+    ):
         super().__init__()
         channels = [in_channels] + [num_filters] * num_blocks
-        self.blocks = nn.Sequential(*(ConvBlock(c_in, c_out, generator)
-                                      for c_in, c_out in itertools.pairwise(channels)))
+        self.blocks = nn.Sequential(
+            *(ConvBlock(c_in, c_out, generator) for c_in, c_out in itertools.pairwise(channels))
+        )
         side = image_size
         for _ in range(num_blocks):
             side //= 2

@@ -36,8 +36,10 @@ def find_characters(root: Path) -> list[Character]:
     """Every character folder under ``root``, sorted, so the same directory always gives the same list."""
     root = Path(root)
     if not root.is_dir():
-        raise DatasetError(f"{root} is not a directory; pass the folder holding images_background/ "
-                           "(see docs/SUPERVISED.md for where to get Omniglot)")
+        raise DatasetError(
+            f"{root} is not a directory; pass the folder holding images_background/ "
+            "(see docs/SUPERVISED.md for where to get Omniglot)"
+        )
     subsets = [root / name for name in SUBSETS if (root / name).is_dir()] or [root]
     characters = []
     for subset in subsets:
@@ -47,8 +49,10 @@ def find_characters(root: Path) -> list[Character]:
                 if paths:
                     characters.append(Character(alphabet.name, character.name, paths))
     if not characters:
-        raise DatasetError(f"no <alphabet>/<character>/*.png folders under {root}; expected "
-                           f"{root}/images_background/<alphabet>/<character>/*.png")
+        raise DatasetError(
+            f"no <alphabet>/<character>/*.png folders under {root}; expected "
+            f"{root}/images_background/<alphabet>/<character>/*.png"
+        )
     return characters
 
 
@@ -67,8 +71,10 @@ def split_characters(characters: list[Character], num_train: int, seed: int) -> 
     meta-test character out of meta-training.
     """
     if not 0 < num_train < len(characters):
-        raise DatasetError(f"num_train_characters must be between 1 and {len(characters) - 1} for this dataset "
-                           f"of {len(characters)} characters, got {num_train}")
+        raise DatasetError(
+            f"num_train_characters must be between 1 and {len(characters) - 1} for this dataset "
+            f"of {len(characters)} characters, got {num_train}"
+        )
     order = np.random.default_rng(seed).permutation(len(characters))
     shuffled = [characters[i] for i in order]
     return shuffled[:num_train], shuffled[num_train:]
@@ -92,8 +98,9 @@ class OmniglotClasses:
         character, rotation = divmod(class_index, len(self.rotations))
         return np.rot90(self.images[character], k=self.rotations[rotation], axes=(1, 2))
 
-    def sample_episodes(self, num_tasks: int, num_ways: int, num_shots: int, num_query: int,
-                        rng: np.random.Generator) -> TaskBatch:
+    def sample_episodes(
+        self, num_tasks: int, num_ways: int, num_shots: int, num_query: int, rng: np.random.Generator
+    ) -> TaskBatch:
         """``num_tasks`` N-way K-shot tasks: N distinct classes labelled 0..N−1 in random order, K support and
         ``num_query`` query drawings per class, never the same drawing twice in a task.
 
@@ -102,32 +109,49 @@ class OmniglotClasses:
         if num_ways > self.num_classes:
             raise DatasetError(f"num_ways={num_ways} is more than the {self.num_classes} classes of this split")
         if num_shots + num_query > self.min_drawings:
-            raise DatasetError(f"num_shots + num_query = {num_shots + num_query} drawings per class are needed, "
-                               f"but some characters have only {self.min_drawings}")
+            raise DatasetError(
+                f"num_shots + num_query = {num_shots + num_query} drawings per class are needed, "
+                f"but some characters have only {self.min_drawings}"
+            )
         support, query = [], []
         for _ in range(num_tasks):
             classes = rng.choice(self.num_classes, size=num_ways, replace=False)
-            drawings = [self.class_images(c)[rng.choice(len(self.images[c // len(self.rotations)]),
-                                                         size=num_shots + num_query, replace=False)] for c in classes]
+            drawings = [
+                self.class_images(c)[
+                    rng.choice(len(self.images[c // len(self.rotations)]), size=num_shots + num_query, replace=False)
+                ]
+                for c in classes
+            ]
             support.append(np.concatenate([d[:num_shots] for d in drawings]))
             query.append(np.concatenate([d[num_shots:] for d in drawings]))
         labels = np.arange(num_ways)
         support_labels = torch.as_tensor(np.repeat(labels, num_shots)).expand(num_tasks, -1)
         query_labels = torch.as_tensor(np.repeat(labels, num_query)).expand(num_tasks, -1)
-        return TaskBatch(torch.as_tensor(np.stack(support)).unsqueeze(2), support_labels.contiguous(),
-                         torch.as_tensor(np.stack(query)).unsqueeze(2), query_labels.contiguous())
+        return TaskBatch(
+            torch.as_tensor(np.stack(support)).unsqueeze(2),
+            support_labels.contiguous(),
+            torch.as_tensor(np.stack(query)).unsqueeze(2),
+            query_labels.contiguous(),
+        )
 
 
-def load_omniglot(root: Path, num_train_characters: int, split_seed: int, image_size: int = 28,
-                  rotations: bool = True) -> tuple[OmniglotClasses, OmniglotClasses]:
+def load_omniglot(
+    root: Path, num_train_characters: int, split_seed: int, image_size: int = 28, rotations: bool = True
+) -> tuple[OmniglotClasses, OmniglotClasses]:
     """(meta-train classes, meta-test classes) from an Omniglot-format directory."""
     train, test = split_characters(find_characters(root), num_train_characters, split_seed)
     return OmniglotClasses(train, image_size, rotations), OmniglotClasses(test, image_size, rotations)
 
 
-def write_synthetic_omniglot(root: Path, num_alphabets: int = 3, characters_per_alphabet: int = 6,
-                             drawings_per_character: int = 8, seed: int = 0, image_size: int = 105,
-                             jitter: float = 0.03) -> Path:
+def write_synthetic_omniglot(
+    root: Path,
+    num_alphabets: int = 3,
+    characters_per_alphabet: int = 6,
+    drawings_per_character: int = 8,
+    seed: int = 0,
+    image_size: int = 105,
+    jitter: float = 0.03,
+) -> Path:
     """A small stand-in for Omniglot in the same directory format, for tests and smoke runs without the dataset.
 
     Each character is a few random pen strokes; each drawing of it jitters the stroke ends by a few

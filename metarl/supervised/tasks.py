@@ -30,9 +30,9 @@ class TaskBatch:
 
     def __getitem__(self, index: slice) -> TaskBatch:
         """The tasks in ``index`` (a slice), e.g. to evaluate many tasks in chunks."""
-        return TaskBatch(self.support_inputs[index], self.support_targets[index],
-                         self.query_inputs[index], self.query_targets[index])
-
+        return TaskBatch(
+            self.support_inputs[index], self.support_targets[index], self.query_inputs[index], self.query_targets[index]
+        )
 
 
 @dataclass(frozen=True)

@@ -7,44 +7,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from metarl.checkpoint import LATEST, atomic_write_text, save_checkpoint
-from metarl.config import ConfigError, dump_yaml, to_dict
 from metarl.logger import Logger, format_duration, print_progress
+from metarl.run import ETA, checkpoint_state, process_settings, save_checkpoints
 from metarl.supervised.config import MetaLearningConfig
 from metarl.supervised.meta_learning import MAML, Reptile
 from metarl.supervised.tasks import TaskBatch
-from metarl.version import __version__
-
-CONFIG_FILE = "config.yaml"
-CHECKPOINTS = "checkpoints"
 
 
-def new_run_dir(name: str, seed: int, output_dir: Path | None) -> Path:
-    """The run directory, created with nothing in it yet; refuses one that already holds a run."""
-    if output_dir is None:
-        output_dir = Path("runs") / f"{name}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-    output_dir = Path(output_dir)
-    if (output_dir / CONFIG_FILE).exists():
-        raise ConfigError(f"{output_dir} already holds a run; choose a new --output-dir")
-    return output_dir
-
-
-def start_run(config: MetaLearningConfig, run_dir: Path) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / CONFIG_FILE, dump_yaml(config))
-
-
-def checkpoint_state(learner: MAML | Reptile, config: MetaLearningConfig, iteration: int,
-                     wall_time_s: float) -> dict[str, Any]:
-    return {
-        "model": learner.model.state_dict(),
-        "learner": learner.state_dict(),
-        "iteration": iteration,
-        "wall_time_s": wall_time_s,
-        "config": to_dict(config),
-        "metarl_version": __version__,
-        # No RNG state: each iteration's tasks come from task_rng(seed, TRAIN_TASKS, iteration).
-    }
+def checkpoint(
+    learner: MAML | Reptile, config: MetaLearningConfig, iteration: int, wall_time_s: float
+) -> dict[str, Any]:
+    """The schema every run's checkpoints share (``metarl.run.checkpoint_state``), with the model and learner."""
+    return checkpoint_state(
+        config, iteration, wall_time_s, model=learner.model.state_dict(), learner=learner.state_dict()
+    )
 
 
 def meta_train(
@@ -60,8 +36,10 @@ def meta_train(
 
     Returns the wall time and iteration rate for the results table.
     """
+    process_settings()
     start = time.perf_counter()
     window: dict[str, list[float]] = {}
+    eta, logged, logged_s = ETA(config.num_iterations), 0, 0.0
     for iteration in range(config.num_iterations):
         stats = learner.meta_step(sample_batch(iteration))
         for key, value in stats.items():
@@ -75,22 +53,28 @@ def meta_train(
                 logger.record(f"train/{key}", value)
             logger.record("perf/iterations_per_s", done / elapsed)
             extra = on_log(done) if on_log is not None else {}
+            remaining = eta.after(done, (elapsed - logged_s) / (done - logged))
+            logged, logged_s = done, elapsed
             for key, value in extra.items():
                 logger.record(key, value)
             logger.dump(done)
             if not quiet:
                 details = " | ".join(f"{key.split('/')[-1]} {value:.4f}" for key, value in {**means, **extra}.items())
-                eta = elapsed / done * (config.num_iterations - done)
-                print_progress(f"iter {done:>{len(str(config.num_iterations))}}/{config.num_iterations} | {details} | "
-                               f"{done / elapsed:.1f} it/s | ETA {format_duration(eta)}")
+                print_progress(
+                    f"iter {done:>{len(str(config.num_iterations))}}/{config.num_iterations} | {details} | "
+                    f"{done / elapsed:.1f} it/s | ETA {format_duration(remaining)}"
+                )
         if done % config.checkpoint_every == 0 or done == config.num_iterations:
-            state = checkpoint_state(learner, config, done, time.perf_counter() - start)
-            save_checkpoint(run_dir / CHECKPOINTS / LATEST, state)
-            if done % config.checkpoint_every == 0:
-                save_checkpoint(run_dir / CHECKPOINTS / f"iter_{done:06d}.pt", state)
+            save_checkpoints(
+                run_dir, checkpoint(learner, config, done, time.perf_counter() - start), config.checkpoint_every
+            )
     wall_time_s = time.perf_counter() - start
-    return {"iterations": config.num_iterations, "wall_time_s": wall_time_s,
-            "iterations_per_s": config.num_iterations / wall_time_s}
+    return {
+        "iterations": config.num_iterations,
+        "wall_time_s": wall_time_s,
+        "iterations_per_s": config.num_iterations / wall_time_s,
+    }
+
 
 # Random streams of the supervised runs beyond metarl.seeding's (TRAIN_TASKS, EVAL_TASKS, POLICY_INIT).
 BASELINE_TASKS = 10

@@ -1,0 +1,111 @@
+"""What an evaluation writes: ``evaluation.json`` (the schema ``metarl.report`` reads), the adaptation plot
+and TensorBoard scalars. ``launchers/evaluate.py`` only parses flags and calls ``metarl.evaluation`` and this."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.tensorboard import SummaryWriter
+
+from envs import Task
+from metarl.checkpoint import atomic_write_text
+from metarl.config import TrainConfig, to_dict
+from metarl.evaluation import EvalSettings, checkpoint_summary, settings_dict
+from metarl.machine import machine_description
+from metarl.plots import adaptation_plot
+from metarl.reference import PaperReference, family_name
+from metarl.version import __version__
+
+RESULTS_FILE = "evaluation.json"
+PLOT_FILE = "adaptation.png"
+
+
+def finite_or_none(value: Any) -> Any:
+    """JSON has no NaN: undefined statistics (one test task) are written as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: finite_or_none(v) for key, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
+    return value
+
+
+def results_document(
+    *,
+    config: TrainConfig,
+    run_dir: Path,
+    checkpoint: tuple[dict[str, Any], Path],
+    pretrained: tuple[dict[str, Any], Path] | None,
+    settings: EvalSettings,
+    method_settings: dict[str, EvalSettings],
+    device: torch.device,
+    tasks: Sequence[Task],
+    methods: dict[str, list[dict[str, Any]]],
+    wall_time_s: float,
+    reference: PaperReference | None,
+) -> dict[str, Any]:
+    """The content of ``evaluation.json``: the methods' returns per step, the settings and checkpoints they
+    came from, the machine, and the paper's row to compare with."""
+    return {
+        "metarl_version": __version__,
+        "env_id": config.env_id,
+        "family": family_name(config.env_id),
+        "run_dir": str(run_dir),
+        "checkpoint": checkpoint_summary(*checkpoint),
+        "pretrained_checkpoint": checkpoint_summary(*pretrained) if pretrained else None,
+        "config": {
+            "evaluation": {
+                **settings_dict(settings),
+                "step_sizes_by_method": {name: method_settings[name].step_sizes() for name in methods},
+            },
+            "device": str(device),
+            "run": to_dict(config),
+        },
+        "machine": machine_description(device),
+        "evaluation_wall_time_s": wall_time_s,
+        "test_tasks": list(tasks),
+        "methods": methods,
+        "paper": None
+        if reference is None
+        else {
+            "family": reference.family,
+            **{m: list(v) for m, v in reference.returns.items()},
+            "oracle": reference.oracle,
+            "episodes_per_step": reference.episodes_per_step,
+        },
+    }
+
+
+def write_outputs(output_dir: Path, results: dict[str, Any], reference: PaperReference | None) -> None:
+    """The plot and TensorBoard scalars first, evaluation.json last and atomically: it marks a complete
+    evaluation (an existing one blocks reruns), so a full disk or a kill at any point leaves none, never a
+    truncated one, and the rerun overwrites the rest."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    iteration = results["checkpoint"]["iteration"]
+    num_tasks = results["config"]["evaluation"]["num_tasks"]
+    title = f"{results['family']}: {num_tasks} test tasks, iteration {iteration}"
+    adaptation_plot(output_dir / PLOT_FILE, results["methods"], title, reference)
+    write_tensorboard(output_dir, results["methods"], iteration)
+    atomic_write_text(output_dir / RESULTS_FILE, json.dumps(finite_or_none(results), indent=2, default=float) + "\n")
+
+
+def write_tensorboard(output_dir: Path, methods: dict[str, list[dict[str, Any]]], iteration: int) -> None:
+    """eval/<method>/step_<k> at the checkpoint's iteration (curves over training when several are
+    evaluated into one directory) and eval/<method>/adaptation against the number of steps."""
+    writer = SummaryWriter(str(output_dir))
+    try:
+        for name, entries in methods.items():
+            for entry in entries:
+                writer.add_scalar(f"eval/{name}/step_{entry['step']}", entry["mean"], iteration)
+                writer.add_scalar(f"eval/{name}/adaptation", entry["mean"], entry["step"])
+        writer.add_custom_scalars(
+            {"metarl eval": {"adaptation": ["Multiline", [f"eval/{name}/adaptation" for name in methods]]}}
+        )
+    finally:
+        writer.close()
