@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from metarl.machine import machine_description
+from metarl.reporting.machine import machine_description
 
 
 def machine() -> dict[str, Any]:

@@ -29,9 +29,9 @@ from metarl.evaluation import (
     method_results,
     sample_test_tasks,
 )
-from metarl.evaluation_output import PLOT_FILE, RESULTS_FILE, results_document, write_outputs
 from metarl.experiment import build_experiment, build_policy, make_task_env, resolve_device
-from metarl.reference import reference_for
+from metarl.reporting.evaluation_output import PLOT_FILE, RESULTS_FILE, results_document, write_outputs
+from metarl.reporting.reference import reference_for
 from metarl.run import CHECKPOINTS
 from metarl.samplers import NonFiniteEpisodeError
 from metarl.seeding import EVAL_POLICY_INIT

@@ -13,8 +13,8 @@ from metarl.cli import usage_error
 from metarl.config import ConfigError
 from metarl.evaluation import load_run_config
 from metarl.logger import read_returns
-from metarl.plots import training_curve_plot
-from metarl.reference import family_name, reference_for
+from metarl.reporting.plots import training_curve_plot
+from metarl.reporting.reference import family_name, reference_for
 
 
 def main(argv: list[str] | None = None) -> int:

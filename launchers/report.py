@@ -14,8 +14,8 @@ from pathlib import Path
 
 from metarl.checkpoint import atomic_write_text
 from metarl.cli import usage_error
-from metarl.evaluation_output import RESULTS_FILE
-from metarl.report import report, splice_generated
+from metarl.reporting.evaluation_output import RESULTS_FILE
+from metarl.reporting.report import report, splice_generated
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -26,10 +26,10 @@ from metarl.checkpoint import CheckpointError, load_checkpoint
 from metarl.config import ConfigError, TrainConfig, from_dict, load_yaml, upgrade_saved_config
 from metarl.meta_batch import collect_meta_batch
 from metarl.policies import parameters_of
-from metarl.reference import PaperReference, reference_for
+from metarl.reporting.reference import PaperReference, reference_for
+from metarl.reporting.statistics import summarize
 from metarl.samplers.base import Sampler
 from metarl.seeding import EVAL_EPISODES, EVAL_TASKS, task_rng
-from metarl.statistics import summarize
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from metarl.config import (
 )
 from metarl.experiment import Experiment, build_experiment
 from metarl.logger import EventLayout, Logger, print_progress, progress_line
-from metarl.machine import machine_description
 from metarl.meta_batch import collect_meta_batch
+from metarl.reporting.machine import machine_description
 from metarl.run import (
     CONFIG_FILE,
     ETA,

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-import metarl.evaluation_output
+import metarl.reporting.evaluation_output
 from metarl.checkpoint import load_checkpoint
 from metarl.config import TrainConfig, from_dict
 from metarl.evaluation import EvalSettings, evaluate_policy, sample_test_tasks
@@ -256,7 +256,7 @@ def test_launcher_error_has_no_traceback(tmp_path):
 
 
 def test_plot_without_paper_numbers(tmp_path):
-    from metarl.plots import adaptation_plot
+    from metarl.reporting.plots import adaptation_plot
 
     entries = [{"step": k, "mean": -10.0 + k, "ci_low": -11.0 + k, "ci_high": -9.0 + k} for k in range(3)]
     path = adaptation_plot(tmp_path / "plot.png", {"maml": entries, "random_init": entries}, "no reference", None)
@@ -303,9 +303,9 @@ def test_full_disk_while_writing_results_is_one_line_and_leaves_no_truncated_fil
         "--quiet",
     ]
     if full_at == "evaluation.json":
-        monkeypatch.setattr(metarl.evaluation_output, "atomic_write_text", write_half_then_fill_the_disk)
+        monkeypatch.setattr(metarl.reporting.evaluation_output, "atomic_write_text", write_half_then_fill_the_disk)
     else:
-        monkeypatch.setattr(metarl.evaluation_output, "adaptation_plot", plot_half_then_fill_the_disk)
+        monkeypatch.setattr(metarl.reporting.evaluation_output, "adaptation_plot", plot_half_then_fill_the_disk)
     assert module.main(args) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"error: cannot write the evaluation to {output_dir}"), err

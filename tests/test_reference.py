@@ -1,7 +1,7 @@
 import math
 
 import envs
-from metarl.reference import load_references, reference_for
+from metarl.reporting.reference import load_references, reference_for
 
 
 def test_every_family_has_four_steps_per_method_and_an_oracle():

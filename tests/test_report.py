@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from metarl.report import family_table, headline_table, report, shortfalls, step_sizes_text
+from metarl.reporting.report import family_table, headline_table, report, shortfalls, step_sizes_text
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -141,7 +141,7 @@ def test_family_without_paper_numbers():
 
 def test_report_replaces_only_its_own_section():
     """Hand-written text around the generated block survives a regeneration; the old block does not."""
-    from metarl.report import BEGIN_GENERATED, END_GENERATED, splice_generated
+    from metarl.reporting.report import BEGIN_GENERATED, END_GENERATED, splice_generated
 
     first = splice_generated(None, "table v1")
     assert first.startswith(BEGIN_GENERATED) and "table v1" in first

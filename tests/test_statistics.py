@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from metarl.statistics import regularized_incomplete_beta, summarize, t_cdf, t_quantile
+from metarl.reporting.statistics import regularized_incomplete_beta, summarize, t_cdf, t_quantile
 
 # Two-sided 95% critical values from published t tables.
 T_TABLE_975 = {1: 12.7062, 2: 4.3027, 3: 3.1824, 4: 2.7764, 9: 2.2622, 19: 2.0930, 39: 2.0227, 120: 1.9799}

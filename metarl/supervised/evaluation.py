@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from metarl.policies import Params, for_tasks, parameters_of
-from metarl.statistics import summarize as summarize_values
+from metarl.reporting.statistics import summarize as summarize_values
 from metarl.supervised.meta_learning import LossFn, adapt, task_losses
 from metarl.supervised.tasks import TaskBatch
 

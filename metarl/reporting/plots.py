@@ -11,7 +11,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
-from metarl.reference import PaperReference  # noqa: E402
+from metarl.reporting.reference import PaperReference  # noqa: E402
 
 LABELS = {"maml": "MAML", "pretrained": "pretrained", "random_init": "random init"}
 COLORS = {"maml": "tab:blue", "pretrained": "tab:orange", "random_init": "tab:green"}

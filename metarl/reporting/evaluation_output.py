@@ -1,4 +1,4 @@
-"""What an evaluation writes: ``evaluation.json`` (the schema ``metarl.report`` reads), the adaptation plot
+"""What an evaluation writes: ``evaluation.json`` (the schema ``metarl.reporting.report`` reads), the adaptation plot
 and TensorBoard scalars. ``launchers/evaluate.py`` only parses flags and calls ``metarl.evaluation`` and this."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from envs import Task
 from metarl.checkpoint import atomic_write_text
 from metarl.config import TrainConfig, to_dict
 from metarl.evaluation import EvalSettings, checkpoint_summary, settings_dict
-from metarl.machine import machine_description
-from metarl.plots import adaptation_plot
-from metarl.reference import PaperReference, family_name
+from metarl.reporting.machine import machine_description
+from metarl.reporting.plots import adaptation_plot
+from metarl.reporting.reference import PaperReference, family_name
 from metarl.version import __version__
 
 RESULTS_FILE = "evaluation.json"

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 
 from metarl.logger import format_duration
-from metarl.plots import LABELS
-from metarl.statistics import summarize
+from metarl.reporting.plots import LABELS
+from metarl.reporting.statistics import summarize
 
 METHOD_ORDER = ("maml", "pretrained", "random_init")
 
