@@ -1,0 +1,148 @@
+"""One evaluation of a training run, end to end (what ``launchers/evaluate.py`` calls): load the run and its
+checkpoint, build MAML's policy and the baselines, adapt each on the same test tasks, write the outputs.
+
+Every check a user can fail (flags, run, checkpoint, output directory) runs before the first episode, so a
+mistake costs seconds, not an evaluation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from metarl.checkpoint import LATEST
+from metarl.cli import is_disk_fault, require_writable_directory
+from metarl.config import DEVICE_NAMES, ConfigError, is_device_name
+from metarl.evaluation import (
+    EvalSettings,
+    baseline_settings,
+    default_episodes_per_step,
+    evaluate_policy,
+    load_policy_checkpoint,
+    load_policy_weights,
+    load_run_config,
+    method_results,
+    sample_test_tasks,
+)
+from metarl.experiment import build_experiment, build_policy, make_task_env, resolve_device
+from metarl.reporting.evaluation_output import RESULTS_FILE, results_document, write_outputs
+from metarl.reporting.reference import reference_for
+from metarl.run import CHECKPOINTS
+from metarl.seeding import EVAL_POLICY_INIT
+
+
+@dataclass(frozen=True)
+class EvaluationRequest:
+    """What to evaluate and how; ``None`` takes the run's value or the paper's protocol (see evaluate.py)."""
+
+    run_dir: Path
+    checkpoint: Path | None = None
+    pretrained: Path | None = None
+    output_dir: Path | None = None
+    device: str | None = None
+    num_tasks: int = 40
+    num_steps: int = 3
+    episodes_per_step: int | None = None
+    step_size: float | None = None
+    later_step_size: float | None = None
+    seed: int | None = None
+
+
+class OutputFault(Exception):
+    """The machine's storage failed while the outputs were written (full disk, lost permissions)."""
+
+    def __init__(self, output_dir: Path, error: OSError):
+        super().__init__(
+            f"cannot write the evaluation to {output_dir} ({error.strerror}); free space "
+            "or fix permissions, then run the same command again"
+        )
+
+
+def evaluate_run(request: EvaluationRequest, say: Callable[[str], None] = lambda message: None) -> Path:
+    """Evaluate and write the outputs; returns the output directory. Raises ``ConfigError`` or
+    ``CheckpointError`` before any episode for a user's mistake, ``NonFiniteEpisodeError`` for an env or
+    policy gone non-finite, ``OutputFault`` for a storage failure at the end."""
+    if request.device is not None and not is_device_name(request.device):
+        raise ConfigError(f"--device must be {DEVICE_NAMES}, got {request.device!r}")
+    config = load_run_config(request.run_dir)
+    if request.device is not None:
+        config = dataclasses.replace(config, device=request.device)
+    config.validate()
+    device = resolve_device(config.device, fix="pass --device cpu")
+    # `is None`, not `or`: an explicit 0 is refused by validate(), never replaced by the run's value.
+    step_size = config.fast_lr if request.step_size is None else request.step_size
+    settings = EvalSettings(
+        num_tasks=request.num_tasks,
+        num_steps=request.num_steps,
+        episodes_per_step=default_episodes_per_step(config)
+        if request.episodes_per_step is None
+        else request.episodes_per_step,
+        step_size=step_size,
+        later_step_size=step_size / 2 if request.later_step_size is None else request.later_step_size,
+        seed=config.seed if request.seed is None else request.seed,
+    ).validate()
+    checkpoint_path = request.checkpoint or request.run_dir / CHECKPOINTS / LATEST
+    state = load_policy_checkpoint(checkpoint_path, config.env_id, device)
+    output_dir = request.output_dir or request.run_dir / "evaluation" / f"iter_{int(state.get('iteration', 0)):06d}"
+    if (output_dir / RESULTS_FILE).exists():
+        raise ConfigError(f"{output_dir} already holds {RESULTS_FILE}; choose another --output-dir or delete it")
+    require_writable_directory(output_dir, "--output-dir")  # before the evaluation, not after it
+
+    experiment = build_experiment(config)
+    try:
+        load_policy_weights(experiment.policy, state, checkpoint_path)
+        env = make_task_env(config.env_id, config.env_kwargs)
+        policies = {"maml": experiment.policy, "random_init": build_policy(config, env, device, EVAL_POLICY_INIT)}
+        pretrained: tuple[dict[str, Any], Path] | None = None
+        if request.pretrained is not None:
+            pretrained_state = load_policy_checkpoint(
+                request.pretrained, config.env_id, device, "launchers/pretrain.py"
+            )
+            policies["pretrained"] = build_policy(config, env, device)
+            load_policy_weights(policies["pretrained"], pretrained_state, request.pretrained)
+            pretrained = (pretrained_state, request.pretrained)
+        env.close()
+
+        tasks = sample_test_tasks(experiment.tasks, settings.num_tasks, settings.seed)
+        reference = reference_for(config.env_id)
+        explicit = request.step_size is not None or request.later_step_size is not None
+        method_settings = {"maml": settings, **baseline_settings(settings, reference, explicit)}
+        methods: dict[str, list[dict[str, Any]]] = {}
+        start = time.perf_counter()
+        # "±" is the standard error here but the 95% half-width in report.py's tables: say which
+        say(f"mean return over {settings.num_tasks} test tasks after each step, ± its standard error:")
+        for name, policy in policies.items():
+            task_returns = evaluate_policy(
+                experiment.sampler, policy, tasks, method_settings[name], config.gamma, config.gae_lambda
+            )
+            methods[name] = method_results(task_returns)
+            steps = "  ".join(f"step {e['step']} {e['mean']:8.2f} ± {e['std_error']:.2f}" for e in methods[name])
+            say(f"{name:>12}: {steps}")
+    finally:
+        experiment.close()
+    wall_time_s = time.perf_counter() - start
+
+    results = results_document(
+        config=config,
+        run_dir=request.run_dir,
+        checkpoint=(state, checkpoint_path),
+        pretrained=pretrained,
+        settings=settings,
+        method_settings=method_settings,
+        device=device,
+        tasks=tasks,
+        methods=methods,
+        wall_time_s=wall_time_s,
+        reference=reference,
+    )
+    try:
+        write_outputs(output_dir, results, reference)
+    except OSError as error:
+        if not is_disk_fault(error):
+            raise  # not the machine's storage: a bug, whose traceback is wanted
+        raise OutputFault(output_dir, error) from error
+    return output_dir
