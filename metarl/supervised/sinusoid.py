@@ -1,17 +1,28 @@
-"""The sinusoid experiment's figure and the paper's numbers it is compared with (section 5.1)."""
+"""The sinusoid experiment (MAML paper, section 5.1): meta-training, the pretrained baseline, evaluation on
+fresh tasks, the Figure-2 plot and the paper's numbers it is compared with. ``launchers/sinusoid.py`` calls
+``run_sinusoid``."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from metarl.checkpoint import atomic_write_text
+from metarl.config import to_dict
 from metarl.policies import for_tasks, parameters_of
-from metarl.supervised.meta_learning import adapt, batched_forward, mse_per_task
+from metarl.run import CHECKPOINTS, open_logger
+from metarl.seeding import EVAL_TASKS, POLICY_INIT, TRAIN_TASKS, task_rng, torch_generator
+from metarl.supervised.config import SinusoidConfig
+from metarl.supervised.evaluation import adaptation_curve, pretrain_jointly, summarize
+from metarl.supervised.meta_learning import adapt, batched_forward, make_meta_learner, mse_per_task
 from metarl.supervised.models import MLPRegressor
 from metarl.supervised.tasks import SinusoidDistribution, TaskBatch
+from metarl.supervised.training import BASELINE_INIT, BASELINE_TASKS, meta_train
 
 # Finn et al. (2017), section 5.1 / figure 3 text: MSE on K = 5 after 1 / 5 / 10 steps (no confidence intervals given).
 PAPER_K5 = {
@@ -95,3 +106,88 @@ def plot_fits(
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def distribution_of(config: SinusoidConfig) -> SinusoidDistribution:
+    (a_low, a_high), (p_low, p_high), (x_low, x_high) = config.amplitude_range, config.phase_range, config.input_range
+    return SinusoidDistribution((a_low, a_high), (p_low, p_high), (x_low, x_high))
+
+
+def new_model(config: SinusoidConfig, stream: int) -> MLPRegressor:
+    return MLPRegressor(1, 1, config.hidden_sizes, generator=torch_generator(config.seed, stream))
+
+
+def run_sinusoid(config: SinusoidConfig, run_dir: Path, quiet: bool = False) -> dict[str, Any]:
+    """Train, pretrain the baseline, evaluate both and write evaluation.json and the plot into ``run_dir``
+    (already holding the config); returns what evaluation.json holds."""
+    torch.set_num_threads(config.num_threads)
+    distribution = distribution_of(config)
+
+    def training_batch(iteration: int) -> TaskBatch:
+        return distribution.sample(
+            config.meta_batch_size, config.num_shots, config.num_query, task_rng(config.seed, TRAIN_TASKS, iteration)
+        )
+
+    model = new_model(config, POLICY_INIT)
+    learner = make_meta_learner(config, model, mse_per_task)
+    logger = open_logger(run_dir)
+    logger.hyperparameters(to_dict(config))
+    try:
+        timing = meta_train(learner, training_batch, config, run_dir, logger, quiet)
+
+        baseline = new_model(config, BASELINE_INIT)
+        if config.baseline_iterations:
+            pretrain_jointly(
+                baseline,
+                lambda it: distribution.sample(
+                    config.meta_batch_size,
+                    config.num_shots,
+                    config.num_query,
+                    task_rng(config.seed, BASELINE_TASKS, it),
+                ),
+                config.baseline_iterations,
+                config.meta_lr,
+                mse_per_task,
+            )
+            torch.save(baseline.state_dict(), run_dir / CHECKPOINTS / "baseline.pt")
+
+        eval_rng = task_rng(config.seed, EVAL_TASKS, 0)
+        tasks = distribution.sample_tasks(config.eval_tasks, eval_rng)
+        batch = distribution.sample_batch(tasks, config.num_shots, config.eval_query, eval_rng)
+        max_steps = max(config.eval_steps)
+        models = {config.algorithm + ("-first-order" if config.first_order else ""): model}
+        if config.baseline_iterations:
+            models["pretrained"] = baseline
+        results: dict[str, Any] = {
+            "config": to_dict(config),
+            "training": timing,
+            "eval_tasks": config.eval_tasks,
+            "num_shots": config.num_shots,
+            "eval_query": config.eval_query,
+            "mse": {},
+        }
+        for name, net in models.items():
+            curve = adaptation_curve(net, parameters_of(net), batch, mse_per_task, config.inner_lr, max_steps)
+            results["mse"][name] = summarize(curve, sorted({0, *config.eval_steps}))
+            results["mse"][name]["curve_mean"] = curve.mean(axis=1).tolist()
+            for step, value in enumerate(curve.mean(axis=1)):
+                logger.record(f"eval/{name}_mse", float(value))
+                logger.dump(step)
+        if config.num_shots == 5:
+            results["paper_k5"] = PAPER_K5
+        atomic_write_text(run_dir / "evaluation.json", json.dumps(results, indent=2) + "\n")
+        if config.plot_tasks:
+            n = min(config.plot_tasks, len(tasks))
+            plot_fits(
+                run_dir / "sinusoid_fits.png",
+                models,
+                batch[:n],
+                distribution,
+                [t.amplitude for t in tasks[:n]],
+                [t.phase for t in tasks[:n]],
+                config.inner_lr,
+                max_steps,
+            )
+    finally:
+        logger.close()
+    return results
