@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from custom_env_for_tests import ENV_ID as CUSTOM_ENV_ID
+from run_helpers import assert_same_policy, latest_policy
 from sampler_helpers import (
     ENV_ID,
     REPO_ROOT,
@@ -198,6 +199,12 @@ def test_training_run_with_the_process_backend(tmp_path):
     result = subprocess.run(command, cwd=REPO_ROOT, env=worker_env(), capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr
     assert "done: 2 iterations" in result.stdout
+    # The same two iterations in process: a backend moves episodes, it never changes a number.
+    in_process = [*command[: command.index("--set")], *command[command.index("--set") + 4 :]]
+    in_process[in_process.index("--output-dir") + 1] = str(tmp_path / "in_process")
+    result = subprocess.run(in_process, cwd=REPO_ROOT, env=worker_env(), capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert_same_policy(latest_policy(tmp_path / "run"), latest_policy(tmp_path / "in_process"))
 
 
 def test_make_sampler_builds_the_process_backend():

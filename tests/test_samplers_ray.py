@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 import torch
 from custom_env_for_tests import ENV_ID as CUSTOM_ENV_ID
+from run_helpers import assert_same_policy, latest_policy
 from sampler_helpers import ENV_ID, REPO_ROOT, assert_same_episodes, gone, one_torch_thread, problem, reference
 
 from metarl.config import ConfigError, SamplerConfig
@@ -183,6 +184,12 @@ def test_training_run_joins_a_separate_head_by_address(tmp_path):
         assert "done: 2 iterations" in result.stdout
         assert "ray sampler: 2 actors on 1 node: " in result.stdout  # where they run, for clusters
         assert head.poll() is None, "the head must outlive the training run that joined it"
+        # The same two iterations in process: a backend moves episodes, it never changes a number.
+        in_process = command[: command.index("--set")] + command[command.index("--set") + 6 :]
+        in_process[in_process.index("--output-dir") + 1] = str(tmp_path / "in_process")
+        result = subprocess.run(in_process, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert_same_policy(latest_policy(tmp_path / "run"), latest_policy(tmp_path / "in_process"))
     finally:
         os.killpg(head.pid, signal.SIGTERM)  # `ray start --block` stops its children on SIGTERM
         try:
