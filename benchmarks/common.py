@@ -15,23 +15,35 @@ import torch
 from metarl.reporting.machine import machine_description
 
 
-def machine() -> dict[str, Any]:
-    """The machine description results tables use, plus what a benchmark also needs to be read."""
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def machine(device: torch.device | None = None) -> dict[str, Any]:
+    """The machine description results tables use (with the GPU's name when ``device`` is one), plus what a
+    benchmark also needs to be read."""
+    device = device or torch.device("cpu")
     return {**machine_description(device), "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg()[0]}
 
 
+def device_label(device: torch.device) -> str:
+    """``cpu``, or ``cuda:0 (NVIDIA H100 80GB HBM3)``: what the printed results were measured on."""
+    return f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device)
+
+
 def timed(function: Callable[[], Any], repeats: int) -> tuple[float, list[float]]:
-    """Median wall time of ``repeats`` calls after one warm-up call (which is not counted)."""
+    """Median wall time of ``repeats`` calls after one warm-up call (which is not counted). GPU work is waited
+    for on both sides of each call, so the time is the work's, not its launch's."""
     function()
     times = []
     for _ in range(repeats):
+        _synchronize()
         start = time.perf_counter()
         function()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
+        _synchronize()
         times.append(time.perf_counter() - start)
     return statistics.median(times), times
+
+
+def _synchronize() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
 
 
 def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
@@ -49,6 +61,6 @@ def _format(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def write_json(path: str | None, payload: dict[str, Any]) -> None:
+def write_json(path: str | None, payload: dict[str, Any], device: torch.device | None = None) -> None:
     if path:
-        Path(path).write_text(json.dumps({"machine": machine(), **payload}, indent=2))
+        Path(path).write_text(json.dumps({"machine": machine(device), **payload}, indent=2))

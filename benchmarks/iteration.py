@@ -2,18 +2,23 @@
 
 python benchmarks/iteration.py [--configs 2d-navigation halfcheetah-vel] [--iterations 3]
                                [--set key=value] [--json FILE]
+
+``--set device=cuda`` runs the inner steps and the meta-update on the GPU, as training would; sampling
+stays on the CPU. A config or device this machine cannot run stops with one line.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 
-from common import print_table, write_json
+from common import device_label, print_table, write_json
 
-from metarl.config import TrainConfig, load_config
+from metarl.config import ConfigError, TrainConfig, load_config
+from metarl.experiment import resolve_device
 from metarl.memory import keep_freed_memory
 from metarl.trainer import Trainer
 
@@ -30,22 +35,29 @@ def main() -> None:
     keep_freed_memory()  # as launchers/train.py does
 
     rows = []
+    device = None
     for name in args.configs:
         overrides = [*args.overrides, f"num_batches={args.iterations + 1}"]
-        config = load_config(TrainConfig, CONFIGS / f"{name}.yaml", overrides).validate()
+        try:
+            config = load_config(TrainConfig, CONFIGS / f"{name}.yaml", overrides).validate()
+            device = resolve_device(config.device)
+        except ConfigError as error:
+            sys.exit(f"error: {error}")
+        print(f"{name}: meta-update on {device_label(device)}", flush=True)
         with tempfile.TemporaryDirectory() as run_dir:
             history = Trainer.start(config, Path(run_dir)).run(quiet=True)[1:]
         rows.append(
             {
                 "config": name,
+                "device": str(device),
                 "sampling_s": statistics.median(h["time/sampling_s"] for h in history),
                 "meta_update_s": statistics.median(h["time/meta_update_s"] for h in history),
                 "iteration_s": statistics.median(h["time/iteration_s"] for h in history),
                 "env_steps_per_s": statistics.median(h["perf/env_steps_per_s"] for h in history),
             }
         )
-    print_table(rows, ["config", "sampling_s", "meta_update_s", "iteration_s", "env_steps_per_s"])
-    write_json(args.json, {"args": vars(args), "results": rows})
+    print_table(rows, ["config", "device", "sampling_s", "meta_update_s", "iteration_s", "env_steps_per_s"])
+    write_json(args.json, {"args": vars(args), "results": rows}, device)
 
 
 if __name__ == "__main__":

@@ -8,19 +8,24 @@ The episodes are synthetic, shaped like HalfCheetah (obs 17, act 6) with the pap
 does not depend on what generated the episodes. Usage:
 
     python benchmarks/meta_update.py [--tasks 40] [--episodes 20] [--horizon 200] [--repeats 3]
-                                     [--subsamples 0.2 0.1] [--json FILE]
+                                     [--subsamples 0.2 0.1] [--device cpu|cuda] [--json FILE]
+
+``--device cuda`` runs the update on the GPU (the episodes are moved there once per update, as in
+training); without a GPU it stops with one line.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 import torch
-from common import print_table, timed, write_json
+from common import device_label, print_table, timed, write_json
 
 from metarl.adaptation import InnerStep
-from metarl.config import TRPOSettings
+from metarl.config import ConfigError, TRPOSettings
 from metarl.episodes import EpisodeBatch
+from metarl.experiment import resolve_device
 from metarl.maml_trpo import MAMLTRPO
 from metarl.memory import keep_freed_memory
 from metarl.policies import GaussianMLPPolicy
@@ -53,6 +58,10 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
+    try:
+        device = resolve_device(args.device, fix="run with --device cpu")
+    except ConfigError as error:
+        sys.exit(f"error: {error}")
     keep_freed_memory()  # as launchers/train.py does
 
     generator = torch.Generator().manual_seed(0)
@@ -67,9 +76,9 @@ def main() -> None:
     variants += [(False, "gauss_newton", fraction) for fraction in args.subsamples]
     rows = []
     for first_order, curvature, fraction in variants:
-        policy = GaussianMLPPolicy(17, 6, (100, 100)).to(args.device)
+        policy = GaussianMLPPolicy(17, 6, (100, 100)).to(device)
         settings = TRPOSettings(curvature=curvature, curvature_subsample=fraction)
-        learner = MAMLTRPO(policy, InnerStep((0.1,), first_order=first_order), trpo=settings, device=args.device)
+        learner = MAMLTRPO(policy, InnerStep((0.1,), first_order=first_order), trpo=settings, device=device)
 
         def update(policy=policy, learner=learner):
             policy.load_state_dict(initial)  # the same update each time
@@ -87,9 +96,12 @@ def main() -> None:
     for row in rows:
         same = next(r for r in rows if r["order"] == row["order"] and r["curvature"] == "double_backprop")
         row["speedup_vs_double_backprop"] = same["seconds"] / row["seconds"]
-    print(f"meta-update: {args.tasks} tasks x {args.episodes} episodes x {args.horizon} steps, device {args.device}")
+    print(
+        f"meta-update: {args.tasks} tasks x {args.episodes} episodes x {args.horizon} steps, "
+        f"device {device_label(device)}, {torch.get_num_threads()} CPU threads"
+    )
     print_table(rows, ["order", "curvature", "curvature_subsample", "seconds", "speedup_vs_double_backprop"])
-    write_json(args.json, {"args": vars(args), "results": rows})
+    write_json(args.json, {"args": vars(args), "results": rows}, device)
 
 
 if __name__ == "__main__":

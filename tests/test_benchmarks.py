@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -78,3 +79,30 @@ def test_curvature_floor_counts_sixteen_gemms_per_product(tmp_path):
     rows = run_benchmark("curvature_floor.py", tmp_path / "floor.json")["results"]
     gemm_row = next(row for row in rows if row["what"].startswith("the 16 unavoidable GEMMs"))
     assert gemm_row["gflop"] * 1e9 == pytest.approx(16 * 2 * 2 * (2 * 5) * 8 * 8)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+@pytest.mark.parametrize(
+    ("script", "device_flag"),
+    [("meta_update.py", ["--device", "cuda"]), ("iteration.py", ["--set", "device=cuda"])],
+)
+def test_gpu_benchmarks_refuse_in_one_line_without_cuda(script, device_flag, tmp_path):
+    """The GPU path is one flag away; where there is no GPU it says so in one line instead of a traceback."""
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *TINY[script], *device_flag, "--json", str(tmp_path / "r.json")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    lines = completed.stderr.strip().splitlines()
+    assert completed.returncode != 0
+    assert len(lines) == 1 and "CUDA is not available" in lines[0], completed.stderr
+    assert not (tmp_path / "r.json").exists()
+
+
+@pytest.mark.parametrize("script", ["meta_update.py", "iteration.py"])
+def test_gpu_capable_benchmarks_record_the_device_they_measured_on(script, tmp_path):
+    results = run_benchmark(script, tmp_path / "r.json")
+    expected = "cuda" if torch.cuda.is_available() and script == "meta_update.py" else "cpu"
+    assert results["machine"]["device"].startswith(expected)
+    assert all(row.get("device", expected).startswith(expected) for row in results["results"])
