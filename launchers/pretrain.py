@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(TrainConfig, find_config(args.config, DEFAULT_CONFIG), args.overrides).validate()
         settings = PretrainSettings.matching(config, args.iterations, args.lr, args.episodes_per_task)
-        run_dir = new_run_dir(run_name(config) + "-pretrained", config.seed, args.output_dir, resumable=False)
+        run_dir = new_run_dir(run_name(config) + "-pretrained", config.seed, args.output_dir, kind=None)
         print(f"run directory: {run_dir}", flush=True)
         state = pretrain(config, settings, run_dir, quiet=args.quiet)
     except (ConfigError, NonFiniteEpisodeError) as error:

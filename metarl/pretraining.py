@@ -86,7 +86,7 @@ def pretrain(config: TrainConfig, settings: PretrainSettings, output_dir: Path, 
     """Train the joint policy, writing a run directory like training's; returns the final checkpoint."""
     experiment = build_experiment(config)  # fails before anything is written
     try:
-        run_dir = new_run_dir(run_name(config), config.seed, output_dir, resumable=False)
+        run_dir = new_run_dir(run_name(config), config.seed, output_dir, kind=None)
         write_config(run_dir, config)
     except BaseException:
         experiment.close()
