@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         config = load_config(OmniglotConfig, find_config(args.config, DEFAULT_CONFIG), args.overrides).validate()
-        run_dir = new_run_dir("omniglot", config.seed, args.output_dir, resumable=False)
+        run_dir = new_run_dir("omniglot", config.seed, args.output_dir, kind=None)
         train_classes, test_classes = load_omniglot(
             args.data, config.num_train_characters, config.split_seed, config.image_size, config.rotations
         )

@@ -1,5 +1,6 @@
 """Pretrain the joint-policy baseline: ``python launchers/pretrain.py [--config FILE] [--set key=value ...]
-[--output-dir DIR] [--iterations N] [--lr LR] [--episodes-per-task E]``.
+[--output-dir DIR] [--iterations N] [--lr LR] [--episodes-per-task E]``, or ``--resume DIR [--iterations N]
+[--set key=value ...]`` to continue a run from its latest checkpoint.
 
 One policy trained on all tasks jointly with ordinary policy gradient (Adam), on the same training
 tasks and by default the same env-step budget as MAML. The checkpoint (DIR/checkpoints/latest.pt)
@@ -12,13 +13,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from metarl.checkpoint import LATEST
-from metarl.cli import OneLineErrorParser, add_config_arguments, usage_error
-from metarl.config import ConfigError, TrainConfig, find_config, load_config
-from metarl.pretraining import PretrainSettings, pretrain
-from metarl.run import CHECKPOINTS, new_run_dir
-from metarl.samplers import NonFiniteEpisodeError
-from metarl.trainer import run_name
+try:  # torch and MuJoCo take seconds to import: Ctrl-C then is one line too, not an import traceback
+    from metarl.checkpoint import LATEST, CheckpointError
+    from metarl.cli import OneLineErrorParser, add_config_arguments, usage_error
+    from metarl.config import ConfigError, TrainConfig, find_config, load_config
+    from metarl.pretraining import DEFAULT_LEARNING_RATE, Pretraining, PretrainSettings
+    from metarl.run import CHECKPOINTS, PRETRAINING, new_run_dir
+    from metarl.samplers import NonFiniteEpisodeError
+    from metarl.trainer import run_name
+except KeyboardInterrupt:
+    print("error: interrupted while starting, before anything was written; run the same command again", file=sys.stderr)
+    sys.exit(130)
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "2d-navigation.yaml"
 
@@ -26,8 +31,20 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "2d-navigation.ya
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = OneLineErrorParser(description=__doc__.splitlines()[0])
     add_config_arguments(parser, DEFAULT_CONFIG, "--config halfcheetah-vel.yaml --set seed=2")
-    parser.add_argument("--iterations", type=int, default=None, help="iterations (default: the config's num_batches)")
-    parser.add_argument("--lr", type=float, default=1e-3, help="Adam step size (default 1e-3)")
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="continue the pretraining run in DIR from its latest checkpoint, with the settings saved there",
+    )
+    parser.add_argument(
+        "--iterations",
+        type=int,
+        default=None,
+        help="iterations (default: the config's num_batches); with --resume, the total to extend the run to",
+    )
+    parser.add_argument("--lr", type=float, default=None, help=f"Adam step size (default {DEFAULT_LEARNING_RATE:g})")
     parser.add_argument(
         "--episodes-per-task",
         type=int,
@@ -39,17 +56,38 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    run_dir: Path | None = args.resume
+    run: Pretraining | None = None
     try:
-        config = load_config(TrainConfig, find_config(args.config, DEFAULT_CONFIG), args.overrides).validate()
-        settings = PretrainSettings.matching(config, args.iterations, args.lr, args.episodes_per_task)
-        run_dir = new_run_dir(run_name(config) + "-pretrained", config.seed, args.output_dir, resumable=False)
-        print(f"run directory: {run_dir}", flush=True)
-        state = pretrain(config, settings, run_dir, quiet=args.quiet)
-    except (ConfigError, NonFiniteEpisodeError) as error:
+        if args.resume is not None:
+            saved = {
+                "--config": args.config,
+                "--output-dir": args.output_dir,
+                "--lr": args.lr,
+                "--episodes-per-task": args.episodes_per_task,
+            }
+            if given := [flag for flag, value in saved.items() if value is not None]:
+                raise ConfigError(
+                    "--resume continues the run with the config, directory and settings it saved; "
+                    f"drop {', '.join(given)}"
+                )
+            run = Pretraining.resume(args.resume, args.overrides, args.iterations)
+        else:
+            config = load_config(TrainConfig, find_config(args.config, DEFAULT_CONFIG), args.overrides).validate()
+            settings = PretrainSettings.matching(config, args.iterations, args.lr, args.episodes_per_task)
+            run_dir = new_run_dir(run_name(config) + "-pretrained", config.seed, args.output_dir, PRETRAINING)
+            run = Pretraining.start(config, settings, run_dir)
+        print(f"run directory: {run.run_dir}", flush=True)
+        run.run(quiet=args.quiet)
+    except (ConfigError, CheckpointError, NonFiniteEpisodeError) as error:
         return usage_error(error)
+    except (OSError, KeyboardInterrupt) as error:
+        done = None if run is None else run.progress.iteration
+        return PRETRAINING.stopped(error, run_dir, done, new_run=args.resume is None)
+    progress = run.progress
     print(
-        f"done: {state['iteration']} iterations, {state['env_steps']:,} env steps, {state['wall_time_s']:.1f} s; "
-        f"evaluate with --pretrained {run_dir / CHECKPOINTS / LATEST}",
+        f"done: {progress.iteration} iterations, {progress.env_steps:,} env steps, {progress.wall_time_s:.1f} s; "
+        f"evaluate with --pretrained {run.run_dir / CHECKPOINTS / LATEST}",
         flush=True,
     )
     return 0

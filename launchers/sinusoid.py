@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         config = load_config(SinusoidConfig, find_config(args.config, DEFAULT_CONFIG), args.overrides).validate()
-        run_dir = new_run_dir("sinusoid", config.seed, args.output_dir, resumable=False)
+        run_dir = new_run_dir("sinusoid", config.seed, args.output_dir, kind=None)
     except ConfigError as error:
         return usage_error(error)
     write_config(run_dir, config)

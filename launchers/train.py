@@ -13,11 +13,11 @@ from pathlib import Path
 
 try:  # torch and MuJoCo take seconds to import: Ctrl-C then is one line too, not an import traceback
     from metarl.checkpoint import CheckpointError
-    from metarl.cli import OneLineErrorParser, add_config_arguments, environment_fault, is_disk_fault, usage_error
+    from metarl.cli import OneLineErrorParser, add_config_arguments, usage_error
     from metarl.config import ConfigError, TrainConfig, dump_yaml, find_config, keys_text, load_config
-    from metarl.run import CONFIG_FILE, new_run_dir
+    from metarl.run import CONFIG_FILE, RL_TRAINING, new_run_dir
     from metarl.samplers import NonFiniteEpisodeError
-    from metarl.trainer import Trainer, interruption_message, resume_hint, run_name
+    from metarl.trainer import Trainer, run_name
 except KeyboardInterrupt:
     print("error: interrupted while starting, before anything was written; run the same command again", file=sys.stderr)
     sys.exit(130)
@@ -63,20 +63,16 @@ def main(argv: list[str] | None = None) -> int:
             if args.print_config:
                 print(dump_yaml(config), end="")
                 return 0
-            run_dir = new_run_dir(run_name(config), config.seed, args.output_dir)
+            run_dir = new_run_dir(run_name(config), config.seed, args.output_dir, RL_TRAINING)
             trainer = Trainer.start(config, run_dir)
         print(f"run directory: {trainer.run_dir}", flush=True)
         print(trainer.experiment.sampler.describe(), flush=True)  # on a cluster: did actors spread?
         trainer.run(quiet=args.quiet)
     except (ConfigError, CheckpointError, NonFiniteEpisodeError) as error:
         return usage_error(error)
-    except OSError as error:
-        if run_dir is None or not is_disk_fault(error):
-            raise  # not the machine's storage: a bug, whose traceback is wanted
-        return environment_fault(f"cannot write to {run_dir} ({error.strerror}); {resume_hint(run_dir)}")
-    except KeyboardInterrupt:
-        print(interruption_message(run_dir, trainer, new_run=args.resume is None), file=sys.stderr, flush=True)
-        return 130
+    except (OSError, KeyboardInterrupt) as error:
+        done = None if trainer is None else trainer.progress.iteration
+        return RL_TRAINING.stopped(error, run_dir, done, new_run=args.resume is None)
     print(
         f"done: {trainer.progress.iteration} iterations, {trainer.progress.env_steps:,} env steps, "
         f"{trainer.progress.wall_time_s:.1f} s; tensorboard --logdir {trainer.run_dir}",

@@ -5,26 +5,44 @@ Each iteration samples ``meta_batch_size`` tasks from the training stream (the s
 over tasks of the REINFORCE-with-baseline loss the inner step uses. By default an iteration samples
 as many episodes as a MAML iteration (fast_batch_size · (num_steps + 1) per task), so the two
 baselines get the same number of env steps. No adaptation happens here; evaluation adapts it like MAML.
+
+A run resumes from its latest checkpoint bit for bit, as RL training does: the checkpoint holds the policy,
+Adam's state and these settings, and every random stream is derived from (seed, iteration).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from metarl.adaptation import policy_gradient_loss
+from metarl.checkpoint import CheckpointError
 from metarl.config import ConfigError, TrainConfig, to_dict
-from metarl.experiment import Experiment, build_experiment
-from metarl.logger import format_duration, print_progress
+from metarl.experiment import Experiment
+from metarl.logger import EventLayout, format_duration, print_progress
 from metarl.meta_batch import to_cpu
 from metarl.policies import parameters_of
-from metarl.run import ETA, new_run_dir, open_logger, process_settings, save_checkpoints, write_config
+from metarl.run import ETA, PRETRAINING, open_logger, process_settings, save_checkpoints
 from metarl.seeding import PRETRAIN_EPISODES, TRAIN_TASKS, task_rng
-from metarl.trainer import Progress, policy_checkpoint, run_name
+from metarl.trainer import (
+    RESUMABLE_KEYS,
+    Progress,
+    policy_checkpoint,
+    restored_progress,
+    resume_checkpoint,
+    resumed_config,
+    started_experiment,
+)
+
+DEFAULT_LEARNING_RATE = 1e-3
+# A pretraining run's length is its settings' num_iterations (--iterations), not num_batches: a resume that
+# changed num_batches would run no longer, so it is refused rather than ignored.
+PRETRAIN_RESUMABLE_KEYS = RESUMABLE_KEYS - {"num_batches"}
+SETTING_FLAGS = {"num_iterations": "--iterations", "episodes_per_task": "--episodes-per-task", "learning_rate": "--lr"}
 
 
 @dataclass(frozen=True)
@@ -33,7 +51,7 @@ class PretrainSettings:
     """Policy-gradient iterations (default: the config's num_batches)."""
     episodes_per_task: int
     """Episodes per task per iteration (default: what a MAML iteration samples per task)."""
-    learning_rate: float = 1e-3
+    learning_rate: float = DEFAULT_LEARNING_RATE
     """Adam step size."""
 
     @classmethod
@@ -41,19 +59,31 @@ class PretrainSettings:
         cls,
         config: TrainConfig,
         num_iterations: int | None = None,
-        learning_rate: float = 1e-3,
+        learning_rate: float | None = None,
         episodes_per_task: int | None = None,
     ) -> PretrainSettings:
         """Settings with MAML's sample budget unless told otherwise."""
-        settings = cls(
+        return cls(
             num_iterations if num_iterations is not None else config.num_batches,
             episodes_per_task if episodes_per_task is not None else config.fast_batch_size * (config.num_steps + 1),
-            learning_rate,
-        )
-        for name, value in asdict(settings).items():
+            learning_rate if learning_rate is not None else DEFAULT_LEARNING_RATE,
+        ).validated()
+
+    @classmethod
+    def saved(cls, state: dict[str, Any], path: Path) -> PretrainSettings:
+        """The settings a pretraining checkpoint was written with."""
+        try:
+            return cls(**state["pretrain"]).validated()
+        except (KeyError, TypeError, ConfigError):
+            raise CheckpointError(
+                f"checkpoint {path}: its pretrain settings {state.get('pretrain')!r} are missing or damaged"
+            ) from None
+
+    def validated(self) -> PretrainSettings:
+        for name, value in asdict(self).items():
             if not value > 0:
-                raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value}")
-        return settings
+                raise ConfigError(f"{SETTING_FLAGS[name]} must be positive, got {value}")
+        return self
 
 
 def pretrain_iteration(
@@ -82,41 +112,115 @@ def pretrain_iteration(
     }
 
 
-def pretrain(config: TrainConfig, settings: PretrainSettings, output_dir: Path, quiet: bool = False) -> dict[str, Any]:
-    """Train the joint policy, writing a run directory like training's; returns the final checkpoint."""
-    experiment = build_experiment(config)  # fails before anything is written
-    try:
-        run_dir = new_run_dir(run_name(config), config.seed, output_dir, resumable=False)
-        write_config(run_dir, config)
-    except BaseException:
-        experiment.close()
-        raise
-    process_settings()
-    optimizer = torch.optim.Adam(experiment.policy.parameters(), lr=settings.learning_rate)
-    logger = open_logger(run_dir)
-    logger.hyperparameters({**to_dict(config), "pretrain": asdict(settings)})
-    progress, state, eta = Progress(), {}, ETA(settings.num_iterations)
-    try:
-        for iteration in range(settings.num_iterations):
-            start = time.perf_counter()
-            scalars = pretrain_iteration(experiment, optimizer, settings, iteration)
-            seconds = time.perf_counter() - start
-            progress.iteration += 1
-            progress.env_steps += int(scalars["pretrain/env_steps"])
-            progress.wall_time_s += seconds
-            for tag, value in scalars.items():
-                logger.record(tag, value)
-            logger.dump(progress.iteration)
-            state = policy_checkpoint(experiment, progress, method="pretrained", pretrain=asdict(settings))
-            save_checkpoints(run_dir, state, config.checkpoint_every)
-            if not quiet:
-                width = len(str(settings.num_iterations))
-                print_progress(
-                    f"pretrain {progress.iteration:>{width}}/{settings.num_iterations} | "
-                    f"return {scalars['pretrain/return']:9.2f} | "
-                    f"ETA {format_duration(eta.after(progress.iteration, seconds))}"
+def adam(experiment: Experiment, settings: PretrainSettings) -> torch.optim.Adam:
+    return torch.optim.Adam(experiment.policy.parameters(), lr=settings.learning_rate)
+
+
+class Pretraining:
+    """A pretraining run: its experiment, settings and Adam optimizer, and where it stands."""
+
+    def __init__(
+        self,
+        experiment: Experiment,
+        settings: PretrainSettings,
+        optimizer: torch.optim.Optimizer,
+        run_dir: Path,
+        progress: Progress | None = None,
+        resumed: bool = False,
+    ):
+        self.experiment = experiment
+        self.config = experiment.config
+        self.settings = settings
+        self.optimizer = optimizer
+        self.run_dir = Path(run_dir)
+        self.progress = progress or Progress()
+        self.resumed = resumed
+        """Whether an earlier process ran here: its TensorBoard events from this iteration on are superseded."""
+
+    @classmethod
+    def start(cls, config: TrainConfig, settings: PretrainSettings, run_dir: Path) -> Pretraining:
+        """A new run in ``run_dir`` (see ``metarl.run.new_run_dir``)."""
+        experiment, optimizer = started_experiment(config, run_dir, lambda experiment: adam(experiment, settings))
+        return cls(experiment, settings, optimizer, run_dir)
+
+    @classmethod
+    def resume(cls, run_dir: Path, overrides: list[str], num_iterations: int | None = None) -> Pretraining:
+        """Continue the run in ``run_dir`` from its latest checkpoint, with the settings saved there;
+        ``num_iterations`` extends it. Unlike RL training a run killed before its first checkpoint cannot
+        resume: its settings were never saved."""
+        run_dir = Path(run_dir)
+        config = resumed_config(run_dir, overrides, PRETRAIN_RESUMABLE_KEYS)
+        saved = resume_checkpoint(run_dir, PRETRAINING)
+        if saved is None:
+            raise CheckpointError(
+                f"{run_dir} has no checkpoint to resume from: it stopped before its first, and a pretraining "
+                "run's settings are saved in its checkpoints only; delete it and start a new run"
+            )
+        state, path = saved
+        if "optimizer" not in state:
+            raise CheckpointError(
+                f"checkpoint {path} cannot be resumed bit for bit: it predates optimizer state in checkpoints; "
+                "start a new run"
+            )
+        settings = PretrainSettings.saved(state, path)
+        if num_iterations is not None:
+            settings = replace(settings, num_iterations=num_iterations).validated()
+
+        def restore(experiment: Experiment) -> tuple[Progress, torch.optim.Optimizer]:
+            progress = restored_progress(state, path, experiment, PRETRAINING)
+            if progress.iteration > settings.num_iterations:
+                raise ConfigError(
+                    f"--iterations {settings.num_iterations} is fewer than the {progress.iteration} "
+                    "iterations the run has done"
                 )
-    finally:
-        logger.close()
-        experiment.close()
-    return state
+            optimizer = adam(experiment, settings)
+            try:
+                optimizer.load_state_dict(state["optimizer"])
+            except (KeyError, TypeError, ValueError) as error:
+                raise CheckpointError(
+                    f"checkpoint {path}: its optimizer state does not fit the policy ({type(error).__name__})"
+                ) from None
+            return progress, optimizer
+
+        experiment, (progress, optimizer) = started_experiment(config, run_dir, restore)
+        return cls(experiment, settings, optimizer, run_dir, progress, resumed=True)
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return policy_checkpoint(
+            self.experiment,
+            self.progress,
+            method=PRETRAINING.method,
+            pretrain=asdict(self.settings),
+            optimizer=self.optimizer.state_dict(),
+        )
+
+    def run(self, quiet: bool = False) -> None:
+        config, settings, progress = self.config, self.settings, self.progress
+        process_settings()
+        events = EventLayout.of(self.run_dir)
+        logger = open_logger(self.run_dir, progress.iteration, self.resumed)
+        if progress.iteration == 0:
+            logger.hyperparameters({**to_dict(config), "pretrain": asdict(settings)})
+        eta = ETA(settings.num_iterations)
+        try:
+            while progress.iteration < settings.num_iterations:
+                start = time.perf_counter()
+                scalars = pretrain_iteration(self.experiment, self.optimizer, settings, progress.iteration)
+                seconds = time.perf_counter() - start
+                progress.iteration += 1
+                progress.env_steps += int(scalars["pretrain/env_steps"])
+                progress.wall_time_s += seconds
+                for tag, value in scalars.items():
+                    logger.record(tag, value)
+                logger.dump(events.step(progress.iteration))
+                save_checkpoints(self.run_dir, self.checkpoint_state(), config.checkpoint_every)
+                if not quiet:
+                    width = len(str(settings.num_iterations))
+                    print_progress(
+                        f"pretrain {progress.iteration:>{width}}/{settings.num_iterations} | "
+                        f"return {scalars['pretrain/return']:9.2f} | "
+                        f"ETA {format_duration(eta.after(progress.iteration, seconds))}"
+                    )
+        finally:
+            logger.close()
+            self.experiment.close()

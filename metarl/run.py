@@ -8,14 +8,23 @@ TensorBoard writer and the progress line's ETA are here, once.
 
 from __future__ import annotations
 
+import shutil
+import sys
 import time
 from collections import deque
-from dataclasses import is_dataclass
+from dataclasses import dataclass, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from metarl.checkpoint import LATEST, atomic_write_text, is_stale_temporary, remove_stale_temporaries, save_checkpoint
-from metarl.cli import require_writable_directory
+from metarl.checkpoint import (
+    LATEST,
+    CheckpointError,
+    atomic_write_text,
+    is_stale_temporary,
+    remove_stale_temporaries,
+    save_checkpoint,
+)
+from metarl.cli import environment_fault, is_disk_fault, require_writable_directory
 from metarl.config import ConfigError, dump_yaml, to_dict
 from metarl.logger import EventLayout, Logger
 from metarl.memory import keep_freed_memory
@@ -25,17 +34,91 @@ CONFIG_FILE = "config.yaml"
 CHECKPOINTS = "checkpoints"
 
 
-def new_run_dir(name: str, seed: int, output_dir: Path | None, resumable: bool = True) -> Path:
+@dataclass(frozen=True)
+class RunKind:
+    """A kind of run that its launcher's ``--resume DIR`` continues: what tells its checkpoints apart, and what
+    the messages of a refused directory, an interruption or a disk fault tell the user to run."""
+
+    name: str
+    method: str
+    """Its checkpoints' ``method`` (RL training's, most written before the key existed, say none: "maml")."""
+    launcher: str
+    from_scratch: bool
+    """Whether a run stopped before its first checkpoint resumes from iteration 0 (RL training: its config.yaml
+    is all that takes) or cannot (pretraining: its settings are saved in its checkpoints only)."""
+
+    def resume_hint(self, run_dir: Path) -> str:
+        """How to carry on after the run in ``run_dir`` stopped: the end of an interruption's or a fault's message."""
+        if not (Path(run_dir) / CONFIG_FILE).is_file():
+            return "nothing of the run was written; start it again"
+        checkpoint = latest_checkpoint(run_dir)
+        if checkpoint is None and not self.from_scratch:
+            return f"it has no checkpoint to resume from; delete {run_dir} and start it again"
+        if checkpoint is None:
+            where = "from iteration 0, as it has no checkpoint yet"
+        else:
+            where = f"from its last complete checkpoint, {checkpoint.relative_to(run_dir)}"
+        return f"the run can be resumed {where}; continue with: python {self.launcher} --resume {run_dir}"
+
+    def interruption_message(self, run_dir: Path | None, iterations_done: int | None, new_run: bool) -> str:
+        """What Ctrl-C leaves, for its one line (``iterations_done``: None if it came before the run started). A
+        new run stopped before its first checkpoint is removed: its directory holds only what this process wrote
+        (``new_run_dir`` refused any other), nothing that the same command would not write again, and left in
+        place it would make that command refuse the directory. Every other run is kept, to be resumed."""
+        if run_dir is None or (new_run and latest_checkpoint(run_dir) is None):
+            if run_dir is not None:
+                shutil.rmtree(run_dir, ignore_errors=True)
+            return "interrupted before the first checkpoint, so there is nothing to resume; run the same command again"
+        done = "before training resumed" if iterations_done is None else f"after {iterations_done} iterations"
+        return f"interrupted {done}; {self.resume_hint(run_dir)}"
+
+    def stopped(
+        self, error: OSError | KeyboardInterrupt, run_dir: Path | None, iterations_done: int | None, new_run: bool
+    ) -> int:
+        """The exit status of a launcher whose run ``error`` stopped, after its one line on stderr: Ctrl-C (130),
+        or a full or read-only disk (1). Any other OSError is a bug, re-raised with its traceback."""
+        if isinstance(error, KeyboardInterrupt):
+            print(self.interruption_message(run_dir, iterations_done, new_run), file=sys.stderr, flush=True)
+            return 130
+        if run_dir is None or not is_disk_fault(error):
+            raise error
+        return environment_fault(f"cannot write to {run_dir} ({error.strerror}); {self.resume_hint(run_dir)}")
+
+    def check_checkpoint(self, state: dict[str, Any], path: Path, run_dir: Path) -> None:
+        """Refuse the checkpoint of another kind of run (e.g. pretraining's to train.py), naming its launcher."""
+        method = state.get("method", RL_TRAINING.method)
+        if method == self.method:
+            return
+        other = next((kind for kind in RUN_KINDS if kind.method == method), None)
+        if other is None:
+            raise CheckpointError(f"checkpoint {path} is not a {self.name} checkpoint (its method is {method!r})")
+        raise CheckpointError(
+            f"{run_dir} holds a {other.name} run, not a {self.name} one; "
+            f"resume it with python {other.launcher} --resume {run_dir}"
+        )
+
+
+RL_TRAINING = RunKind("MAML-training", "maml", "launchers/train.py", from_scratch=True)
+PRETRAINING = RunKind("pretraining", "pretrained", "launchers/pretrain.py", from_scratch=False)
+RUN_KINDS = (RL_TRAINING, PRETRAINING)
+
+
+def new_run_dir(name: str, seed: int, output_dir: Path | None, kind: RunKind | None) -> Path:
     """The directory for a new run (default ``runs/<name>-seed<seed>-<time>``): new or empty, and writable.
     Anything else is refused before a byte is written, so neither a run nor the user's other files get
-    overwritten. ``resumable``: whether the message may point to ``--resume`` (RL training only)."""
+    overwritten. ``kind``: how a run of this launcher is resumed, for the message; None if it cannot be."""
     if output_dir is None:
         output_dir = Path("runs") / f"{name}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
     output_dir = Path(output_dir)
     if (output_dir / CONFIG_FILE).exists():
-        if not resumable:
+        if kind is None:
             raise ConfigError(f"{output_dir} already holds a run; choose a new --output-dir")
         if latest_checkpoint(output_dir) is None:
+            if not kind.from_scratch:
+                raise ConfigError(
+                    f"{output_dir} holds a run that stopped before its first checkpoint, so there is nothing to "
+                    "resume; delete it or choose a new --output-dir"
+                )
             raise ConfigError(
                 f"{output_dir} holds a run that stopped before its first checkpoint; start it "
                 f"with --resume {output_dir} (its saved config), or choose a new --output-dir"

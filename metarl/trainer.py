@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -30,6 +30,8 @@ from metarl.reporting.machine import machine_description
 from metarl.run import (
     CONFIG_FILE,
     ETA,
+    RL_TRAINING,
+    RunKind,
     checkpoint_state,
     latest_checkpoint,
     open_logger,
@@ -40,7 +42,7 @@ from metarl.run import (
 from metarl.seeding import TRAIN_EPISODES, TRAIN_TASKS, task_rng
 
 # Keys a resumed run may change: they alter how long it runs or where it samples, never its numbers.
-RESUMABLE_KEYS = {"num_batches", "checkpoint_every", "sampler", "device"}
+RESUMABLE_KEYS = frozenset({"num_batches", "checkpoint_every", "sampler", "device"})
 ADAPTATION_TAG = "adaptation/return"
 """``returns/step_k`` again, in run ``step_k`` below the run's own: one chart with a coloured line per k. Its
 group sorts before ``meta/``, so TensorBoard's Scalars tab opens on the returns."""
@@ -59,41 +61,45 @@ def run_name(config: TrainConfig) -> str:
     return config.env_id.split("/")[-1].lower()
 
 
-def resume_hint(run_dir: Path) -> str:
-    """How to carry on after the run in ``run_dir`` stopped: the end of an interruption's or a fault's message."""
-    if not (Path(run_dir) / CONFIG_FILE).is_file():
-        return "nothing of the run was written; start it again"
+T = TypeVar("T")
+
+
+def resume_checkpoint(run_dir: Path, kind: RunKind) -> tuple[dict[str, Any], Path] | None:
+    """What the latest checkpoint of the ``kind`` run in ``run_dir`` holds, and its path; None if it has none yet.
+    Read before the experiment is built: a corrupt file or another kind's run fails in a second, not after
+    the sampler's workers started."""
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint is None:
-        where = "from iteration 0, as it has no checkpoint yet"
-    else:
-        where = f"from its last complete checkpoint, {checkpoint.relative_to(run_dir)}"
-    return f"the run can be resumed {where}; continue with: python launchers/train.py --resume {run_dir}"
+        return None
+    state = load_checkpoint(checkpoint, made_by=kind.launcher)
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {checkpoint} holds a {type(state).__name__}, not a training checkpoint")
+    kind.check_checkpoint(state, checkpoint, run_dir)
+    return state, checkpoint
 
 
-def interruption_message(run_dir: Path | None, trainer: Trainer | None, new_run: bool) -> str:
-    """What Ctrl-C leaves, for its one line. A new run stopped before its first checkpoint is removed: its
-    directory holds only what this process wrote (``new_run_dir`` refused any other), nothing that the same
-    command would not write again, and left in place it would make that command refuse the directory.
-    Every other run is kept, to be resumed."""
-    if run_dir is None or (new_run and latest_checkpoint(run_dir) is None):
-        if run_dir is not None:
-            shutil.rmtree(run_dir, ignore_errors=True)
-        return "interrupted before the first checkpoint, so there is nothing to resume; run the same command again"
-    done = f"after {trainer.progress.iteration} iterations" if trainer is not None else "before training resumed"
-    return f"interrupted {done}; {resume_hint(run_dir)}"
+def started_experiment(config: TrainConfig, run_dir: Path, restore: Callable[[Experiment], T]) -> tuple[Experiment, T]:
+    """The experiment of ``config`` (built before anything is written, so a bad config fails first), what
+    ``restore(experiment)`` returns (a resume loads its checkpoint there), and the config saved in ``run_dir``.
+    If either of the last two fails the experiment is closed: no sampler worker outlives the error."""
+    experiment = build_experiment(config)
+    try:
+        restored = restore(experiment)
+        write_config(run_dir, config)
+    except BaseException:
+        experiment.close()  # no orphaned sampler workers after a full disk
+        raise
+    return experiment, restored
 
 
-def restored_progress(state: Any, path: Path, experiment: Experiment) -> Progress:
+def restored_progress(state: dict[str, Any], path: Path, experiment: Experiment, kind: RunKind) -> Progress:
     """Load ``state`` into the experiment's policy and return where the run stood. A checkpoint of another
     run, env or network size fails here with one line naming the mismatch, not with a KeyError or torch's
     page of size mismatches."""
-    if not isinstance(state, dict):
-        raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}, not a training checkpoint")
     missing = [key for key in ("policy", "iteration", "env_steps", "wall_time_s") if key not in state]
     if missing:
         raise CheckpointError(
-            f"checkpoint {path} lacks {', '.join(missing)}; it was not written by launchers/train.py, or is damaged"
+            f"checkpoint {path} lacks {', '.join(missing)}; it was not written by {kind.launcher}, or is damaged"
         )
     env_id = experiment.config.env_id
     if state.get("env_id", env_id) != env_id:
@@ -127,16 +133,17 @@ def restored_progress(state: Any, path: Path, experiment: Experiment) -> Progres
     return Progress(counters["iteration"], counters["env_steps"], float(state["wall_time_s"]))
 
 
-def resumed_config(run_dir: Path, overrides: list[str]) -> TrainConfig:
-    """The run's saved config with ``key=value`` overrides, refused for keys that would change its results."""
+def resumed_config(run_dir: Path, overrides: list[str], resumable: frozenset[str] = RESUMABLE_KEYS) -> TrainConfig:
+    """The run's saved config with ``key=value`` overrides, refused for keys other than ``resumable``: those
+    would change its results."""
     if not (run_dir / CONFIG_FILE).is_file():
         raise ConfigError(f"{run_dir} is not a run directory (no {CONFIG_FILE}); check the --resume path")
     saved = upgrade_saved_config(load_yaml(run_dir / CONFIG_FILE))
     merged = apply_overrides(saved, overrides)
     config = from_dict(TrainConfig, merged)  # a misspelled key is named here, with the closest valid one
-    forbidden = sorted(key for key in merged if saved.get(key) != merged[key] and key not in RESUMABLE_KEYS)
+    forbidden = sorted(key for key in merged if saved.get(key) != merged[key] and key not in resumable)
     if forbidden:
-        allowed = ", ".join(sorted(RESUMABLE_KEYS))
+        allowed = ", ".join(sorted(resumable))
         raise ConfigError(
             f"cannot change {', '.join(forbidden)} when resuming (only {allowed}); start a new run instead"
         )
@@ -169,12 +176,7 @@ class Trainer:
 
     @classmethod
     def start(cls, config: TrainConfig, run_dir: Path) -> Trainer:
-        experiment = build_experiment(config)  # fails before anything is written
-        try:
-            write_config(run_dir, config)
-        except BaseException:
-            experiment.close()  # no orphaned sampler workers after a full disk
-            raise
+        experiment, _ = started_experiment(config, run_dir, lambda experiment: None)
         return cls(experiment, run_dir)
 
     @classmethod
@@ -183,15 +185,12 @@ class Trainer:
         before its first one (its config is all a fresh start needs, and gives the same numbers)."""
         run_dir = Path(run_dir)
         config = resumed_config(run_dir, overrides)
-        checkpoint = latest_checkpoint(run_dir)
-        state = None if checkpoint is None else load_checkpoint(checkpoint)
-        experiment = build_experiment(config)
-        try:
-            progress = Progress() if checkpoint is None else restored_progress(state, checkpoint, experiment)
-            write_config(run_dir, config)
-        except BaseException:
-            experiment.close()
-            raise
+        saved = resume_checkpoint(run_dir, RL_TRAINING)
+        experiment, progress = started_experiment(
+            config,
+            run_dir,
+            lambda experiment: Progress() if saved is None else restored_progress(*saved, experiment, RL_TRAINING),
+        )
         return cls(experiment, run_dir, progress, resumed=True)
 
     def checkpoint_state(self) -> dict[str, Any]:

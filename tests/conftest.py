@@ -4,11 +4,14 @@ Training runs go through ``launchers/train.py`` in a subprocess, exactly as a us
 subprocess gets the repository on PYTHONPATH, so the tests work with and without an editable install.
 """
 
+import functools
+import importlib.util
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -54,6 +57,16 @@ def run_train(*args, timeout=300):
     return run_launcher("train.py", *args, timeout=timeout)
 
 
+@functools.cache
+def launcher_main(script):
+    """``launchers/SCRIPT``'s main(), loaded in-process (launchers/ is not a package), so that a test can inject
+    faults into metarl's modules."""
+    spec = importlib.util.spec_from_file_location(f"launcher_{Path(script).stem}", LAUNCHERS / script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
 def check_clean_error(result, *fragments, status=2, started=False):
     """Exit ``status``, a single stderr line starting with 'error:' that holds every fragment, no traceback;
     nothing on stdout unless the run had ``started`` (then it printed its run directory)."""
@@ -81,6 +94,22 @@ def train():
 def launcher():
     """``launcher(script, *args)``: run any launcher in a subprocess."""
     return run_launcher
+
+
+@pytest.fixture
+def launcher_here(capsys):
+    """``launcher_here(script, *args)``: a launcher's main() in-process; returns what a subprocess would
+    (returncode, stdout, stderr)."""
+
+    def run(script, *args):
+        try:
+            returncode = launcher_main(script)([str(arg) for arg in args])
+        except SystemExit as exit:  # argparse's errors
+            returncode = exit.code
+        captured = capsys.readouterr()
+        return SimpleNamespace(returncode=returncode, stdout=captured.out, stderr=captured.err)
+
+    return run
 
 
 @pytest.fixture(scope="session")

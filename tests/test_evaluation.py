@@ -20,7 +20,7 @@ from metarl.checkpoint import load_checkpoint
 from metarl.config import TrainConfig, from_dict
 from metarl.evaluation import EvalSettings, evaluate_policy, sample_test_tasks
 from metarl.experiment import build_experiment, make_task_env
-from metarl.pretraining import PretrainSettings, pretrain
+from metarl.pretraining import Pretraining, PretrainSettings
 from metarl.seeding import EVAL_TASKS, TRAIN_TASKS, task_rng
 from metarl.trainer import Trainer
 
@@ -51,7 +51,7 @@ def trained_run(tmp_path_factory) -> Path:
 def pretrained_checkpoint(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("pretrain") / "run"
     config = from_dict(TrainConfig, TINY)
-    pretrain(config, PretrainSettings.matching(config, num_iterations=2), run_dir, quiet=True)
+    Pretraining.start(config, PretrainSettings.matching(config, num_iterations=2), run_dir).run(quiet=True)
     return run_dir / "checkpoints" / "latest.pt"
 
 

@@ -3,14 +3,13 @@ stale temporaries, checkpoints that do not fit, and full or read-only disks. Eac
 stderr (exit 2 for the user's input, 1 for the machine), overwrites nothing, and leaves a run that resumes."""
 
 import errno
-import importlib.util
+import functools
 import os
 import shutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -29,29 +28,10 @@ STALE = [".config.yaml.a1b2c3d4.tmp", "checkpoints/.latest.pt.x_9y8z7w.tmp", "ch
 NOT_OURS = "checkpoints/notes.tmp"
 
 
-@pytest.fixture(scope="module")
-def train_main():
-    """launchers/train.py's main() in-process, so that a test can inject faults into metarl.run."""
-    path = Path(__file__).resolve().parents[1] / "launchers" / "train.py"
-    spec = importlib.util.spec_from_file_location("launcher_train", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
-
-
 @pytest.fixture
-def train_here(train_main, capsys):
-    """``train_here(*args)``: run main() in-process; returns what a subprocess would (returncode, stdout, stderr)."""
-
-    def run(*args):
-        try:
-            returncode = train_main([str(arg) for arg in args])
-        except SystemExit as exit:  # argparse's errors
-            returncode = exit.code
-        captured = capsys.readouterr()
-        return SimpleNamespace(returncode=returncode, stdout=captured.out, stderr=captured.err)
-
-    return run
+def train_here(launcher_here):
+    """``train_here(*args)``: launchers/train.py's main() in-process (see ``launcher_here``)."""
+    return functools.partial(launcher_here, "train.py")
 
 
 def assert_fault_line(result, *fragments):
