@@ -11,12 +11,17 @@ learner takes it, and a whole meta-update, all in one run, on HalfCheetah-shaped
 episodes (as ``meta_update.py``). Usage:
 
     python benchmarks/curvature_floor.py [--tasks 40] [--episodes 20] [--horizon 200]
-                                         [--hidden 100] [--repeats 3] [--json FILE]
+                                         [--hidden 100] [--repeats 3] [--task-chunks 1 5] [--json FILE]
+
+``--task-chunks C ...`` also times the same product summed over chunks of C tasks, each with its own
+graph (the KL and its curvature are sums over tasks): smaller tensors that stay in cache, against more,
+smaller operations. It is an idea that was measured, not what the learner does.
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
 from functools import partial
 
 import torch
@@ -25,9 +30,12 @@ from meta_update import synthetic_meta_batch
 
 from metarl.adaptation import InnerStep
 from metarl.config import TRPOSettings
+from metarl.episodes import EpisodeBatch
 from metarl.maml_trpo import MAMLTRPO, OldPolicy
 from metarl.memory import keep_freed_memory
-from metarl.policies import GaussianMLPPolicy, parameters_of
+from metarl.meta_batch import MetaBatchTensors
+from metarl.optim import MatVec
+from metarl.policies import GaussianMLPPolicy, Params, parameters_of
 
 PRODUCTS_PER_CG_SOLVE = 10
 
@@ -49,6 +57,31 @@ def product_gemms(tasks: int, states: int, hidden: int):
     return lambda: [call() for call in calls], len(calls) * 2 * tasks * states * hidden * hidden
 
 
+def tasks_of(data: MetaBatchTensors, chunk: slice) -> MetaBatchTensors:
+    def batch(episodes: EpisodeBatch) -> EpisodeBatch:
+        return EpisodeBatch(**{f.name: getattr(episodes, f.name)[chunk] for f in fields(episodes)})
+
+    return MetaBatchTensors(
+        tuple(batch(b) for b in data.support),
+        tuple(a[chunk] for a in data.support_advantages),
+        batch(data.query),
+        data.query_advantages[chunk],
+    )
+
+
+def exact_product(learner: MAMLTRPO, params: Params, data: MetaBatchTensors) -> MatVec:
+    """The learner's exact curvature product, its graphs built once (as ``MAMLTRPO.step`` builds them)."""
+    distribution = learner.query_distribution(learner.adapted(params, data, False), data)
+    return learner.curvature_product(params, data, OldPolicy.frozen(distribution, data), distribution)
+
+
+def chunked_product(learner: MAMLTRPO, params: Params, data: MetaBatchTensors, size: int) -> MatVec:
+    """The same product as a weighted sum over chunks of ``size`` tasks (the KL is a mean over tasks)."""
+    chunks = [tasks_of(data, slice(start, start + size)) for start in range(0, data.num_tasks, size)]
+    parts = [(exact_product(learner, params, chunk), chunk.num_tasks / data.num_tasks) for chunk in chunks]
+    return lambda vector: sum(weight * product(vector) for product, weight in parts)  # damping sums to one
+
+
 def square_sgemm(size: int = 2048):
     generator = torch.Generator().manual_seed(1)
     a, b = torch.randn(size, size, generator=generator), torch.randn(size, size, generator=generator)
@@ -62,6 +95,7 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=200)
     parser.add_argument("--hidden", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--task-chunks", type=int, nargs="*", default=[])
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     keep_freed_memory()  # as launchers/train.py does
@@ -73,8 +107,7 @@ def main() -> None:
     learner = MAMLTRPO(policy, InnerStep((0.1,)), trpo=TRPOSettings())
     data = learner.prepare(support, query)
     params = parameters_of(policy)
-    distribution = learner.query_distribution(learner.adapted(params, data, False), data)
-    product = learner.curvature_product(params, data, OldPolicy.frozen(distribution, data), distribution)
+    product = exact_product(learner, params, data)
     vector = torch.randn(sum(p.numel() for p in params.values()), generator=generator)
 
     def update():
@@ -87,7 +120,15 @@ def main() -> None:
     floor = gemm_flop * sgemm_seconds / sgemm_flop  # one product's GEMMs at the best rate
     gemm_seconds = timed(gemms, args.repeats)[0]
     product_seconds = timed(partial(product, vector), args.repeats)[0]
-    del product, distribution  # frees the product's graphs before the updates build their own
+    reference = product(vector)
+    del product  # frees the product's graphs before the others build their own
+    chunked_seconds = {}
+    for size in args.task_chunks:
+        chunked = chunked_product(learner, params, data, size)
+        chunked_seconds[size] = timed(partial(chunked, vector), args.repeats)[0]
+        difference = float((chunked(vector) - reference).norm() / reference.norm())
+        assert difference < 1e-4, f"the chunked product differs from the learner's by {difference:.1e}"
+        del chunked
     update_seconds = timed(update, args.repeats)[0]
     solve_floor = PRODUCTS_PER_CG_SOLVE * floor
 
@@ -104,6 +145,10 @@ def main() -> None:
         row("square sgemm 2048 (the machine's best float32 rate)", sgemm_seconds, sgemm_flop / 1e9),
         row("the 16 unavoidable GEMMs of one product, alone", gemm_seconds, gemm_flop / 1e9, floor),
         row("one exact product (Gauss-Newton, as the learner takes it)", product_seconds, gemm_flop / 1e9, floor),
+        *(
+            row(f"the same product summed over chunks of {size} tasks", seconds, gemm_flop / 1e9, floor)
+            for size, seconds in chunked_seconds.items()
+        ),
         row(
             f"{PRODUCTS_PER_CG_SOLVE} products' GEMMs at the best rate (floor of one CG solve)",
             solve_floor,

@@ -41,7 +41,10 @@ TINY = {
         "--set",
         "hidden_sizes=[8]",
     ],
-    "curvature_floor.py": ["--tasks", "2", "--episodes", "2", "--horizon", "5", "--hidden", "8", "--repeats", "1"],
+    "curvature_floor.py": [
+        *("--tasks", "2", "--episodes", "2", "--horizon", "5", "--hidden", "8", "--repeats", "1"),
+        *("--task-chunks", "1"),
+    ],
     "mujoco_step_rate.py": ["--num-envs", "2", "--steps", "5", "--repeats", "1"],
 }
 
