@@ -4,8 +4,6 @@ Training runs go through ``launchers/train.py`` in a subprocess, exactly as a us
 subprocess gets the repository on PYTHONPATH, so the tests work with and without an editable install.
 """
 
-import functools
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -15,6 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from run_helpers import launcher_main
 
 import envs  # noqa: F401  (registers the Gymnasium ids)
 from metarl.episodes import EpisodeBatch
@@ -55,16 +54,6 @@ def run_launcher(script, *args, timeout=300):
 def run_train(*args, timeout=300):
     """Run ``launchers/train.py ARGS`` to completion; returns the CompletedProcess (text mode)."""
     return run_launcher("train.py", *args, timeout=timeout)
-
-
-@functools.cache
-def launcher_main(script):
-    """``launchers/SCRIPT``'s main(), loaded in-process (launchers/ is not a package), so that a test can inject
-    faults into metarl's modules."""
-    spec = importlib.util.spec_from_file_location(f"launcher_{Path(script).stem}", LAUNCHERS / script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
 
 
 def check_clean_error(result, *fragments, status=2, started=False):

@@ -1,6 +1,27 @@
-"""Helpers for tests that compare training runs' checkpoints."""
+"""Helpers for tests that load launchers in-process and compare training runs' checkpoints."""
+
+import functools
+import importlib.util
+from pathlib import Path
 
 import torch
+
+LAUNCHERS = Path(__file__).resolve().parent.parent / "launchers"
+
+
+@functools.cache
+def launcher_module(script):
+    """``launchers/SCRIPT`` (e.g. "train.py") as a module, loaded once in-process by path (launchers/ is not a
+    package), so that a test can call its main() or parse_args() and inject faults into metarl's modules."""
+    spec = importlib.util.spec_from_file_location(f"launcher_{Path(script).stem}", LAUNCHERS / script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def launcher_main(script):
+    """``launchers/SCRIPT``'s main(), loaded in-process (see ``launcher_module``)."""
+    return launcher_module(script).main
 
 
 def latest_policy(run_dir):

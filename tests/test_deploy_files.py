@@ -8,7 +8,6 @@ that no longer exists, a torch pin that differs from the README, a Dockerfile th
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import re
 import shlex
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from run_helpers import launcher_module
 
 from metarl.config import TrainConfig, load_config
 
@@ -78,13 +78,6 @@ def deployment_texts() -> dict[str, str]:
             r"^CMD (\[.*\])$", lambda m: shlex.join(json.loads(m.group(1))), path.read_text(), flags=re.M
         )
     return texts
-
-
-def load_train_module():
-    spec = importlib.util.spec_from_file_location("metarl_train_launcher", TRAIN)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def config_key_exists(key: str) -> bool:
@@ -158,7 +151,7 @@ def test_compose_smoke_training_arguments_are_valid() -> None:
     # docker/smoke.sh passes these through METARL_TRAIN_ARGS to the trainer service's train.py.
     match = re.search(r"^ *train_args=\(([^)]*)\)", SMOKE.read_text(), re.M)
     assert match, "docker/smoke.sh has no train_args=(...) for the compose cluster"
-    parsed = load_train_module().parse_args(shlex.split(match.group(1)))
+    parsed = launcher_module("train.py").parse_args(shlex.split(match.group(1)))
     assert parsed.config is not None and (REPO / parsed.config).is_file()
     load_config(TrainConfig, REPO / parsed.config, parsed.overrides).validate()
 
@@ -211,7 +204,7 @@ def test_every_deployment_file_runs_the_trainer() -> None:
 @pytest.mark.parametrize("name", sorted(deployment_texts()))
 def test_trainer_calls_use_existing_flags_config_files_and_keys(name: str) -> None:
     assert TRAIN.is_file()
-    train = load_train_module()
+    train = launcher_module("train.py")
     for args in train_invocations(deployment_texts()[name]):
         parsed = train.parse_args(args)  # an unknown flag exits with status 2
         if parsed.config is not None:
@@ -235,7 +228,7 @@ def test_config_key_check_can_fail() -> None:
     assert not config_key_exists("sampler.no_such_key")
     assert not config_key_exists("no_such_key")
     with pytest.raises(SystemExit):
-        load_train_module().parse_args(["--no-such-flag"])
+        launcher_module("train.py").parse_args(["--no-such-flag"])
 
 
 # --- Dockerfiles --------------------------------------------------------------------------------

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from run_helpers import launcher_main
 
 import metarl.reporting.evaluation_output
 from metarl.checkpoint import load_checkpoint
@@ -27,17 +24,6 @@ from metarl.trainer import Trainer
 REPO = Path(__file__).resolve().parents[1]
 NUM_TASKS, NUM_STEPS = 8, 2
 TINY = dict(meta_batch_size=8, fast_batch_size=10, num_batches=4, hidden_sizes=[32, 32], checkpoint_every=2)
-
-
-def run_launcher(script: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, f"launchers/{script}", *map(str, args)],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +42,10 @@ def pretrained_checkpoint(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def evaluation_run(trained_run, pretrained_checkpoint, tmp_path_factory) -> tuple[Path, str]:
+def evaluation_run(trained_run, pretrained_checkpoint, tmp_path_factory, launcher) -> tuple[Path, str]:
     """The evaluation's output directory and its console output."""
     output_dir = tmp_path_factory.mktemp("eval") / "out"
-    result = run_launcher(
+    result = launcher(
         "evaluate.py",
         "--run",
         trained_run,
@@ -71,6 +57,7 @@ def evaluation_run(trained_run, pretrained_checkpoint, tmp_path_factory) -> tupl
         NUM_STEPS,
         "--output-dir",
         output_dir,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr
     return output_dir, result.stdout
@@ -190,16 +177,8 @@ def test_pretrained_checkpoint_is_loadable(pretrained_checkpoint):
 # --- bad input: one line "error: ...", exit 2, no traceback -------------------------------------------
 
 
-def launcher_main(script: str):
-    """A launcher's main() in-process (no interpreter start-up), loaded by path: launchers/ is not a package."""
-    spec = importlib.util.spec_from_file_location(f"launcher_{script}", REPO / "launchers" / f"{script}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
-
-
 def evaluate_error(capsys, *args) -> str:
-    main = launcher_main("evaluate")
+    main = launcher_main("evaluate.py")
     assert main([str(a) for a in args] + ["--num-tasks", "1", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
@@ -249,8 +228,8 @@ def test_other_bad_arguments(capsys, trained_run, evaluation):
         assert "CUDA is not available" in evaluate_error(capsys, "--run", trained_run, "--device", "cuda")
 
 
-def test_launcher_error_has_no_traceback(tmp_path):
-    result = run_launcher("evaluate.py", "--run", tmp_path / "nowhere")
+def test_launcher_error_has_no_traceback(tmp_path, launcher):
+    result = launcher("evaluate.py", "--run", tmp_path / "nowhere")
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
 
@@ -272,10 +251,6 @@ def test_full_disk_while_writing_results_is_one_line_and_leaves_no_truncated_fil
     import errno
 
     from metarl.checkpoint import atomic_write_bytes
-
-    spec = importlib.util.spec_from_file_location("launcher_evaluate_disk", REPO / "launchers" / "evaluate.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
 
     def write_half_then_fill_the_disk(path, text):
         def write(file):
@@ -306,13 +281,13 @@ def test_full_disk_while_writing_results_is_one_line_and_leaves_no_truncated_fil
         monkeypatch.setattr(metarl.reporting.evaluation_output, "atomic_write_text", write_half_then_fill_the_disk)
     else:
         monkeypatch.setattr(metarl.reporting.evaluation_output, "adaptation_plot", plot_half_then_fill_the_disk)
-    assert module.main(args) == 1
+    assert launcher_main("evaluate.py")(args) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"error: cannot write the evaluation to {output_dir}"), err
     assert "No space left on device" in err and "run the same command again" in err
     assert not (output_dir / "evaluation.json").exists()
     assert not [p for p in output_dir.iterdir() if p.name.startswith(".evaluation.json")]
     monkeypatch.undo()
-    assert launcher_main("evaluate")(args) == 0
+    assert launcher_main("evaluate.py")(args) == 0
     assert json.loads((output_dir / "evaluation.json").read_text())["config"]["evaluation"]["num_tasks"] == 2
     assert (output_dir / "adaptation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

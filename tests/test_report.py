@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from run_helpers import launcher_main
 
 from metarl.reporting.report import family_table, headline_table, report, shortfalls, step_sizes_text
 
@@ -122,13 +123,11 @@ def test_report_launcher(tmp_path):
 
 
 def test_report_launcher_bad_input(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("launcher_report", REPO / "launchers" / "report.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # in-process: launchers/ is not a package
-    assert module.main([str(tmp_path / "missing")]) == 2
+    main = launcher_main("report.py")
+    assert main([str(tmp_path / "missing")]) == 2
     assert capsys.readouterr().err.startswith("error: no evaluation.json")
     (tmp_path / "evaluation.json").write_text("{not json")
-    assert module.main([str(tmp_path)]) == 2
+    assert main([str(tmp_path)]) == 2
     assert "is not valid JSON" in capsys.readouterr().err
 
 
