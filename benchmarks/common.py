@@ -5,14 +5,26 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from metarl.config import ConfigError
 from metarl.reporting.machine import machine_description
+
+
+@contextmanager
+def config_errors_exit() -> Iterator[None]:
+    """A bad --device or --set stops the benchmark with one line naming the fix, as the launchers do."""
+    try:
+        yield
+    except ConfigError as error:
+        sys.exit(f"error: {error}")
 
 
 def machine(device: torch.device | None = None) -> dict[str, Any]:

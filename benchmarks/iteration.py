@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
-from common import device_label, print_table, write_json
+from common import config_errors_exit, device_label, print_table, write_json
 
-from metarl.config import ConfigError, TrainConfig, load_config
+from metarl.config import TrainConfig, load_config
 from metarl.experiment import resolve_device
 from metarl.memory import keep_freed_memory
 from metarl.trainer import Trainer
@@ -38,11 +37,9 @@ def main() -> None:
     device = None
     for name in args.configs:
         overrides = [*args.overrides, f"num_batches={args.iterations + 1}"]
-        try:
+        with config_errors_exit():
             config = load_config(TrainConfig, CONFIGS / f"{name}.yaml", overrides).validate()
             device = resolve_device(config.device)
-        except ConfigError as error:
-            sys.exit(f"error: {error}")
         print(f"{name}: meta-update on {device_label(device)}", flush=True)
         with tempfile.TemporaryDirectory() as run_dir:
             history = Trainer.start(config, Path(run_dir)).run(quiet=True)[1:]

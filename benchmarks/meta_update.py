@@ -17,13 +17,12 @@ training); without a GPU it stops with one line.
 from __future__ import annotations
 
 import argparse
-import sys
 
 import torch
-from common import device_label, print_table, timed, write_json
+from common import config_errors_exit, device_label, print_table, timed, write_json
 
 from metarl.adaptation import InnerStep
-from metarl.config import ConfigError, TRPOSettings
+from metarl.config import TRPOSettings
 from metarl.episodes import EpisodeBatch
 from metarl.experiment import resolve_device
 from metarl.maml_trpo import MAMLTRPO
@@ -58,10 +57,8 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    try:
+    with config_errors_exit():
         device = resolve_device(args.device, fix="run with --device cpu")
-    except ConfigError as error:
-        sys.exit(f"error: {error}")
     keep_freed_memory()  # as launchers/train.py does
 
     generator = torch.Generator().manual_seed(0)
