@@ -48,6 +48,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "else the run's fast_batch_size)",
     )
     parser.add_argument(
+        "--batch-unit",
+        choices=["episodes", "transitions"],
+        default=None,
+        help="'transitions': each step samples whole episodes until K × horizon env steps, as the paper's "
+        "test scripts did (default: the run's batch_unit)",
+    )
+    parser.add_argument(
         "--step-size",
         type=float,
         default=None,
@@ -84,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         num_tasks=args.num_tasks,
         num_steps=args.num_steps,
         episodes_per_step=args.fast_batch_size,
+        batch_unit=args.batch_unit,
         step_size=args.step_size,
         later_step_size=args.later_step_size,
         seed=args.seed,

@@ -68,6 +68,7 @@ class TRPOSettings:
     """Fraction of each task's episodes the curvature products use: 1.0 exact; less is faster, approximate."""
 
 
+BATCH_UNITS = ("episodes", "transitions")
 TRPO_KEYS = tuple(f.name for f in dataclasses.fields(TRPOSettings))
 
 
@@ -83,6 +84,9 @@ class TrainConfig:
     """Tasks per meta-iteration."""
     fast_batch_size: int = 20
     """Episodes per task for each inner step and for the query set (K in the paper)."""
+    batch_unit: str = "episodes"
+    """'episodes': K episodes per task; 'transitions': whole episodes until K × horizon env steps, as the
+    paper's code sampled (differs only where episodes end early, e.g. Ant)."""
     num_steps: int = 1
     """Inner gradient steps per task."""
     fast_lr: float = 0.1
@@ -141,6 +145,14 @@ class TrainConfig:
             lambda v: v in ("gauss_newton", "double_backprop"),
             "must be 'gauss_newton' or 'double_backprop'",
         )
+        require(self, "batch_unit", lambda v: v in BATCH_UNITS, "must be 'episodes' or 'transitions'")
+        if self.batch_unit == "transitions":
+            require(
+                self,
+                "trpo.curvature_subsample",
+                lambda v: v == 1,
+                "must be 1.0 with batch_unit: transitions (tasks then hold different numbers of episodes)",
+            )
         require(self, "seed", lambda v: v >= 0, "must be non-negative")
         require(self, "device", is_device_name, f"must be {DEVICE_NAMES}")
         require(

@@ -23,12 +23,13 @@ from torch import nn
 from envs import Task, TaskDistribution
 from metarl.adaptation import InnerStep
 from metarl.checkpoint import CheckpointError, load_checkpoint
-from metarl.config import ConfigError, TrainConfig, from_dict, load_yaml, upgrade_saved_config
+from metarl.config import BATCH_UNITS, ConfigError, TrainConfig, from_dict, load_yaml, upgrade_saved_config
 from metarl.meta_batch import collect_meta_batch
 from metarl.policies import parameters_of
 from metarl.reporting.reference import PaperReference, reference_for
 from metarl.reporting.statistics import summarize
 from metarl.samplers.base import Sampler
+from metarl.samplers.budget import EpisodeBudget
 from metarl.seeding import EVAL_EPISODES, EVAL_TASKS, task_rng
 
 
@@ -40,6 +41,8 @@ class EvalSettings:
     """Inner gradient steps taken on each test task."""
     episodes_per_step: int = 20
     """Episodes sampled before each step and after the last (the paper's K)."""
+    batch_unit: str = "episodes"
+    """'transitions': whole episodes until episodes_per_step × horizon env steps, as the paper's tests sampled."""
     step_size: float = 0.1
     """Size of the first inner step (the run's α)."""
     later_step_size: float = 0.05
@@ -59,6 +62,8 @@ class EvalSettings:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ConfigError(f"{eval_flag(name)} must be a positive finite number, got {value}")
+        if self.batch_unit not in BATCH_UNITS:
+            raise ConfigError(f"--batch-unit must be 'episodes' or 'transitions', got {self.batch_unit!r}")
         if self.seed < 0:
             raise ConfigError(f"{eval_flag('seed')} must be non-negative, got {self.seed}")
         return self
@@ -81,6 +86,7 @@ def evaluate_policy(
     settings: EvalSettings,
     gamma: float,
     gae_lambda: float,
+    horizon: int,
 ) -> np.ndarray:
     """Per-task mean episode return after 0..num_steps inner steps from ``policy``'s parameters, [K + 1, tasks]."""
     batch = collect_meta_batch(
@@ -88,7 +94,7 @@ def evaluate_policy(
         policy,
         parameters_of(policy),
         tasks,
-        episodes_per_task=settings.episodes_per_step,
+        budget=EpisodeBudget.of(settings.batch_unit, settings.episodes_per_step, horizon),
         inner=InnerStep(tuple(settings.step_sizes()), gamma, gae_lambda, first_order=True),
         seed=(settings.seed, EVAL_EPISODES, 0),
     )

@@ -47,6 +47,7 @@ class EvaluationRequest:
     num_tasks: int = 40
     num_steps: int = 3
     episodes_per_step: int | None = None
+    batch_unit: str | None = None
     step_size: float | None = None
     later_step_size: float | None = None
     seed: int | None = None
@@ -81,6 +82,7 @@ def evaluate_run(request: EvaluationRequest, say: Callable[[str], None] = lambda
         episodes_per_step=default_episodes_per_step(config)
         if request.episodes_per_step is None
         else request.episodes_per_step,
+        batch_unit=config.batch_unit if request.batch_unit is None else request.batch_unit,
         step_size=step_size,
         later_step_size=step_size / 2 if request.later_step_size is None else request.later_step_size,
         seed=config.seed if request.seed is None else request.seed,
@@ -117,7 +119,13 @@ def evaluate_run(request: EvaluationRequest, say: Callable[[str], None] = lambda
         say(f"mean return over {settings.num_tasks} test tasks after each step, ± its standard error:")
         for name, policy in policies.items():
             task_returns = evaluate_policy(
-                experiment.sampler, policy, tasks, method_settings[name], config.gamma, config.gae_lambda
+                experiment.sampler,
+                policy,
+                tasks,
+                method_settings[name],
+                config.gamma,
+                config.gae_lambda,
+                experiment.horizon,
             )
             methods[name] = method_results(task_returns)
             steps = "  ".join(f"step {e['step']} {e['mean']:8.2f} ± {e['std_error']:.2f}" for e in methods[name])

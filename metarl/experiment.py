@@ -18,6 +18,7 @@ from metarl.maml_trpo import MAMLTRPO
 from metarl.memory import iteration_memory, require_memory
 from metarl.policies import GaussianMLPPolicy
 from metarl.samplers import Sampler, make_sampler
+from metarl.samplers.budget import EpisodeBudget
 from metarl.seeding import POLICY_INIT, torch_generator
 
 
@@ -29,6 +30,12 @@ class Experiment:
     """The meta-parameters θ, on the learner's device."""
     sampler: Sampler
     learner: MAMLTRPO
+    horizon: int
+    """The longest episode: the config's horizon, or the env's registered max_episode_steps."""
+
+    def budget(self, episodes: int) -> EpisodeBudget:
+        """Each task's batch for ``episodes`` (K) in the config's batch_unit."""
+        return EpisodeBudget.of(self.config.batch_unit, episodes, self.horizon)
 
     def close(self) -> None:
         self.sampler.close()
@@ -145,4 +152,4 @@ def build_experiment(config: TrainConfig) -> Experiment:
     )
     learner = MAMLTRPO(policy, inner, config.trpo, device)
     tasks = typing.cast(TaskDistribution, env.unwrapped)  # make_task_env checked that it is one
-    return Experiment(config, tasks, policy, sampler, learner)
+    return Experiment(config, tasks, policy, sampler, learner, horizon)

@@ -18,6 +18,7 @@ from metarl.adaptation import InnerStep, adapt
 from metarl.episodes import EpisodeBatch, stack_tasks
 from metarl.policies import Params, detached, for_tasks
 from metarl.samplers.base import Sampler, SeedKey
+from metarl.samplers.budget import EpisodeBudget
 
 
 @dataclass(frozen=True)
@@ -95,11 +96,12 @@ def collect_meta_batch(
     params: Params,
     tasks: Sequence[Task],
     *,
-    episodes_per_task: int,
+    budget: EpisodeBudget,
     inner: InnerStep,
     seed: SeedKey,
 ) -> MetaBatch:
-    """Sample, adapt, sample again, ``inner.num_steps`` times, then sample the query episodes.
+    """Sample, adapt, sample again, ``inner.num_steps`` times, then sample the query episodes; every
+    sampling takes ``budget``'s episodes per task.
 
     ``params`` (and ``policy``) may live on the GPU; the sampler always gets CPU copies. The stacked
     tensors and advantages the inner steps use are kept for the meta-update, not recomputed.
@@ -110,7 +112,7 @@ def collect_meta_batch(
     support_stacked: list[EpisodeBatch] = []
     support_advantages: list[torch.Tensor] = []
     for step, step_size in enumerate(inner.step_sizes):
-        batches = sampler.sample(tasks, per_task_on_cpu(task_params), episodes_per_task, (*seed, step))
+        batches = budget.sample(sampler, tasks, per_task_on_cpu(task_params), (*seed, step))
         for task_support, batch in zip(support, batches, strict=True):
             task_support.append(batch)
         stacked = stack_tasks(batches).to(device)
@@ -120,7 +122,7 @@ def collect_meta_batch(
         with torch.enable_grad():  # all tasks' inner steps at once, as the learner takes them
             leaves = {name: value.detach().requires_grad_() for name, value in task_params.items()}
             task_params = detached(adapt(policy, leaves, [stacked], [advantages], [step_size], True))
-    query = sampler.sample(tasks, per_task_on_cpu(task_params), episodes_per_task, (*seed, inner.num_steps))
+    query = budget.sample(sampler, tasks, per_task_on_cpu(task_params), (*seed, inner.num_steps))
     stacked_query = stack_tasks(query).to(device)
     tensors = MetaBatchTensors(
         tuple(support_stacked), tuple(support_advantages), stacked_query, inner.advantages(stacked_query)

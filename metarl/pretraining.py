@@ -92,8 +92,8 @@ def pretrain_iteration(
     config, policy = experiment.config, experiment.policy
     tasks = experiment.tasks.sample_tasks(config.meta_batch_size, task_rng(config.seed, TRAIN_TASKS, iteration))
     params = to_cpu(parameters_of(policy))
-    batches = experiment.sampler.sample(
-        tasks, [params] * len(tasks), settings.episodes_per_task, (config.seed, PRETRAIN_EPISODES, iteration)
+    batches = experiment.budget(settings.episodes_per_task).sample(
+        experiment.sampler, tasks, [params] * len(tasks), (config.seed, PRETRAIN_EPISODES, iteration)
     )
     device = next(policy.parameters()).device
     losses = []

@@ -27,3 +27,9 @@ def task_rng(seed: int, stream: int, iteration: int) -> np.random.Generator:
 def torch_generator(seed: int, stream: int) -> torch.Generator:
     entropy = np.random.SeedSequence([seed, stream]).generate_state(1, dtype=np.uint64)[0]
     return torch.Generator().manual_seed(int(entropy))
+
+
+EXTRA_ROUND = 2**31 - 1
+"""Marks the seed keys of a batch's extra rounds, ``(*key, EXTRA_ROUND, round)``. Numpy's SeedSequence
+treats a key and the same key with zeros appended alike, so the marker must differ from any task index:
+then no extra round's key equals a first round's key padded with zeros."""

@@ -209,7 +209,7 @@ class Trainer:
             experiment.policy,
             dict(experiment.policy.named_parameters()),
             tasks,
-            episodes_per_task=config.fast_batch_size,
+            budget=experiment.budget(config.fast_batch_size),
             inner=experiment.learner.inner,
             seed=(config.seed, TRAIN_EPISODES, it),
         )

@@ -225,6 +225,7 @@ def navigation_meta_batch(navigation_sampler):
     from metarl.adaptation import InnerStep
     from metarl.meta_batch import collect_meta_batch
     from metarl.policies import parameters_of
+    from metarl.samplers.budget import EpisodeBudget
 
     policy = GaussianMLPPolicy(2, 2, (16,), "relu", 1.0, generator=torch.Generator().manual_seed(3))
     tasks = [{"goal": (0.3, -0.2)}, {"goal": (-0.4, 0.1)}, {"goal": (0.1, 0.45)}, {"goal": (-0.2, -0.35)}]
@@ -234,7 +235,7 @@ def navigation_meta_batch(navigation_sampler):
         policy,
         parameters_of(policy),
         tasks,
-        episodes_per_task=8,
+        budget=EpisodeBudget(8),
         inner=InnerStep((0.1,), 0.99, 1.0),
         seed=(7, 1, 0),
     )

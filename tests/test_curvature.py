@@ -12,6 +12,7 @@ from metarl.maml_trpo import MAMLTRPO
 from metarl.meta_batch import collect_meta_batch
 from metarl.optim import gauss_newton_product, hessian_vector_product
 from metarl.policies import parameters_of
+from metarl.samplers.budget import EpisodeBudget
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def navigation_meta_batch():
         policy,
         parameters_of(policy),
         tasks,
-        episodes_per_task=4,
+        budget=EpisodeBudget(4),
         inner=experiment.learner.inner,
         seed=(0, 1, 0),
     )

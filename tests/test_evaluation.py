@@ -139,8 +139,8 @@ def test_same_seed_same_returns(trained_run):
     try:
         settings = EvalSettings(num_tasks=2, num_steps=1, episodes_per_step=4)
         tasks = sample_test_tasks(experiment.tasks, 2, settings.seed)
-        first = evaluate_policy(experiment.sampler, experiment.policy, tasks, settings, 0.99, 1.0)
-        second = evaluate_policy(experiment.sampler, experiment.policy, tasks, settings, 0.99, 1.0)
+        first = evaluate_policy(experiment.sampler, experiment.policy, tasks, settings, 0.99, 1.0, experiment.horizon)
+        second = evaluate_policy(experiment.sampler, experiment.policy, tasks, settings, 0.99, 1.0, experiment.horizon)
     finally:
         experiment.close()
     np.testing.assert_array_equal(first, second)
