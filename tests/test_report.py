@@ -72,6 +72,13 @@ def test_table_in_the_papers_form():
     assert "Test CPU (2 cores)" in text
 
 
+def test_the_batch_of_each_step_is_said_in_its_unit():
+    results = evaluation()
+    assert "; 20 episodes per step, step sizes" in family_table(results)
+    results["config"]["evaluation"]["batch_unit"] = "transitions"
+    assert "; whole episodes until 20 × horizon env steps per step, step sizes" in family_table(results)
+
+
 def test_headline_table_puts_ours_beside_the_paper():
     """One row per evaluation; steps the evaluation did not run show a dash, the paper's number stays."""
     text = headline_table([evaluation()])

@@ -96,6 +96,13 @@ def step_sizes_text(settings: Mapping[str, Any]) -> str:
     return "; ".join(f"{LABELS[name]} {sizes(by_method[name])}" for name in METHOD_ORDER if name in by_method)
 
 
+def batch_text(settings: Mapping[str, Any]) -> str:
+    """What each step sampled per task: K episodes, or whole episodes until K × horizon env steps."""
+    if settings.get("batch_unit", "episodes") == "transitions":
+        return f"whole episodes until {settings['episodes_per_step']} × horizon env steps"
+    return f"{settings['episodes_per_step']} episodes"
+
+
 def family_table(results: Mapping[str, Any]) -> str:
     """One family's section: the paper-form table, then the runs, the machine and the plain comparison."""
     methods, paper = results["methods"], results.get("paper")
@@ -116,7 +123,7 @@ def family_table(results: Mapping[str, Any]) -> str:
     lines += [
         "",
         f"Mean return over {settings['num_tasks']} test tasks ± the half-width of its 95% confidence interval "
-        f"(Student t over tasks); {settings['episodes_per_step']} episodes per step, step sizes "
+        f"(Student t over tasks); {batch_text(settings)} per step, step sizes "
         f"{step_sizes_text(settings)}, test-task seed {settings['seed']}.",
         "",
         _run_line("MAML run", results["checkpoint"]),
