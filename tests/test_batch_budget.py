@@ -126,6 +126,21 @@ def test_a_transition_budget_takes_whole_episodes_until_each_task_has_its_steps(
     assert any(min(batch.lengths_B.tolist()) < 200 for batch in batches)
 
 
+def test_where_no_episode_ends_early_a_transition_budget_is_the_episode_budget():
+    """HalfCheetah's configs say 'transitions' as the paper's code did; their batches are K episodes exactly."""
+    env = gymnasium.make("metarl/HalfCheetahVel-v0")
+    tasks = env.unwrapped.sample_tasks(2, np.random.default_rng(0))
+    policy = GaussianMLPPolicy(env.observation_space.shape[0], env.action_space.shape[0], (8,), "relu", 1.0)
+    env.close()
+    sampler = VectorizedSampler("metarl/HalfCheetahVel-v0", {}, policy, 200)
+    with one_torch_thread():
+        by_steps = EpisodeBudget.of("transitions", 3, 200).sample(sampler, tasks, [parameters_of(policy)] * 2, (1, 2))
+        by_episodes = EpisodeBudget.of("episodes", 3, 200).sample(sampler, tasks, [parameters_of(policy)] * 2, (1, 2))
+    sampler.close()
+    assert_same_episodes(by_episodes, by_steps)
+    assert [b.lengths_B.tolist() for b in by_steps] == [[200] * 3] * 2
+
+
 @pytest.mark.slow
 def test_worker_processes_fill_the_same_transition_budget():
     """Extra rounds go through any backend. (Not compared episode for episode with the in-process sampler: the

@@ -369,6 +369,7 @@ CONFIG_KEYS = {
     "horizon",
     "meta_batch_size",
     "fast_batch_size",
+    "batch_unit",
     "num_steps",
     "fast_lr",
     "num_batches",
@@ -404,6 +405,7 @@ def test_configs_hold_the_papers_settings_for_a_registered_env(config, env_id, f
     assert set(values) == CONFIG_KEYS
     assert values["env_id"] == env_id and env_id in gymnasium.registry
     assert values["fast_batch_size"] == fast_batch_size and values["trpo"]["max_kl"] == max_kl
+    assert values["batch_unit"] == "transitions"  # the paper's code counted env steps per task
     paper = {
         "horizon": 200,
         "meta_batch_size": 40,
