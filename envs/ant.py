@@ -3,8 +3,11 @@
 Built on Gymnasium's ``Ant-v5`` model, reset noise and observation, *with* contact forces: 105 dims
 = qpos without the torso's x and y (13), qvel (14) and the external contact forces on the 13 bodies
 clipped to [−1, 1] (78). The paper's original code observed the clipped contact forces too, they are
-Gymnasium v5's default, and the contact cost needs them computed anyway; the three Ant envs share
-this observation so that a policy's input means the same in all of them.
+Gymnasium v5's default, and the contact cost needs them computed anyway. The goal-position task
+observes the torso's x and y as well (107 dims): its reward is the distance to a goal, which a
+memoryless policy cannot walk to without knowing where it is, and the paper's code observed the full
+``qpos`` in every Ant env. Velocity and direction keep Gymnasium's default, where x and y carry no
+information about the reward.
 
 Stepped every 0.02 s as in the paper's code (rllab's ``ant.xml``: one RK4 step of 0.02 s per action;
 here two of Gymnasium's 0.01 s RK4 steps; Gymnasium's v5 env takes five).
@@ -16,6 +19,7 @@ episode terminates when the torso height qpos[2] leaves [0.2, 1.0] (or the state
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, ClassVar
 
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
@@ -27,6 +31,7 @@ from envs.task_families import DirectionTasks, GoalTasks, VelocityTasks
 ANT = Robot(
     xml_file="ant.xml",
     skipped_qpos=2,
+    position_dims=2,
     ctrl_cost_weight=0.005,
     frame_skip=2,
     contact_cost_weight=0.0005,
@@ -36,20 +41,27 @@ ANT = Robot(
     healthy_z_range=(0.2, 1.0),
 )
 
+ANT_OBSERVING_POSITION = dataclasses.replace(ANT, skipped_qpos=0)
+
 ANT_VEL = VelocityTasks(low=0.0, high=3.0, offset=1.0)
 ANT_DIR = DirectionTasks()
 ANT_GOAL = GoalTasks(low=-3.0, high=3.0, offset=4.0)
 
 
+def gym_kwargs(robot: Robot) -> dict[str, Any]:
+    """Gymnasium's ``AntEnv`` settings for ``robot`` (its defaults match ANT's; stated so a change there
+    cannot silently change ours)."""
+    return {
+        "include_cfrc_ext_in_observation": robot.contact_forces_in_observation,
+        "exclude_current_positions_from_observation": robot.skipped_qpos > 0,
+        "contact_force_range": robot.contact_force_range,
+        "healthy_z_range": robot.healthy_z_range,
+    }
+
+
 class _AntTaskEnv(LocomotionTaskEnv, AntEnv):
     robot = ANT
-    # Gymnasium's defaults already match; stated so a change there cannot silently change ours.
-    gym_kwargs: ClassVar[dict[str, Any]] = {
-        "include_cfrc_ext_in_observation": True,
-        "exclude_current_positions_from_observation": True,
-        "contact_force_range": ANT.contact_force_range,
-        "healthy_z_range": ANT.healthy_z_range,
-    }
+    gym_kwargs: ClassVar[dict[str, Any]] = gym_kwargs(ANT)
 
 
 class AntVelEnv(_AntTaskEnv):
@@ -65,8 +77,10 @@ class AntDirEnv(_AntTaskEnv):
 
 
 class AntGoalEnv(_AntTaskEnv):
-    """Walk to a goal g ~ U[−3, 3]²: task term −‖xy_torso − g‖₁ + 4.0."""
+    """Walk to a goal g ~ U[−3, 3]²: task term −‖xy_torso − g‖₁ + 4.0; observes the torso's x and y."""
 
+    robot = ANT_OBSERVING_POSITION
+    gym_kwargs: ClassVar[dict[str, Any]] = gym_kwargs(ANT_OBSERVING_POSITION)
     task_family = ANT_GOAL
 
 
@@ -81,5 +95,5 @@ class AntDirVectorEnv(LocomotionVectorEnv):
 
 
 class AntGoalVectorEnv(LocomotionVectorEnv):
-    robot = ANT
+    robot = ANT_OBSERVING_POSITION
     task_family = ANT_GOAL

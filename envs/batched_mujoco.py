@@ -167,6 +167,6 @@ class LocomotionVectorEnv(TaskVectorEnv):
         terminated = running & terminated_batch(self.robot, qpos_NQ, qvel_NV)
         truncated = self._advance_clock(terminated)
         terms["x_position"] = qpos_NQ[:, 0].copy()
-        if self.robot.skipped_qpos >= 2:
+        if self.robot.position_dims >= 2:
             terms["y_position"] = qpos_NQ[:, 1].copy()
         return self._observation(), reward, terminated, truncated, terms

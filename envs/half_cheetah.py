@@ -16,7 +16,7 @@ from envs.batched_mujoco import LocomotionVectorEnv
 from envs.locomotion import LocomotionTaskEnv, Robot
 from envs.task_families import DirectionTasks, VelocityTasks
 
-HALF_CHEETAH = Robot(xml_file="half_cheetah.xml", skipped_qpos=1, ctrl_cost_weight=0.05, frame_skip=1)
+HALF_CHEETAH = Robot(xml_file="half_cheetah.xml", skipped_qpos=1, ctrl_cost_weight=0.05, frame_skip=1, position_dims=1)
 
 HALF_CHEETAH_VEL = VelocityTasks(low=0.0, high=2.0)
 HALF_CHEETAH_DIR = DirectionTasks()

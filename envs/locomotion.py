@@ -34,8 +34,10 @@ class Robot:
 
     xml_file: str
     skipped_qpos: int
-    """Leading ``qpos`` entries left out of the observation: the torso's x (cheetah) or x and y (ant)."""
+    """Leading ``qpos`` entries left out of the observation: the torso's x (cheetah) or x and y (ant), or none."""
     ctrl_cost_weight: float
+    position_dims: int = 1
+    """Leading ``qpos`` entries that are the torso's position (x; x and y), reported in step infos."""
     frame_skip: int = 5
     """MuJoCo steps per env step. The paper's code (rllab ``MujocoEnv``) stepped its models once per
     action: the cheetah at 0.01 s, the ant at 0.02 s; Gymnasium's v5 envs use 5 (0.05 s)."""
@@ -163,7 +165,7 @@ class LocomotionTaskEnv:
         observation = self._get_obs()  # type: ignore[attr-defined]
         terminated = bool(terminated_batch(self.robot, qpos, qvel)[0])
         info: dict[str, Any] = {key: float(value[0]) for key, value in terms.items() if key != "reward"}
-        for name, value in zip(("x_position", "y_position"), qpos[0, : self.robot.skipped_qpos], strict=False):
+        for name, value in zip(("x_position", "y_position"), qpos[0, : self.robot.position_dims], strict=False):
             info[name] = float(value)
         if self.render_mode == "human":  # type: ignore[attr-defined]
             self.render()  # type: ignore[attr-defined]

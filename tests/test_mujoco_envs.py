@@ -284,7 +284,7 @@ def test_vectorized_sampler_returns_the_same_episodes_as_gymnasium_sync_vector_e
         max_episode_steps=horizon,
     )
     torch.manual_seed(0)
-    policy = GaussianMLPPolicy(105, 8, hidden_sizes=(16,))
+    policy = GaussianMLPPolicy(107, 8, hidden_sizes=(16,))
     tasks = batched.unwrapped.sample_tasks(2, np.random.default_rng(0))
     params = [parameters_of(policy)] * 2
     slots = slots_for(2, 2)
@@ -294,12 +294,34 @@ def test_vectorized_sampler_returns_the_same_episodes_as_gymnasium_sync_vector_e
         assert np.array_equal(getattr(ours, name), getattr(theirs, name)), name
 
 
+OBSERVATION_SHAPES = {**{i: (17,) for i in CHEETAH_IDS}, **{i: (105,) for i in ANT_IDS}, "metarl/AntGoal-v0": (107,)}
+
+
+@pytest.mark.parametrize("vectorized", [False, True], ids=["single", "batched"])
+def test_the_goal_position_ant_observes_where_its_torso_is(vectorized):
+    """Its reward is the distance to a goal: a memoryless policy needs its own x and y to walk there
+    (the paper's code observed the full qpos); the other Ant tasks keep Gymnasium's 105 dims."""
+    if vectorized:
+        env = envs.make_task_vector_env("metarl/AntGoal-v0", 2, max_episode_steps=20)
+        qpos = lambda: env.unwrapped.sim.qpos_NQ  # noqa: E731
+    else:
+        env = gymnasium.make("metarl/AntGoal-v0")
+        qpos = lambda: env.unwrapped.data.qpos[None]  # noqa: E731
+    observation, _ = env.reset(seed=3)
+    for _ in range(10):
+        observation, *_ = env.step(env.action_space.sample())
+    observation = np.atleast_2d(observation)
+    assert observation.shape[-1] == 107
+    np.testing.assert_array_equal(observation[:, :2], qpos()[:, :2])
+    assert np.abs(observation[:, :2]).max() > 0.01  # it moved: the x, y are live, not zeros
+
+
 @pytest.mark.parametrize("env_id", ALL_IDS)
 def test_gymnasium_make_and_make_vec_work(env_id):
     env = gymnasium.make(env_id)
     observation, _ = env.reset(seed=0)
     assert env.observation_space.contains(observation)
-    assert observation.shape == ((17,) if env_id in CHEETAH_IDS else (105,))
+    assert observation.shape == OBSERVATION_SHAPES[env_id]
     assert env.step(env.action_space.sample())[0].shape == observation.shape
     copy = pickle.loads(pickle.dumps(env.unwrapped))
     assert copy.task == env.unwrapped.task
