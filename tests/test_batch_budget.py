@@ -142,21 +142,24 @@ def test_where_no_episode_ends_early_a_transition_budget_is_the_episode_budget()
 
 
 @pytest.mark.slow
-def test_worker_processes_fill_the_same_transition_budget():
-    """Extra rounds go through any backend. (Not compared episode for episode with the in-process sampler: the
-    policy's batched float32 forward rounds differently for different batch shapes, and a chaotic Ant turns
-    last-bit differences into different episodes.)"""
+def test_worker_processes_return_the_same_transition_budgeted_batches():
+    """Extra rounds sample few episodes per task, split unevenly between workers: the in-process sampler and
+    2 worker processes must still return the same episodes bit for bit. A random Ant is chaotic, so any
+    last-bit difference in the policy's forward (see rollout.MIN_GROUP_ROWS) would show as other episodes."""
     policy, tasks, params = ant_problem(3)
-    sampler = ProcessSampler(ANT_VEL, {}, policy, 200, num_workers=2)
+    budget = EpisodeBudget(4, 800)
+    samplers = {"vectorized": VectorizedSampler(ANT_VEL, {}, policy, 200)}
+    samplers["process"] = ProcessSampler(ANT_VEL, {}, policy, 200, num_workers=2)
     try:
         with one_torch_thread():
-            batches = EpisodeBudget(4, 800).sample(sampler, tasks, params, (5, 1, 0, 0))
+            batches = {name: budget.sample(s, tasks, params, (5, 1, 0, 0)) for name, s in samplers.items()}
+            uneven = {name: s.sample(tasks, params, 3, (5, 1, 0, 9)) for name, s in samplers.items()}
     finally:
-        sampler.close()
-    for batch in batches:
-        lengths = batch.lengths_B.tolist()
-        assert sum(lengths) >= 800 > sum(lengths[:-1]), lengths
-    assert any(batch.num_episodes > 4 for batch in batches)
+        for sampler in samplers.values():
+            sampler.close()
+    assert any(batch.num_episodes > 4 for batch in batches["vectorized"])
+    assert_same_episodes(batches["vectorized"], batches["process"])
+    assert_same_episodes(uneven["vectorized"], uneven["process"])  # 9 episodes: shares of 5 and 4
 
 
 def test_transitions_refuse_a_subsampled_curvature():

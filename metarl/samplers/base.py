@@ -1,10 +1,9 @@
 """The one Sampler protocol, and how episodes get their seeds.
 
 Every random number an episode uses (its reset seed and its action noise) comes from a generator
-keyed by (run seed, iteration, inner step, task index, episode index), so every backend draws the
-same randomness however the work is split between workers. The episodes are then the same up to the
-policy's float32 forward, which a batched matmul may round differently for another batch shape: in a
-chaotic env (Ant) a last-bit difference can grow into another episode (docs/SAMPLERS.md).
+keyed by (run seed, iteration, inner step, task index, episode index), and the policy's batched forward
+rounds a row alike whatever the batch's shape (``rollout.MIN_GROUP_ROWS``), so every backend returns
+the same episodes however the work is split between workers.
 """
 
 from __future__ import annotations

@@ -86,12 +86,20 @@ def stack_params(params: Sequence[Params]) -> Params:
     return {name: torch.stack([p[name].detach() for p in params]) for name in params[0]}
 
 
+MIN_GROUP_ROWS = 8
+"""Each task's group of environments is padded to at least this many rows. A float32 matmul with fewer
+rows (1 to 3 on this project's machine) takes another kernel, which rounds differently and depends on
+the other groups; from 4 rows on, a row's result is the same whatever the batch's shape. So a backend
+that holds only some of a call's tasks or episodes acts exactly as the in-process one does
+(tests/test_batch_budget.py, a chaotic Ant amplifying any last-bit difference). 8 leaves a margin."""
+
+
 class BatchedPolicy:
     """Evaluates a policy with different parameters per task in one call per time step.
 
-    Environments are grouped by task and padded to the largest group; the policy takes parameters
-    with a leading task axis (see ``GaussianMLPPolicy.forward``), so one batched forward serves all
-    environments.
+    Environments are grouped by task and padded to the largest group (at least ``MIN_GROUP_ROWS``); the
+    policy takes parameters with a leading task axis (see ``GaussianMLPPolicy.forward``), so one batched
+    forward serves all environments.
     """
 
     def __init__(self, policy: nn.Module, params: Mapping[int, Params] | Sequence[Params], task_of_env: np.ndarray):
@@ -102,7 +110,7 @@ class BatchedPolicy:
         self.slot_of_env = np.zeros_like(self.group_of_env)
         for g in range(len(groups)):
             self.slot_of_env[self.group_of_env == g] = np.arange(counts[g])
-        self.shape = (len(groups), int(counts.max()))
+        self.shape = (len(groups), max(int(counts.max()), MIN_GROUP_ROWS))
 
     @torch.no_grad()
     def mean_std(self, observations_NO: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
