@@ -147,6 +147,25 @@ def test_same_seed_same_returns(trained_run):
     assert first.shape == (2, 2)
 
 
+def test_batch_unit_of_the_test_protocol_is_the_runs_unless_asked(trained_run, tmp_path, capsys):
+    """--batch-unit transitions samples whole episodes until K × horizon steps per step (the paper's test
+    scripts); evaluation.json records the unit. Navigation episodes that reach the goal end early, so the
+    paper's protocol may take more episodes, never fewer steps."""
+    main = launcher_main("evaluate.py")
+    recorded = {}
+    for unit in (None, "transitions"):
+        output_dir = tmp_path / str(unit)
+        flags = [] if unit is None else ["--batch-unit", unit]
+        args = ["--run", trained_run, "--num-tasks", "2", "--num-steps", "1", "--output-dir", output_dir, "--quiet"]
+        assert main([str(a) for a in args + flags]) == 0
+        recorded[unit] = json.loads((output_dir / "evaluation.json").read_text())["config"]["evaluation"]
+    assert recorded[None]["batch_unit"] == "episodes"  # the run's own unit
+    assert recorded["transitions"]["batch_unit"] == "transitions"
+    with pytest.raises(SystemExit) as exit_info:  # argparse refuses it before anything runs
+        main(["--run", str(trained_run), "--batch-unit", "steps"])
+    assert exit_info.value.code == 2 and "invalid choice: 'steps'" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("seed", [0, 1, 7, 12345])
 def test_test_tasks_never_overlap_training_tasks(seed):
     experiment_tasks = make_task_env("metarl/Navigation2D-v0", {}).unwrapped
