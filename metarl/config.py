@@ -85,8 +85,8 @@ class TrainConfig:
     fast_batch_size: int = 20
     """Episodes per task for each inner step and for the query set (K in the paper)."""
     batch_unit: str = "episodes"
-    """'episodes': K episodes per task; 'transitions': whole episodes until K × horizon env steps, as the
-    paper's code sampled (differs only where episodes end early, e.g. Ant)."""
+    """'episodes': K episodes per task; 'transitions': whole episodes until K × horizon env steps (at most
+    2K episodes), as the paper's code sampled (differs only where episodes end early, e.g. Ant)."""
     num_steps: int = 1
     """Inner gradient steps per task."""
     fast_lr: float = 0.1

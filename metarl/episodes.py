@@ -101,11 +101,13 @@ def concat_episodes(batches: Sequence[EpisodeBatch]) -> EpisodeBatch:
     )
 
 
-def first_episodes_with_steps(batch: EpisodeBatch, min_steps: int) -> EpisodeBatch:
+def first_episodes_with_steps(batch: EpisodeBatch, min_steps: int, max_episodes: int | None = None) -> EpisodeBatch:
     """One task's first whole episodes that together hold at least ``min_steps`` steps (all of them if
-    they hold fewer), time trimmed to the longest kept: how the MAML paper's code sized its batches."""
+    they hold fewer; no more than ``max_episodes``), time trimmed to the longest kept: how the MAML paper's
+    code sized its batches."""
     reached = torch.nonzero(batch.lengths_B.cumsum(0) >= min_steps)
     kept = int(reached[0]) + 1 if len(reached) else batch.num_episodes
+    kept = kept if max_episodes is None else min(kept, max_episodes)
     selected = batch.select_episodes(torch.arange(kept))
     steps = int(selected.lengths_B.max())
     return EpisodeBatch(

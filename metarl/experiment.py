@@ -128,10 +128,11 @@ def build_experiment(config: TrainConfig) -> Experiment:
     horizon = config.horizon or env.spec.max_episode_steps
     if horizon is None:
         raise ConfigError(f"{config.env_id} registers no max_episode_steps; set horizon")
+    # A transition budget may hold up to MAX_EPISODES_FACTOR × K padded episodes per task: check the worst case.
     require_memory(
         iteration_memory(
             config.meta_batch_size,
-            config.fast_batch_size,
+            EpisodeBudget.of(config.batch_unit, config.fast_batch_size, horizon).most_episodes,
             horizon,
             config.num_steps,
             *policy_dims(env),

@@ -109,8 +109,7 @@ def ant_problem(num_tasks):
 def test_a_transition_budget_takes_whole_episodes_until_each_task_has_its_steps():
     """Ant episodes end early (a random Ant jumps out of its height range), so tasks need extra rounds."""
     policy, tasks, params = ant_problem(3)
-    budget = EpisodeBudget.of("transitions", 4, 200)
-    assert budget == EpisodeBudget(4, 800)
+    budget = EpisodeBudget(4, 800)
     sampler = VectorizedSampler(ANT_VEL, {}, policy, 200)
     with one_torch_thread():
         batches = budget.sample(sampler, tasks, params, (5, 1, 0, 0))
@@ -124,6 +123,26 @@ def test_a_transition_budget_takes_whole_episodes_until_each_task_has_its_steps(
         assert torch.equal(batch.lengths_B[:4], first.lengths_B)  # the first round is the episode budget's
     assert any(batch.num_episodes > 4 for batch in batches), "no task needed an extra round: the test tests nothing"
     assert any(min(batch.lengths_B.tolist()) < 200 for batch in batches)
+
+
+def test_a_task_holds_at_most_twice_k_episodes_however_short_they_are():
+    """Padding every task to the one with most episodes would let a task that falls over at once blow up
+    the meta-batch (an AntGoal run was killed for memory): the bound keeps it within 2 × K episodes."""
+    assert EpisodeBudget.of("transitions", 4, 200) == EpisodeBudget(4, 800, 8)
+    assert EpisodeBudget.of("transitions", 4, 200).most_episodes == 8
+    assert EpisodeBudget.of("episodes", 4, 200).most_episodes == 4
+    batch = make_episode_batch(0, [5, 3, 6, 2])
+    assert first_episodes_with_steps(batch, 100, max_episodes=3).lengths_B.tolist() == [5, 3, 6]
+    policy, tasks, params = ant_problem(3)
+    sampler = VectorizedSampler(ANT_VEL, {}, policy, 200)
+    with one_torch_thread():
+        bounded = EpisodeBudget(4, 800, 5).sample(sampler, tasks, params, (5, 1, 0, 0))
+        unbounded = EpisodeBudget(4, 800).sample(sampler, tasks, params, (5, 1, 0, 0))
+    sampler.close()
+    assert max(b.num_episodes for b in unbounded) > 5, "no task needed more than 5 episodes: nothing bounded"
+    for b, u in zip(bounded, unbounded, strict=True):
+        assert b.num_episodes == min(u.num_episodes, 5)
+        assert torch.equal(b.lengths_B, u.lengths_B[: b.num_episodes])
 
 
 def test_where_no_episode_ends_early_a_transition_budget_is_the_episode_budget():
