@@ -24,6 +24,7 @@ from envs.mujoco_model import load_model
 from envs.task_families import TaskFamily
 
 _QPOS_QVEL = int(mujoco.mjtState.mjSTATE_QPOS | mujoco.mjtState.mjSTATE_QVEL)
+_ARENA_FULL = (int(mujoco.mjtWarning.mjWARN_CONTACTFULL), int(mujoco.mjtWarning.mjWARN_CNSTRFULL))
 
 
 class BatchedMujoco:
@@ -92,6 +93,17 @@ class BatchedMujoco:
                 post_constraint(model, datas[i])
                 mj_get_state(model, datas[i], state[i], _QPOS_QVEL)
                 cfrc_ext_NB6[i] = cfrc_ext[i]
+
+    def check_arena(self, indices: Sequence[int]) -> None:
+        """Raise if a listed env's arena filled up: MuJoCo then drops contacts or constraints with only a
+        warning, and the physics would differ from Gymnasium's without a word (see ``ARENA_BYTES``)."""
+        for i in indices:
+            warning = self.datas[i].warning
+            if any(warning[kind].number for kind in _ARENA_FULL):
+                raise RuntimeError(
+                    f"MuJoCo's arena of {self.model.narena:,} bytes overflowed in env {i} of {self.robot.xml_file} "
+                    "(contacts or constraints were dropped); raise envs.mujoco_model.ARENA_BYTES"
+                )
 
     def _read_state(self, i: int) -> None:
         mujoco.mj_getState(self.model, self.datas[i], self.state_NS[i], _QPOS_QVEL)
@@ -166,6 +178,7 @@ class LocomotionVectorEnv(TaskVectorEnv):
         reward = terms.pop("reward")
         terminated = running & terminated_batch(self.robot, qpos_NQ, qvel_NV)
         truncated = self._advance_clock(terminated)
+        self.sim.check_arena(np.flatnonzero(terminated | truncated).tolist())
         terms["x_position"] = qpos_NQ[:, 0].copy()
         if self.robot.position_dims >= 2:
             terms["y_position"] = qpos_NQ[:, 1].copy()
