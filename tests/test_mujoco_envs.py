@@ -352,9 +352,10 @@ def test_our_model_is_gymnasiums_model_array_for_array(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("xml", ["half_cheetah.xml", "ant.xml"])
-def test_each_envs_arena_is_small_yet_far_more_than_violent_motion_uses(xml):
+def test_each_envs_arena_is_small_yet_far_more_than_violent_motion_uses(xml, tmp_path, monkeypatch):
     """MuJoCo's default arena (14 MiB per Ant) times 800 envs is what grew the heap; ours holds a flipped,
     flailing robot's contacts and solver with 10x to spare."""
+    monkeypatch.chdir(tmp_path)  # MuJoCo's own compile of half_cheetah.xml writes its log file here
     model = load_model(xml)
     assert model.narena == ARENA_BYTES < mujoco.MjModel.from_xml_path(model_path(xml)).narena
     rng = np.random.default_rng(0)
