@@ -13,8 +13,8 @@ import pytest
 
 import envs
 from envs.ant import ANT
-from envs.locomotion import terminated_batch
 from envs.batched_mujoco import BatchedMujoco
+from envs.locomotion import terminated_batch
 from envs.mujoco_model import ARENA_BYTES, load_model, model_path
 
 CHEETAH_IDS = ["metarl/HalfCheetahVel-v0", "metarl/HalfCheetahDir-v0"]
