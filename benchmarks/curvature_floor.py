@@ -38,6 +38,10 @@ from metarl.optim import MatVec
 from metarl.policies import GaussianMLPPolicy, Params, parameters_of
 
 PRODUCTS_PER_CG_SOLVE = 10
+METHODS = {
+    "gauss_newton": "Gauss-Newton by autograd, tasks batched (trpo.curvature: gauss_newton, the default)",
+    "r_operator": "R-operator written out, task by task (trpo.curvature: r_operator)",
+}
 
 
 def product_gemms(tasks: int, states: int, hidden: int):
@@ -70,9 +74,11 @@ def tasks_of(data: MetaBatchTensors, chunk: slice) -> MetaBatchTensors:
 
 
 def exact_product(learner: MAMLTRPO, params: Params, data: MetaBatchTensors) -> MatVec:
-    """The learner's exact curvature product, its graphs built once (as ``MAMLTRPO.step`` builds them)."""
-    distribution = learner.query_distribution(learner.adapted(params, data, False), data)
-    return learner.curvature_product(params, data, OldPolicy.frozen(distribution, data), distribution)
+    """The learner's exact curvature product, built once (as ``MAMLTRPO.step`` builds it)."""
+    adapted = learner.adapted(params, data, False)
+    distribution = learner.query_distribution(adapted, data)
+    old = OldPolicy.frozen(distribution, data)
+    return learner.curvature_product(params, data, old, distribution, {k: v.detach() for k, v in adapted.items()})
 
 
 def chunked_product(learner: MAMLTRPO, params: Params, data: MetaBatchTensors, size: int) -> MatVec:
@@ -104,32 +110,39 @@ def main() -> None:
     support, query = synthetic_meta_batch(args.tasks, args.episodes, args.horizon, generator)
     policy = GaussianMLPPolicy(17, 6, (args.hidden, args.hidden), generator=generator)
     initial = {name: value.clone() for name, value in policy.state_dict().items()}
-    learner = MAMLTRPO(policy, InnerStep((0.1,)), trpo=TRPOSettings())
-    data = learner.prepare(support, query)
+    learners = {method: MAMLTRPO(policy, InnerStep((0.1,)), trpo=TRPOSettings(curvature=method)) for method in METHODS}
+    data = learners["gauss_newton"].prepare(support, query)
     params = parameters_of(policy)
-    product = exact_product(learner, params, data)
     vector = torch.randn(sum(p.numel() for p in params.values()), generator=generator)
-
-    def update():
-        policy.load_state_dict(initial)  # the same update each time
-        return learner.step(learner.prepare(support, query))  # stacking and advantages included, as in training
 
     gemms, gemm_flop = product_gemms(args.tasks, args.episodes * args.horizon, args.hidden)
     sgemm, sgemm_flop = square_sgemm()
     sgemm_seconds = timed(sgemm, args.repeats)[0]
     floor = gemm_flop * sgemm_seconds / sgemm_flop  # one product's GEMMs at the best rate
     gemm_seconds = timed(gemms, args.repeats)[0]
-    product_seconds = timed(partial(product, vector), args.repeats)[0]
-    reference = product(vector)
-    del product  # frees the product's graphs before the others build their own
-    chunked_seconds = {}
+    product_seconds, update_seconds, chunked_seconds = {}, {}, {}
+    reference = None
+    for method, learner in learners.items():
+        product = exact_product(learner, params, data)
+        product_seconds[method] = timed(partial(product, vector), args.repeats)[0]
+        result = product(vector)
+        reference = result if reference is None else reference
+        difference = float((result - reference).norm() / reference.norm())
+        assert difference < 1e-4, f"the {method} product differs from the Gauss-Newton one by {difference:.1e}"
+        del product  # frees the product's graphs before the others build their own
     for size in args.task_chunks:
-        chunked = chunked_product(learner, params, data, size)
+        chunked = chunked_product(learners["gauss_newton"], params, data, size)
         chunked_seconds[size] = timed(partial(chunked, vector), args.repeats)[0]
         difference = float((chunked(vector) - reference).norm() / reference.norm())
         assert difference < 1e-4, f"the chunked product differs from the learner's by {difference:.1e}"
         del chunked
-    update_seconds = timed(update, args.repeats)[0]
+    for method, learner in learners.items():
+
+        def update(learner=learner):
+            policy.load_state_dict(initial)  # the same update each time
+            return learner.step(learner.prepare(support, query))  # stacking and advantages included, as in training
+
+        update_seconds[method] = timed(update, args.repeats)[0]
     solve_floor = PRODUCTS_PER_CG_SOLVE * floor
 
     def row(what: str, seconds: float, gflop: float | None = None, floor_seconds: float | None = None):
@@ -144,9 +157,12 @@ def main() -> None:
     rows = [
         row("square sgemm 2048 (the machine's best float32 rate)", sgemm_seconds, sgemm_flop / 1e9),
         row("the 16 unavoidable GEMMs of one product, alone", gemm_seconds, gemm_flop / 1e9, floor),
-        row("one exact product (Gauss-Newton, as the learner takes it)", product_seconds, gemm_flop / 1e9, floor),
         *(
-            row(f"the same product summed over chunks of {size} tasks", seconds, gemm_flop / 1e9, floor)
+            row(f"one exact product, {METHODS[method]}", product_seconds[method], gemm_flop / 1e9, floor)
+            for method in METHODS
+        ),
+        *(
+            row(f"the Gauss-Newton product summed over chunks of {size} tasks", seconds, gemm_flop / 1e9, floor)
             for size, seconds in chunked_seconds.items()
         ),
         row(
@@ -154,7 +170,10 @@ def main() -> None:
             solve_floor,
             PRODUCTS_PER_CG_SOLVE * gemm_flop / 1e9,
         ),
-        row("one meta-update (second order, exact)", update_seconds, floor_seconds=solve_floor),
+        *(
+            row(f"one meta-update (second order, exact), {METHODS[method]}", seconds, floor_seconds=solve_floor)
+            for method, seconds in update_seconds.items()
+        ),
     ]
     print(
         f"curvature floor: {args.tasks} tasks x {args.episodes} episodes x {args.horizon} steps, "

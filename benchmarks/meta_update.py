@@ -68,7 +68,7 @@ def main() -> None:
     variants = [
         (first_order, curvature, 1.0)
         for first_order in (False, True)
-        for curvature in ("double_backprop", "gauss_newton")
+        for curvature in ("double_backprop", "gauss_newton", "r_operator")
     ]
     variants += [(False, "gauss_newton", fraction) for fraction in args.subsamples]
     rows = []

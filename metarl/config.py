@@ -63,12 +63,15 @@ class TRPOSettings:
     ls_backtrack_ratio: float = 0.8
     """Step shrink factor per line-search step."""
     curvature: str = "gauss_newton"
-    """KL-Hessian-vector products: 'gauss_newton' (fast; exact at the current θ) or 'double_backprop'."""
+    """KL-Hessian-vector products, all exact: 'gauss_newton' (autograd, batched over tasks), 'r_operator'
+    (written out for the MLP policy, task by task: faster on the CPU; 'gauss_newton' where it does not
+    apply) or 'double_backprop' (the plain Hessian-vector product)."""
     curvature_subsample: float = 1.0
     """Fraction of each task's episodes the curvature products use: 1.0 exact; less is faster, approximate."""
 
 
 BATCH_UNITS = ("episodes", "transitions")
+CURVATURE_METHODS = ("r_operator", "gauss_newton", "double_backprop")
 TRPO_KEYS = tuple(f.name for f in dataclasses.fields(TRPOSettings))
 
 
@@ -142,8 +145,8 @@ class TrainConfig:
         require(
             self,
             "trpo.curvature",
-            lambda v: v in ("gauss_newton", "double_backprop"),
-            "must be 'gauss_newton' or 'double_backprop'",
+            lambda v: v in CURVATURE_METHODS,
+            "must be one of " + ", ".join(repr(method) for method in CURVATURE_METHODS),
         )
         require(self, "batch_unit", lambda v: v in BATCH_UNITS, "must be 'episodes' or 'transitions'")
         if self.batch_unit == "transitions":

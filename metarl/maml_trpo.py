@@ -16,6 +16,7 @@ from torch import nn
 from torch.distributions import Distribution, kl_divergence
 from torch.func import functional_call
 
+from metarl import mlp_curvature
 from metarl.adaptation import InnerStep
 from metarl.config import TRPOSettings
 from metarl.episodes import EpisodeBatch
@@ -28,7 +29,15 @@ from metarl.optim import (
     gauss_newton_product,
     hessian_vector_product,
 )
-from metarl.policies import Params, detached, diagonal_gaussian, for_tasks, gaussian_parameters, parameters_of
+from metarl.policies import (
+    GaussianMLPPolicy,
+    Params,
+    detached,
+    diagonal_gaussian,
+    for_tasks,
+    gaussian_parameters,
+    parameters_of,
+)
 from metarl.returns import masked_mean
 
 
@@ -116,12 +125,22 @@ class MAMLTRPO:
         return flat(torch.autograd.grad(loss, list(params.values())))
 
     def curvature_product(
-        self, params: Params, data: MetaBatchTensors, old: OldPolicy, distribution: Distribution | None = None
+        self,
+        params: Params,
+        data: MetaBatchTensors,
+        old: OldPolicy,
+        distribution: Distribution | None = None,
+        adapted: Params | None = None,
     ) -> MatVec:
-        """v ↦ (∇²θ KL + damping·I) v through the inner step, by the configured method (both exact).
+        """v ↦ (∇²θ KL + damping·I) v through the inner step, by the configured method (all exact).
 
-        ``distribution`` is the adapted policies' query distribution at θ with its graph, if already built.
+        ``distribution`` (with its graph) and ``adapted`` are the adapted policies' query distribution and
+        parameters at θ, if already built.
         """
+        if self.writes_out_curvature():
+            if adapted is None:
+                adapted = self.adapted(params, data, first_order=True)
+            return self.written_out_product(params, data, adapted)
         if distribution is None:
             distribution = self.query_distribution(self.adapted(params, data, self.inner.first_order), data)
         if self.trpo.curvature == "double_backprop":
@@ -133,6 +152,33 @@ class MAMLTRPO:
             self.trpo.cg_damping,
         )
 
+    def writes_out_curvature(self) -> bool:
+        """Whether the products are the R-operator written out for the MLP: ``r_operator`` where it applies.
+
+        It applies to the Gaussian MLP policy with one inner step, on the CPU (its task-by-task loop keeps
+        each task's intermediates in cache; a GPU runs the batched autograd product, with fewer launches).
+        Elsewhere ``r_operator`` takes the Gauss-Newton product, the same matrix.
+        """
+        return (
+            self.trpo.curvature == "r_operator"
+            and self.device.type == "cpu"
+            and mlp_curvature.supports(self.policy, self.inner.num_steps)
+        )
+
+    def written_out_product(self, params: Params, data: MetaBatchTensors, adapted: Params) -> MatVec:
+        """The exact product by ``mlp_curvature``: Fishers at ``adapted``, inner-step Jacobians from ``data``."""
+        assert isinstance(self.policy, GaussianMLPPolicy)
+        return mlp_curvature.MLPCurvature(
+            self.policy,
+            params,
+            adapted,
+            data.support[0],
+            data.support_advantages[0],
+            data.query,
+            step_size=0.0 if self.inner.first_order else self.inner.step_sizes[0],
+            damping=self.trpo.cg_damping,
+        ).product
+
     def subsampled_curvature_product(self, params: Params, data: MetaBatchTensors, adapted: Params) -> MatVec:
         """The curvature product on a fraction of the episodes: an approximation, for speed.
 
@@ -143,6 +189,8 @@ class MAMLTRPO:
         where old and new policies coincide and the Gauss-Newton product stays the KL's Hessian there.
         """
         subset = data.subsample(self.trpo.curvature_subsample)
+        if self.writes_out_curvature():
+            return self.written_out_product(params, subset, adapted)
         estimated = self.adapted(params, subset, self.inner.first_order)
         adapted = {name: value.detach() + estimated[name] - estimated[name].detach() for name, value in adapted.items()}
         distribution = self.query_distribution(adapted, subset)
@@ -165,13 +213,15 @@ class MAMLTRPO:
         old = OldPolicy.frozen(distribution, data)
 
         subsampled = self.trpo.curvature_subsample < 1
+        graph_reused = not subsampled and not self.writes_out_curvature()
         loss = self.surrogate(distribution, data, old)
-        loss_grad = flat(torch.autograd.grad(loss, list(params.values()), retain_graph=not subsampled))
+        loss_grad = flat(torch.autograd.grad(loss, list(params.values()), retain_graph=graph_reused))
         loss_before = float(loss.detach())
+        adapted = detached(adapted)
         if subsampled:
             product = self.subsampled_curvature_product(params, data, adapted)
         else:
-            product = self.curvature_product(params, data, old, distribution)
+            product = self.curvature_product(params, data, old, distribution if graph_reused else None, adapted)
         solved = conjugate_gradient(product, loss_grad, self.trpo.cg_iters)
         del product, adapted, distribution, loss  # frees the graphs before the line search
         direction = solved.solution

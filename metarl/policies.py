@@ -34,6 +34,7 @@ class GaussianMLPPolicy(nn.Module):
         generator: torch.Generator | None = None,
     ):
         super().__init__()
+        self.nonlinearity = nonlinearity
         if nonlinearity not in NONLINEARITIES:
             raise ValueError(f"unknown nonlinearity {nonlinearity!r}; choose one of {sorted(NONLINEARITIES)}")
         layers: list[nn.Module] = []

@@ -67,7 +67,8 @@ def test_mean_return_ignores_empty_episodes():
     assert padded.mean_return() == pytest.approx(batch.mean_return(), rel=1e-12)
 
 
-def test_padding_a_task_with_empty_episodes_changes_no_quantity_of_the_meta_update(synthetic_meta_batch):
+@pytest.mark.parametrize("curvature", ["r_operator", "gauss_newton"])
+def test_padding_a_task_with_empty_episodes_changes_no_quantity_of_the_meta_update(synthetic_meta_batch, curvature):
     """Advantages, meta-gradient, surrogate, KL, curvature product and the TRPO step itself, padded or not."""
     support, query = synthetic_meta_batch
     padded_support = [[with_empty_episode(support[0][0])], support[1]]
@@ -78,7 +79,8 @@ def test_padding_a_task_with_empty_episodes_changes_no_quantity_of_the_meta_upda
         # Padding reorders sums (rounding of 1e-16); conjugate gradient and the line search amplify that
         # (to ~1e-11 here, with damping keeping the solve well conditioned), while a padded episode that
         # counted would move every quantity by percents.
-        learner = MAMLTRPO(policy, InnerStep((0.3,)), TRPOSettings(cg_damping=0.1))
+        learner = MAMLTRPO(policy, InnerStep((0.3,)), TRPOSettings(cg_damping=0.1, curvature=curvature))
+        assert learner.writes_out_curvature() == (curvature == "r_operator")
         data = learner.prepare(s, q)
         assert data.query.rewards_TB.shape[-1] == (3 if name == "plain" else 5)
         params = parameters_of(policy)
