@@ -61,6 +61,27 @@ def product_gemms(tasks: int, states: int, hidden: int):
     return lambda: [call() for call in calls], len(calls) * 2 * tasks * states * hidden * hidden
 
 
+def edge_layer_gemms(tasks: int, states: int, hidden: int, observation_dim: int, action_dim: int):
+    """The input and output layers' products of one curvature product (the written-out product's count),
+    which the floor leaves out: thin ([states × 17]·[17 × hidden], [states × hidden]·[hidden × 6], ...) and
+    bound by writing or reading [states × hidden] activations rather than by arithmetic."""
+    generator = torch.Generator().manual_seed(2)
+    hidden_acts = torch.randn(tasks, states, hidden, generator=generator)
+    inputs = torch.randn(tasks, states, observation_dim, generator=generator)
+    outputs = torch.randn(tasks, states, action_dim, generator=generator)
+    w_in = torch.randn(tasks, observation_dim, hidden, generator=generator)
+    w_out = torch.randn(tasks, hidden, action_dim, generator=generator)
+    calls = (
+        [lambda: torch.bmm(inputs, w_in)] * 3  # tangent forward into the first layer: 2 HVPs + Fisher
+        + [lambda: torch.bmm(hidden_acts.transpose(1, 2), inputs)] * 3  # the first layer's weight gradients
+        + [lambda: torch.bmm(hidden_acts, w_out)] * 6  # the mean's tangent: 2 per HVP, 2 in the Fisher product
+        + [lambda: torch.bmm(outputs, w_out.transpose(1, 2))] * 5  # back into the last hidden layer
+        + [lambda: torch.bmm(outputs.transpose(1, 2), hidden_acts)] * 5  # the last layer's weight gradients
+    )
+    flop = 2 * tasks * states * hidden * (6 * observation_dim + 16 * action_dim)
+    return lambda: [call() for call in calls], flop
+
+
 def tasks_of(data: MetaBatchTensors, chunk: slice) -> MetaBatchTensors:
     def batch(episodes: EpisodeBatch) -> EpisodeBatch:
         return EpisodeBatch(**{f.name: getattr(episodes, f.name)[chunk] for f in fields(episodes)})
@@ -120,6 +141,8 @@ def main() -> None:
     sgemm_seconds = timed(sgemm, args.repeats)[0]
     floor = gemm_flop * sgemm_seconds / sgemm_flop  # one product's GEMMs at the best rate
     gemm_seconds = timed(gemms, args.repeats)[0]
+    edges, edge_flop = edge_layer_gemms(args.tasks, args.episodes * args.horizon, args.hidden, 17, 6)
+    edge_seconds = timed(edges, args.repeats)[0]
     product_seconds, update_seconds, chunked_seconds = {}, {}, {}
     reference = None
     for method, learner in learners.items():
@@ -157,6 +180,13 @@ def main() -> None:
     rows = [
         row("square sgemm 2048 (the machine's best float32 rate)", sgemm_seconds, sgemm_flop / 1e9),
         row("the 16 unavoidable GEMMs of one product, alone", gemm_seconds, gemm_flop / 1e9, floor),
+        row("the input and output layers' 22 GEMMs of one product, alone", edge_seconds, edge_flop / 1e9, floor),
+        row(
+            "every GEMM of one product, alone (the two rows above)",
+            gemm_seconds + edge_seconds,
+            (gemm_flop + edge_flop) / 1e9,
+            floor,
+        ),
         *(
             row(f"one exact product, {METHODS[method]}", product_seconds[method], gemm_flop / 1e9, floor)
             for method in METHODS

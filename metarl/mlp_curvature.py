@@ -41,6 +41,7 @@ class _Pass:
 
 
 def _forward(layers: list[Layer], observations: torch.Tensor, nonlinearity: str) -> tuple[_Pass, torch.Tensor]:
+    """The pass through the MLP at ``layers``; the mean comes back as [N, A]."""
     inputs, slopes, curvatures = [observations], [], []
     hidden = observations
     for weight, bias in layers[:-1]:
@@ -59,29 +60,59 @@ def _forward(layers: list[Layer], observations: torch.Tensor, nonlinearity: str)
     return _Pass(inputs, slopes, curvatures if nonlinearity == "tanh" else None), mean
 
 
+# The output layer's per-state quantities (the mean's tangent, its errors) are kept as [A, N], not [N, A]:
+# with A = 6 actions the thin products are up to 2.5× faster in that layout on this project's CPU.
+
+
+def _layer_out(inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, last: bool) -> torch.Tensor:
+    return torch.addmm(bias.unsqueeze(1), weight, inputs.t()) if last else torch.addmm(bias, inputs, weight.t())
+
+
+def _add_layer_out(out: torch.Tensor, inputs: torch.Tensor, weight: torch.Tensor, last: bool) -> None:
+    out.addmm_(weight, inputs.t()) if last else out.addmm_(inputs, weight.t())
+
+
+def _add_weight_grad(grad: torch.Tensor, error: torch.Tensor, inputs: torch.Tensor, last: bool) -> None:
+    grad.addmm_(error, inputs) if last else grad.addmm_(error.t(), inputs)
+
+
+def _weight_and_bias_grad(error: torch.Tensor, inputs: torch.Tensor, last: bool) -> Layer:
+    return (error @ inputs, error.sum(1)) if last else (error.t() @ inputs, error.sum(0))
+
+
+def _back(error: torch.Tensor, weight: torch.Tensor, last: bool) -> torch.Tensor:
+    return error.t() @ weight if last else error @ weight
+
+
+def _add_back(out: torch.Tensor, error: torch.Tensor, weight: torch.Tensor, last: bool) -> None:
+    out.addmm_(error.t(), weight) if last else out.addmm_(error, weight)
+
+
 def _tangent_forward(layers: list[Layer], tangent: list[Layer], run: _Pass) -> list[torch.Tensor]:
-    """R(a_j) for every layer j (pre-activations' directional derivatives), the last being R(μ)."""
+    """R(a_j) for every layer j (pre-activations' directional derivatives), the last being R(μ) as [A, N]."""
     out, r_input = [], None
+    last = len(layers) - 1
     for j, ((weight, _), (t_weight, t_bias)) in enumerate(zip(layers, tangent, strict=True)):
-        r_pre = torch.addmm(t_bias, run.inputs[j], t_weight.t())
+        r_pre = _layer_out(run.inputs[j], t_weight, t_bias, j == last)
         if r_input is not None:
-            r_pre.addmm_(r_input, weight.t())
+            _add_layer_out(r_pre, r_input, weight, j == last)
         out.append(r_pre)
-        if j < len(layers) - 1:
+        if j < last:
             r_input = r_pre * run.slopes[j]
     return out
 
 
 def _backward(layers: list[Layer], run: _Pass, output_error: torch.Tensor) -> tuple[list[Layer], list[torch.Tensor]]:
-    """Gradients (Σ over states) of a loss with ∂loss/∂μ = ``output_error``, and each layer's error δ_l."""
+    """Gradients (Σ over states) of a loss with ∂loss/∂μ = ``output_error`` ([A, N]), and each layer's error δ_l."""
     grads: list[Layer] = [None] * len(layers)  # type: ignore[list-item]
     errors: list[torch.Tensor] = [None] * len(layers)  # type: ignore[list-item]
     error = output_error
+    last = len(layers) - 1
     for j in reversed(range(len(layers))):
         errors[j] = error
-        grads[j] = (error.t() @ run.inputs[j], error.sum(0))
+        grads[j] = _weight_and_bias_grad(error, run.inputs[j], j == last)
         if j > 0:
-            error = (error @ layers[j][0]) * run.slopes[j - 1]
+            error = _back(error, layers[j][0], j == last) * run.slopes[j - 1]
     return grads, errors
 
 
@@ -90,10 +121,10 @@ class _SupportTask:
     """Task i's support states at θ: the forward pass, the errors δ_l of its loss, and the Gaussian's terms."""
 
     run: _Pass
-    errors: list[torch.Tensor]  # δ_l = ∂L/∂a_l, the last ∂L/∂μ
+    errors: list[torch.Tensor]  # δ_l = ∂L/∂a_l, the last ∂L/∂μ ([A, N])
     back_hidden: list[torch.Tensor]  # ∂L/∂h_l for the hidden layers (for φ'' terms)
-    residual: torch.Tensor  # e = a − μ, [N, A]
-    weight: torch.Tensor  # c_t = mask·advantage/N (the loss is −Σ c_t log π), [N, 1]
+    residual: torch.Tensor  # e = a − μ, [A, N]
+    weight: torch.Tensor  # c_t = mask·advantage/N (the loss is −Σ c_t log π), [1, N]
 
 
 class MLPCurvature:
@@ -121,16 +152,16 @@ class MLPCurvature:
             self.layers = self._layers({name: value.detach() for name, value in params.items()})
             log_std = params["log_std"].detach()
             self.support_std_active = (log_std >= self.min_log_std).to(log_std.dtype)
-            inv_var = torch.exp(-2 * log_std.clamp(min=self.min_log_std))
+            inv_var = torch.exp(-2 * log_std.clamp(min=self.min_log_std)).unsqueeze(1)  # [A, 1]
             self.support_inv_var = inv_var
             self.support = [self._support_task(k, support, support_advantages, inv_var) for k in range(self.num_tasks)]
             adapted = {name: value.detach() for name, value in adapted.items()}
             self.query_layers = [self._layers(adapted, k) for k in range(self.num_tasks)]
             query_log_std = adapted["log_std"]
             self.query_std_active = (query_log_std >= self.min_log_std).to(query_log_std.dtype)
-            self.query_inv_var = torch.exp(-2 * query_log_std.clamp(min=self.min_log_std))
+            self.query_inv_var = torch.exp(-2 * query_log_std.clamp(min=self.min_log_std)).unsqueeze(-1)  # [K, A, 1]
             mask = query.mask_TB.reshape(self.num_tasks, -1)
-            self.query_weight = (mask / mask.sum(-1, keepdim=True) / self.num_tasks).unsqueeze(-1)
+            self.query_weight = (mask / mask.sum(-1, keepdim=True) / self.num_tasks).unsqueeze(1)  # [K, 1, N]
             observations = query.observations_TBO.reshape(self.num_tasks, -1, query.observations_TBO.shape[-1])
             self.query = [
                 _forward(self.query_layers[k], observations[k], self.nonlinearity)[0] for k in range(self.num_tasks)
@@ -152,11 +183,12 @@ class MLPCurvature:
         observations = support.observations_TBO[task].reshape(-1, support.observations_TBO.shape[-1])
         actions = support.actions_TBA[task].reshape(-1, support.actions_TBA.shape[-1])
         mask = support.mask_TB[task].reshape(-1)
-        weight = (mask * advantages[task].reshape(-1) / mask.sum()).unsqueeze(-1)
+        weight = (mask * advantages[task].reshape(-1) / mask.sum()).unsqueeze(0)
         run, mean = _forward(self.layers, observations, self.nonlinearity)
-        residual = actions - mean
+        residual = (actions - mean).t().contiguous()
         _, errors = _backward(self.layers, run, -weight * residual * inv_var)
-        back_hidden = [errors[j + 1] @ self.layers[j + 1][0] for j in range(len(self.layers) - 1)]
+        last = len(self.layers) - 1
+        back_hidden = [_back(errors[j + 1], self.layers[j + 1][0], j + 1 == last) for j in range(last)]
         return _SupportTask(run, errors, back_hidden, residual, weight)
 
     def _tangent(self, vector: torch.Tensor) -> tuple[list[Layer], torch.Tensor]:
@@ -170,21 +202,22 @@ class MLPCurvature:
         """H v for task i's support loss L = −Σ c_t log π(a_t|s_t) at θ: (per-layer gradients' R, log-std's R)."""
         r_pre = _tangent_forward(self.layers, tangent, task.run)
         r_mean = r_pre[-1]
-        r_log_std = t_log_std * self.support_std_active
-        scaled = task.weight * self.support_inv_var  # c_t / σ²
+        r_log_std = (t_log_std * self.support_std_active).unsqueeze(1)
+        scaled = task.weight * self.support_inv_var  # c_t / σ², [A, N]
         # ∂L/∂μ = −c e/σ²; ∂L/∂s = Σ c (1 − e²/σ²), with e = a − μ and σ = exp(s).
         r_error = scaled * (r_mean + 2 * task.residual * r_log_std)
-        r_grad_log_std = (2 * scaled * task.residual * (r_mean + task.residual * r_log_std)).sum(0)
+        r_grad_log_std = (2 * scaled * task.residual * (r_mean + task.residual * r_log_std)).sum(1)
         r_grads: list[Layer] = [None] * len(self.layers)  # type: ignore[list-item]
+        last = len(self.layers) - 1
         for j in reversed(range(len(self.layers))):
-            weight_grad = r_error.t() @ task.run.inputs[j]
+            weight_grad, bias_grad = _weight_and_bias_grad(r_error, task.run.inputs[j], j == last)
             if j > 0:
                 r_input = r_pre[j - 1] * task.run.slopes[j - 1]
-                weight_grad.addmm_(task.errors[j].t(), r_input)
-            r_grads[j] = (weight_grad, r_error.sum(0))
+                _add_weight_grad(weight_grad, task.errors[j], r_input, j == last)
+            r_grads[j] = (weight_grad, bias_grad)
             if j > 0:
-                r_back = r_error @ self.layers[j][0]
-                r_back.addmm_(task.errors[j], tangent[j][0])
+                r_back = _back(r_error, self.layers[j][0], j == last)
+                _add_back(r_back, task.errors[j], tangent[j][0], j == last)
                 r_error = r_back * task.run.slopes[j - 1]
                 if task.run.curvatures is not None:
                     r_error += task.run.curvatures[j - 1] * r_pre[j - 1] * task.back_hidden[j - 1]
