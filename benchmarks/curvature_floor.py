@@ -6,14 +6,15 @@ one dimension over all N states: 6 per support Hessian-vector product (2 in the 
 2 in the tangent backward pass, 2 for the weight gradient), twice, and 4 for the Fisher product
 (2 forward, 1 backward, 1 weight gradient). The smaller input and output layers are left out, so
 this is a lower bound. The script times those 16 products alone (the shapes the learner's products
-use), the machine's best float32 matrix-product rate (a large square sgemm), one product as the
-learner takes it, and a whole meta-update, all in one run, on HalfCheetah-shaped synthetic
-episodes (as ``meta_update.py``). Usage:
+use), the input and output layers' thin products beside them, the machine's best float32
+matrix-product rate (a large square sgemm), one product and a whole meta-update with each exact
+product (autograd's Gauss-Newton, the default, and the R-operator written out, ``r_operator``), all
+in one run, on HalfCheetah-shaped synthetic episodes (as ``meta_update.py``). Usage:
 
     python benchmarks/curvature_floor.py [--tasks 40] [--episodes 20] [--horizon 200]
                                          [--hidden 100] [--repeats 3] [--task-chunks 1 5] [--json FILE]
 
-``--task-chunks C ...`` also times the same product summed over chunks of C tasks, each with its own
+``--task-chunks C ...`` also times the Gauss-Newton product summed over chunks of C tasks, each with its own
 graph (the KL and its curvature are sums over tasks): smaller tensors that stay in cache, against more,
 smaller operations. It is an idea that was measured, not what the learner does.
 """
