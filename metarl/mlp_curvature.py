@@ -28,6 +28,7 @@ Layer = tuple[torch.Tensor, torch.Tensor]  # (weight [out, in], bias [out]), one
 
 
 def supports(policy: nn.Module, num_inner_steps: int) -> bool:
+    """Whether the product below is written for this policy and number of inner steps."""
     return isinstance(policy, GaussianMLPPolicy) and num_inner_steps == 1 and policy.nonlinearity in ("relu", "tanh")
 
 
