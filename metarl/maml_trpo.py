@@ -165,6 +165,17 @@ class MAMLTRPO:
             and mlp_curvature.supports(self.policy, self.inner.num_steps)
         )
 
+    def describe_curvature(self) -> str:
+        """One line for the launcher: which exact product the run takes, and why where it is not the one asked for."""
+        if self.writes_out_curvature():
+            return "curvature products: r_operator (written out for the MLP policy, task by task)"
+        if self.trpo.curvature == "r_operator":
+            return (
+                "curvature products: gauss_newton (the same matrix; r_operator is written for the Gaussian MLP"
+                " policy with one inner step, on the CPU)"
+            )
+        return f"curvature products: {self.trpo.curvature}"
+
     def written_out_product(self, params: Params, data: MetaBatchTensors, adapted: Params) -> MatVec:
         """The exact product by ``mlp_curvature``: Fishers at ``adapted``, inner-step Jacobians from ``data``."""
         assert isinstance(self.policy, GaussianMLPPolicy)

@@ -101,7 +101,9 @@ def test_written_out_product_applies_only_where_it_was_written_for(navigation_me
     policy, support, query = navigation_meta_batch
     learner = MAMLTRPO(policy, InnerStep.repeated(0.1, 2), trpo=TRPOSettings(curvature="r_operator"))
     assert not learner.writes_out_curvature()
+    assert "gauss_newton (the same matrix; r_operator is written for" in learner.describe_curvature()
     assert one_step_learner(policy, "r_operator").writes_out_curvature()
+    assert one_step_learner(policy, "r_operator").describe_curvature().startswith("curvature products: r_operator")
 
 
 def test_written_out_subsampled_product_keeping_every_episode_is_the_exact_product(navigation_meta_batch):
