@@ -89,18 +89,22 @@ def _add_back(out: torch.Tensor, error: torch.Tensor, weight: torch.Tensor, last
     out.addmm_(error.t(), weight) if last else out.addmm_(error, weight)
 
 
-def _tangent_forward(layers: list[Layer], tangent: list[Layer], run: _Pass) -> list[torch.Tensor]:
-    """R(a_j) for every layer j (pre-activations' directional derivatives), the last being R(μ) as [A, N]."""
-    out, r_input = [], None
+def _tangent_forward(
+    layers: list[Layer], tangent: list[Layer], run: _Pass
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """R(a_j) for every layer j (pre-activations' directional derivatives, the last being R(μ) as [A, N]),
+    and R(h_j) for the hidden layers."""
+    r_pres: list[torch.Tensor] = []
+    r_hiddens: list[torch.Tensor] = []
     last = len(layers) - 1
     for j, ((weight, _), (t_weight, t_bias)) in enumerate(zip(layers, tangent, strict=True)):
         r_pre = _layer_out(run.inputs[j], t_weight, t_bias, j == last)
-        if r_input is not None:
-            _add_layer_out(r_pre, r_input, weight, j == last)
-        out.append(r_pre)
+        if j > 0:
+            _add_layer_out(r_pre, r_hiddens[-1], weight, j == last)
+        r_pres.append(r_pre)
         if j < last:
-            r_input = r_pre * run.slopes[j]
-    return out
+            r_hiddens.append(r_pre * run.slopes[j])
+    return r_pres, r_hiddens
 
 
 def _backward(layers: list[Layer], run: _Pass, output_error: torch.Tensor) -> tuple[list[Layer], list[torch.Tensor]]:
@@ -201,7 +205,7 @@ class MLPCurvature:
 
     def _hessian_product(self, task: _SupportTask, tangent: list[Layer], t_log_std: torch.Tensor):
         """H v for task i's support loss L = −Σ c_t log π(a_t|s_t) at θ: (per-layer gradients' R, log-std's R)."""
-        r_pre = _tangent_forward(self.layers, tangent, task.run)
+        r_pre, r_hidden = _tangent_forward(self.layers, tangent, task.run)
         r_mean = r_pre[-1]
         r_log_std = (t_log_std * self.support_std_active).unsqueeze(1)
         scaled = task.weight * self.support_inv_var  # c_t / σ², [A, N]
@@ -213,8 +217,7 @@ class MLPCurvature:
         for j in reversed(range(len(self.layers))):
             weight_grad, bias_grad = _weight_and_bias_grad(r_error, task.run.inputs[j], j == last)
             if j > 0:
-                r_input = r_pre[j - 1] * task.run.slopes[j - 1]
-                _add_weight_grad(weight_grad, task.errors[j], r_input, j == last)
+                _add_weight_grad(weight_grad, task.errors[j], r_hidden[j - 1], j == last)
             r_grads[j] = (weight_grad, bias_grad)
             if j > 0:
                 r_back = _back(r_error, self.layers[j][0], j == last)
@@ -227,7 +230,7 @@ class MLPCurvature:
     def _fisher_product(self, task: int, tangent: list[Layer], t_log_std: torch.Tensor):
         """F u for task i's adapted policy on its query states (the KL's Hessian in (μ, log σ): 1/σ² and 2)."""
         run, layers = self.query[task], self.query_layers[task]
-        r_mean = _tangent_forward(layers, tangent, run)[-1]
+        r_mean = _tangent_forward(layers, tangent, run)[0][-1]
         weight = self.query_weight[task]
         grads, _ = _backward(layers, run, weight * r_mean * self.query_inv_var[task])
         active = self.query_std_active[task]
