@@ -19,9 +19,9 @@ from gymnasium.utils import seeding
 from gymnasium.vector.utils import batch_space
 
 from envs.base import Task, TaskVectorEnv, seeds_for
-from envs.locomotion import Robot, observation_batch, reward_batch, terminated_batch
+from envs.locomotion import Robot, observation_batch, reward_batch, root_x_velocity, terminated_batch
 from envs.mujoco_model import load_model
-from envs.task_families import TaskFamily
+from envs.task_families import DirectionTasks, TaskFamily
 
 _QPOS_QVEL = int(mujoco.mjtState.mjSTATE_QPOS | mujoco.mjtState.mjSTATE_QVEL)
 _ARENA_FULL = (int(mujoco.mjtWarning.mjWARN_CONTACTFULL), int(mujoco.mjtWarning.mjWARN_CNSTRFULL))
@@ -53,19 +53,22 @@ class BatchedMujoco:
         self._cfrc_ext = [data.cfrc_ext for data in self.datas]
 
     def reset(self, indices: Sequence[int], seeds: Sequence[int | None]) -> None:
-        """``mj_resetData``, uniform qpos noise, normal qvel noise, ``mj_forward``: as ``MujocoEnv.reset``."""
-        noise = self.robot.reset_noise_scale
+        """Reset the listed envs, each drawing from its generator (re-made from its seed where one is given)."""
         for i, seed in zip(indices, seeds, strict=True):
             if seed is not None or self._rngs[i] is None:
                 self._rngs[i], _ = seeding.np_random(seed)
             rng = self._rngs[i]
             assert rng is not None
-            data = self.datas[i]
-            mujoco.mj_resetData(self.model, data)
-            data.qpos[:] = self.init_qpos + rng.uniform(low=-noise, high=noise, size=self.model.nq)
-            data.qvel[:] = self.init_qvel + noise * rng.standard_normal(self.model.nv)
-            mujoco.mj_forward(self.model, data)
+            self._reset_data(self.datas[i], rng)
             self._read_state(i)
+
+    def _reset_data(self, data: mujoco.MjData, rng: np.random.Generator) -> None:
+        """``mj_resetData``, uniform qpos noise, normal qvel noise, ``mj_forward``: as ``MujocoEnv.reset``."""
+        noise = self.robot.reset_noise_scale
+        mujoco.mj_resetData(self.model, data)
+        data.qpos[:] = self.init_qpos + rng.uniform(low=-noise, high=noise, size=self.model.nq)
+        data.qvel[:] = self.init_qvel + noise * rng.standard_normal(self.model.nv)
+        mujoco.mj_forward(self.model, data)
 
     def set_state(self, i: int, qpos: np.ndarray, qvel: np.ndarray) -> None:
         """Put env ``i`` in a given state, as ``MujocoEnv.set_state`` does (for tests and debugging)."""
@@ -120,11 +123,13 @@ class LocomotionVectorEnv(TaskVectorEnv):
     """
 
     robot: ClassVar[Robot]
-    task_family: ClassVar[TaskFamily]
+    task_family: TaskFamily
+    """Set by the class; a subclass with options replaces it per instance."""
+    simulation: ClassVar[type[BatchedMujoco]] = BatchedMujoco
 
     def __init__(self, num_envs: int, max_episode_steps: int | None = 200, task: Task | None = None):
         super().__init__(num_envs, max_episode_steps)
-        self.sim = BatchedMujoco(self.robot, num_envs)
+        self.sim = self.simulation(self.robot, num_envs)
         ctrl_low, ctrl_high = self.sim.model.actuator_ctrlrange.copy().astype(np.float32).T
         self.single_action_space = spaces.Box(low=ctrl_low, high=ctrl_high, dtype=np.float32)
         observation_dim = self._observation().shape[1]
@@ -142,6 +147,10 @@ class LocomotionVectorEnv(TaskVectorEnv):
 
     def _observation(self) -> np.ndarray:
         return observation_batch(self.robot, self.sim.qpos_NQ, self.sim.qvel_NV, self.sim.cfrc_ext_NB6)
+
+    def _x_velocity(self, x_before_N: np.ndarray) -> np.ndarray:
+        """The forward velocity the task rewards, of every env over its last step."""
+        return root_x_velocity(x_before_N, self.sim.qpos_NQ, self.sim.dt)
 
     def reset(self, *, seed: int | Sequence[int] | None = None, options: dict[str, Any] | None = None):
         seeds = seeds_for(seed, self.num_envs)
@@ -167,11 +176,10 @@ class LocomotionVectorEnv(TaskVectorEnv):
             self.robot,
             self.task_family,
             self._task_params_NK,
-            x_before_N,
+            self._x_velocity(x_before_N),
             qpos_NQ,
             actions_NA,
             self.sim.cfrc_ext_NB6,
-            self.sim.dt,
         )
         if not running.all():
             terms = {key: np.where(running, value, 0.0) for key, value in terms.items()}
@@ -183,3 +191,19 @@ class LocomotionVectorEnv(TaskVectorEnv):
         if self.robot.position_dims >= 2:
             terms["y_position"] = qpos_NQ[:, 1].copy()
         return self._observation(), reward, terminated, truncated, terms
+
+
+class DirectionVectorEnv(LocomotionVectorEnv):
+    """The vector counterpart of ``envs.locomotion.DirectionTaskEnv``, with the same ``backward_probability``."""
+
+    task_family: DirectionTasks
+
+    def __init__(
+        self,
+        num_envs: int,
+        max_episode_steps: int | None = 200,
+        task: Task | None = None,
+        backward_probability: float = 0.5,
+    ):
+        self.task_family = DirectionTasks(backward_probability)
+        super().__init__(num_envs, max_episode_steps, task)

@@ -25,7 +25,7 @@ from gymnasium.utils import EzPickle
 
 from envs.base import Task
 from envs.mujoco_model import load_model
-from envs.task_families import TaskFamily
+from envs.task_families import DirectionTasks, TaskFamily
 
 
 @dataclass(frozen=True)
@@ -69,14 +69,15 @@ def reward_batch(
     robot: Robot,
     tasks: TaskFamily,
     task_params_NK: np.ndarray,
-    x_before_N: np.ndarray,
+    x_velocity: np.ndarray,
     qpos_after_NQ: np.ndarray,
     action_NA: np.ndarray,
     cfrc_ext_NB6: np.ndarray | None,
-    dt: float,
 ) -> dict[str, np.ndarray]:
-    """The reward and its components, in the paper's code's order: task − ctrl − contact + survive."""
-    x_velocity = (qpos_after_NQ[:, 0] - x_before_N) / dt
+    """The reward and its components, in the paper's code's order: task − ctrl − contact + survive.
+
+    ``x_velocity`` is the env's forward velocity: ``root_x_velocity`` for the envs on Gymnasium's models,
+    the centre-of-mass velocity for rllab's Ant (``envs/ant_rllab.py``)."""
     reward_task = tasks.reward(task_params_NK, x_velocity, qpos_after_NQ[:, :2])
     action_NA = np.clip(action_NA, -1.0, 1.0)  # the control range of both robots: what MuJoCo applies
     # einsum: one pass instead of square-then-sum; a row's sum does not depend on the batch size.
@@ -98,6 +99,11 @@ def reward_batch(
     return info
 
 
+def root_x_velocity(x_before_N: np.ndarray, qpos_after_NQ: np.ndarray, dt: float) -> np.ndarray:
+    """The x-velocity of the root joint over the last env step (module docstring)."""
+    return (qpos_after_NQ[:, 0] - x_before_N) / dt
+
+
 def terminated_batch(robot: Robot, qpos_NQ: np.ndarray, qvel_NV: np.ndarray) -> np.ndarray:
     """Gymnasium's ``is_healthy`` negated: a non-finite state or a torso height outside the range."""
     if robot.healthy_z_range is None:
@@ -112,12 +118,14 @@ class LocomotionTaskEnv:
     """Mixin over a Gymnasium v5 MuJoCo env class: same model, observations and reset; task rewards.
 
     Use as ``class HalfCheetahVelEnv(LocomotionTaskEnv, HalfCheetahEnv)`` with ``robot`` and
-    ``task_family`` set. Only the task and the render mode are configurable, so that the batched
-    vector env (which has no other knobs) simulates exactly the same thing.
+    ``task_family`` set. Only the task and the render mode are configurable (and, in a subclass, the
+    task family's options, which the batched vector env takes too), so that the batched vector env
+    simulates exactly the same thing.
     """
 
     robot: ClassVar[Robot]
-    task_family: ClassVar[TaskFamily]
+    task_family: TaskFamily
+    """Set by the class; a subclass with options replaces it per instance."""
     gym_kwargs: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, task: Task | None = None, render_mode: str | None = None):
@@ -145,6 +153,10 @@ class LocomotionTaskEnv:
         self.task_family.params([task])
         self.task = dict(task)
 
+    def _x_velocity(self, x_before: np.ndarray, qpos_after: np.ndarray) -> np.ndarray:
+        """The forward velocity the task rewards, as a batch of one."""
+        return root_x_velocity(x_before, qpos_after, self.dt)  # type: ignore[attr-defined]
+
     def step(self, action: np.ndarray):
         action = np.asarray(action, dtype=np.float64)
         data = self.data  # type: ignore[attr-defined]
@@ -156,11 +168,10 @@ class LocomotionTaskEnv:
             self.robot,
             self.task_family,
             self.task_family.params([self.task]),
-            x_before,
+            self._x_velocity(x_before, qpos),
             qpos,
             action[None],
             cfrc_ext,
-            self.dt,  # type: ignore[attr-defined]
         )
         observation = self._get_obs()  # type: ignore[attr-defined]
         terminated = bool(terminated_batch(self.robot, qpos, qvel)[0])
@@ -170,3 +181,17 @@ class LocomotionTaskEnv:
         if self.render_mode == "human":  # type: ignore[attr-defined]
             self.render()  # type: ignore[attr-defined]
         return observation, float(terms["reward"][0]), terminated, False, info
+
+
+class DirectionTaskEnv(LocomotionTaskEnv):
+    """A ``LocomotionTaskEnv`` whose tasks are directions, backward with probability ``backward_probability``
+    (1/2 by default; ``envs.task_families.PAPER_CODE_BACKWARD_PROBABILITY`` = 3/7 draws as the paper's code did).
+    Its vector counterpart (``envs.batched_mujoco.DirectionVectorEnv``) takes the same keyword, so a config's
+    ``env_kwargs`` reach both and the single and vector envs draw the same tasks."""
+
+    task_family: DirectionTasks
+
+    def __init__(self, task: Task | None = None, render_mode: str | None = None, backward_probability: float = 0.5):
+        self.task_family = DirectionTasks(backward_probability)
+        super().__init__(task, render_mode)
+        EzPickle.__init__(self, task, render_mode, backward_probability)  # type: ignore[arg-type]
