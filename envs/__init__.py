@@ -12,6 +12,8 @@ ENV_IDS = {
     "metarl/AntVel-v0": ("envs.ant", "AntVelEnv", "AntVelVectorEnv", 200),
     "metarl/AntDir-v0": ("envs.ant", "AntDirEnv", "AntDirVectorEnv", 200),
     "metarl/AntGoal-v0": ("envs.ant", "AntGoalEnv", "AntGoalVectorEnv", 200),
+    "metarl/AntVel-rllab-v0": ("envs.ant_rllab", "AntVelRllabEnv", "AntVelRllabVectorEnv", 200),
+    "metarl/AntDir-rllab-v0": ("envs.ant_rllab", "AntDirRllabEnv", "AntDirRllabVectorEnv", 200),
 }
 
 for _env_id, (_module, _single, _vector, _horizon) in ENV_IDS.items():

@@ -1,0 +1,169 @@
+"""rllab's Ant, whole, as the MAML paper's code trained its Ant velocity and direction families on it.
+
+The paper's code (github.com/cbfinn/maml_rl, commit 7fe27d7, "ICML deadline final state") ran the
+classes ``AntEnvRand`` and ``AntEnvRandDirec`` (``rllab/envs/mujoco/ant_env_rand*.py``) on rllab's
+``MujocoEnv`` and ``vendor/mujoco_models/ant.xml``, under MuJoCo 1.31. What differs from
+``envs/ant.py`` (Gymnasium's Ant-v5 with the paper's rewards), source by source:
+
+- model (``assets/ant_rllab.xml``): one RK4 step of 0.02 s per action, softer contacts
+  (``solimp .8 .8 .01``); see the XML's header.
+- reset (``mujoco_env.py`` ``reset_mujoco``): the XML's ``init_qpos`` (torso at 0.55, ankles at ±1 rad)
+  plus 0.01·N(0, 1) on every qpos, and 0.1·N(0, 1) on every qvel (Gymnasium: ``qpos0`` plus U[−0.1, 0.1]).
+- each step (``mujoco_env.py`` ``forward_dynamics``): ``mj_step`` and then ``mj_forward``, so that
+  everything read afterwards belongs to the new state. MuJoCo 1.31's ``mj_forward`` also computed the
+  contact forces ``cfrc_ext``; since MuJoCo 2.0 only ``mj_rnePostConstraint`` does (openai/gym#1541),
+  so we call it after ``mj_forward``, as rllab's values were. Without the ``mj_forward``, ``xmat``,
+  ``subtree_com`` and ``cvel`` would hold the state at the start of the RK4 step's last evaluation.
+- observation, 125 dims (``ant_env_rand.py`` ``get_current_obs``): qpos (15, torso x and y included),
+  qvel (14), ``clip(cfrc_ext, −1, 1)`` of all 14 bodies, the world's included (84), the torso's
+  rotation matrix ``xmat`` (9), and rllab's ``get_body_com("torso")``, which is ``com_subtree`` of the
+  torso: the centre of mass of the whole ant, not of the torso body alone (3).
+- the velocity the task rewards (``get_body_comvel("torso")``, ``mjcore.py`` ``_compute_subtree``):
+  the x-velocity of that centre of mass, the mass-weighted mean of the bodies' ``mj_objectVelocity``,
+  which is MuJoCo's ``subtree_linvel`` (``mj_subtreeVel``), not the torso's displacement over the step.
+
+The rewards' costs and constants and the termination are ``envs/ant.py``'s, which were read off the
+same files; the task distributions are ``envs/ant.py``'s ``ANT_VEL`` and ``ANT_DIR``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import mujoco
+import numpy as np
+from gymnasium.envs.mujoco.ant_v5 import AntEnv
+from gymnasium.spaces import Box
+
+from envs.ant import ANT, ANT_DIR, ANT_VEL, gym_kwargs
+from envs.batched_mujoco import BatchedMujoco, LocomotionVectorEnv
+from envs.locomotion import LocomotionTaskEnv, Robot
+
+ANT_RLLAB = dataclasses.replace(
+    ANT,
+    xml_file=os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "ant_rllab.xml"),
+    skipped_qpos=0,
+    frame_skip=1,
+)
+"""``ANT``'s costs, survive reward and height range on rllab's model. Its ``reset_noise_scale`` and
+observation settings are Gymnasium's and unused: ``reset_as_rllab`` and ``observation_rllab`` replace them."""
+
+QPOS_NOISE = 0.01
+QVEL_NOISE = 0.1
+TORSO = 1
+"""The torso's body id (the world is 0)."""
+TORSO_READOUT = 15
+"""Per env, read after each step: the torso's ``xmat`` (9), ``subtree_com`` (3) and ``subtree_linvel`` (3)."""
+OBSERVATION_DIM = 125
+
+
+def step_as_rllab(model: mujoco.MjModel, data: mujoco.MjData, ctrl: np.ndarray, n_frames: int) -> None:
+    """rllab's ``forward_dynamics``: controls, ``n_frames`` steps, then the derived quantities of the new state."""
+    data.ctrl[:] = ctrl
+    mujoco.mj_step(model, data, n_frames)
+    mujoco.mj_forward(model, data)
+    mujoco.mj_rnePostConstraint(model, data)
+
+
+def reset_as_rllab(model: mujoco.MjModel, data: mujoco.MjData, rng: np.random.Generator) -> None:
+    """rllab's ``reset``: the XML's ``init_qpos`` plus normal noise on qpos, then on qvel; ``mj_forward``."""
+    mujoco.mj_resetData(model, data)  # qvel, ctrl and the warm start to zero, as rllab's init_qvel and init_ctrl
+    data.qpos[:] = model.numeric("init_qpos").data + QPOS_NOISE * rng.standard_normal(model.nq)
+    data.qvel[:] = QVEL_NOISE * rng.standard_normal(model.nv)
+    mujoco.mj_forward(model, data)
+    mujoco.mj_rnePostConstraint(model, data)
+
+
+def torso_readout(model: mujoco.MjModel, data: mujoco.MjData) -> np.ndarray:
+    """The torso's ``xmat`` (9), ``subtree_com`` (3) and ``subtree_linvel`` (3), of the current state."""
+    mujoco.mj_subtreeVel(model, data)
+    return np.concatenate([data.xmat[TORSO], data.subtree_com[TORSO], data.subtree_linvel[TORSO]])
+
+
+def observation_rllab(
+    qpos_NQ: np.ndarray, qvel_NV: np.ndarray, cfrc_ext_NB6: np.ndarray, torso_NT: np.ndarray
+) -> np.ndarray:
+    """rllab's ``get_current_obs`` for a batch: qpos, qvel, clipped cfrc_ext of all bodies, xmat, com."""
+    contact_forces = np.clip(cfrc_ext_NB6, -1.0, 1.0).reshape(len(qpos_NQ), -1)
+    return np.concatenate([qpos_NQ, qvel_NV, contact_forces, torso_NT[:, :12]], axis=1)
+
+
+class _AntRllabEnv(LocomotionTaskEnv, AntEnv):
+    robot = ANT_RLLAB
+    gym_kwargs: ClassVar[dict[str, Any]] = {"xml_file": ANT_RLLAB.xml_file, **gym_kwargs(ANT_RLLAB)}
+
+    def __init__(self, task: Any = None, render_mode: str | None = None):
+        super().__init__(task, render_mode)
+        self.observation_space = Box(-np.inf, np.inf, shape=(OBSERVATION_DIM,), dtype=np.float64)
+
+    def _step_mujoco_simulation(self, ctrl: np.ndarray, n_frames: int) -> None:
+        step_as_rllab(self.model, self.data, ctrl, n_frames)
+
+    def reset_model(self) -> np.ndarray:
+        reset_as_rllab(self.model, self.data, self.np_random)
+        return self._get_obs()
+
+    def _get_obs(self) -> np.ndarray:
+        data = self.data
+        torso = torso_readout(self.model, data)[None]
+        return observation_rllab(data.qpos[None], data.qvel[None], data.cfrc_ext[None], torso)[0]
+
+    def _x_velocity(self, x_before: np.ndarray, qpos_after: np.ndarray) -> np.ndarray:
+        return torso_readout(self.model, self.data)[None, 12]
+
+
+class AntVelRllabEnv(_AntRllabEnv):
+    """Run at a goal velocity v* ~ U[0, 3]: task term −|v_com − v*| + 1.0."""
+
+    task_family = ANT_VEL
+
+
+class AntDirRllabEnv(_AntRllabEnv):
+    """Run forward or backward (d = ±1, p = 1/2 each): task term d·v_com."""
+
+    task_family = ANT_DIR
+
+
+class RllabAntSimulation(BatchedMujoco):
+    """``BatchedMujoco`` reset and stepped as rllab's ``MujocoEnv``, with the torso's readout per env."""
+
+    def __init__(self, robot: Robot, num_envs: int):
+        super().__init__(robot, num_envs)
+        self.torso_NT = np.zeros((num_envs, TORSO_READOUT))
+
+    def _reset_data(self, data: mujoco.MjData, rng: np.random.Generator) -> None:
+        reset_as_rllab(self.model, data, rng)
+
+    def step(self, indices: Sequence[int], actions_NA: np.ndarray) -> None:
+        for i in indices:
+            step_as_rllab(self.model, self.datas[i], actions_NA[i], self.robot.frame_skip)
+            self._read_state(i)
+
+    def _read_state(self, i: int) -> None:
+        super()._read_state(i)
+        self.torso_NT[i] = torso_readout(self.model, self.datas[i])
+
+
+class _AntRllabVectorEnv(LocomotionVectorEnv):
+    robot = ANT_RLLAB
+    simulation = RllabAntSimulation
+    sim: RllabAntSimulation
+
+    def _observation(self) -> np.ndarray:
+        sim = self.sim
+        assert sim.cfrc_ext_NB6 is not None
+        return observation_rllab(sim.qpos_NQ, sim.qvel_NV, sim.cfrc_ext_NB6, sim.torso_NT)
+
+    def _x_velocity(self, x_before_N: np.ndarray) -> np.ndarray:
+        return self.sim.torso_NT[:, 12].copy()
+
+
+class AntVelRllabVectorEnv(_AntRllabVectorEnv):
+    task_family = ANT_VEL
+
+
+class AntDirRllabVectorEnv(_AntRllabVectorEnv):
+    task_family = ANT_DIR
