@@ -3,6 +3,10 @@
 It is model-agnostic: ``inner_step`` knows nothing of policies, so supervised meta-learning uses the
 same code. ``create_graph`` keeps the step differentiable, which gives the second-order
 meta-gradient; ``first_order`` treats ∇θ L as a constant, which drops the Hessian terms.
+
+The policy's inner objective is the paper's policy-gradient loss (``pg``) or ProMP's low-variance
+curvature objective (``lvc``, Rothfuss et al., ICLR 2019): the same value of gradient, so the same
+adapted parameters, but a Hessian that keeps the ∇log π ∇log πᵀ term the paper's estimator drops.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from torch import nn
 from torch.func import functional_call
 
 from metarl.advantages import estimate_advantages
+from metarl.config import INNER_OBJECTIVES
 from metarl.episodes import EpisodeBatch
 from metarl.policies import Params
 from metarl.returns import masked_mean
@@ -33,14 +38,22 @@ def log_probs(policy: nn.Module, params: Params, episodes: EpisodeBatch) -> torc
 
 
 def policy_gradient_loss(
-    policy: nn.Module, params: Params, episodes: EpisodeBatch, advantages_TB: torch.Tensor
+    policy: nn.Module, params: Params, episodes: EpisodeBatch, advantages_TB: torch.Tensor, objective: str = "pg"
 ) -> torch.Tensor:
-    """REINFORCE with a baseline: −E[log π(a|s) A], averaged over the valid steps.
+    """REINFORCE with a baseline: −E[log π(a|s) A], averaged over the valid steps (``pg``); or ProMP's
+    LVC objective −E[π(a|s) / ⊥π(a|s) · A] (``lvc``, ⊥ stops the gradient), whose value and gradient
+    are the same at the sampling policy but whose Hessian is E[(∇²log π + ∇log π ∇log πᵀ) A]: the
+    likelihood ratio's second derivative, which an importance-sampled inner step has.
 
     For a stacked meta-batch (leading task axis, parameters with a matching task axis) this is the sum
     of the tasks' losses, whose gradient with respect to task i's parameters is task i's gradient.
     """
-    per_batch = masked_mean(log_probs(policy, params, episodes) * advantages_TB, episodes.mask_TB, dims=(-2, -1))
+    weights_TB = log_probs(policy, params, episodes)
+    if objective == "lvc":
+        weights_TB = torch.exp(weights_TB - weights_TB.detach())
+    elif objective != "pg":
+        raise ValueError(f"unknown inner objective {objective!r}: expected one of {INNER_OBJECTIVES}")
+    per_batch = masked_mean(weights_TB * advantages_TB, episodes.mask_TB, dims=(-2, -1))
     return -per_batch.sum()
 
 
@@ -51,29 +64,35 @@ def adapt(
     support_advantages: Sequence[torch.Tensor],
     step_sizes: Sequence[float],
     first_order: bool = False,
+    objective: str = "pg",
 ) -> Params:
     """One inner step per support batch, in order: batch k was sampled with the parameters after k steps
     and is stepped on with ``step_sizes[k]``."""
     for episodes, advantages_TB, step_size in zip(support, support_advantages, step_sizes, strict=True):
-        params = inner_step(
-            params, policy_gradient_loss(policy, params, episodes, advantages_TB), step_size, first_order
-        )
+        loss = policy_gradient_loss(policy, params, episodes, advantages_TB, objective)
+        params = inner_step(params, loss, step_size, first_order)
     return params
 
 
 @dataclass(frozen=True)
 class InnerStep:
     """Everything that defines a task's adaptation, in one place for sampling and for the meta-learner:
-    the step size of each inner step, the advantage estimator's γ and λ, and whether the meta-gradient
-    goes through the step (second order) or treats its gradient as a constant (first order)."""
+    the step size of each inner step, the advantage estimator's γ and λ, whether the meta-gradient
+    goes through the step (second order) or treats its gradient as a constant (first order), and the
+    inner objective whose second derivative the meta-gradient takes (``pg`` or ``lvc``)."""
 
     step_sizes: tuple[float, ...]
     gamma: float = 0.99
     gae_lambda: float = 1.0
     first_order: bool = False
+    objective: str = "pg"
+
+    def __post_init__(self) -> None:
+        if self.objective not in INNER_OBJECTIVES:
+            raise ValueError(f"unknown inner objective {self.objective!r}: expected one of {INNER_OBJECTIVES}")
 
     @classmethod
-    def repeated(cls, step_size: float, num_steps: int, **settings: float | bool) -> InnerStep:
+    def repeated(cls, step_size: float, num_steps: int, **settings: float | bool | str) -> InnerStep:
         """``num_steps`` steps of ``step_size``, as in training (the paper's α for every step)."""
         return cls((step_size,) * num_steps, **settings)  # type: ignore[arg-type]
 
@@ -94,4 +113,4 @@ class InnerStep:
     ) -> Params:
         """θ' after every step; ``first_order`` overrides the setting (e.g. True where no meta-gradient is taken)."""
         order = self.first_order if first_order is None else first_order
-        return adapt(policy, params, support, support_advantages, self.step_sizes, order)
+        return adapt(policy, params, support, support_advantages, self.step_sizes, order, self.objective)

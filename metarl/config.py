@@ -71,6 +71,7 @@ class TRPOSettings:
 
 
 BATCH_UNITS = ("episodes", "transitions")
+INNER_OBJECTIVES = ("pg", "lvc")
 CURVATURE_METHODS = ("r_operator", "gauss_newton", "double_backprop")
 TRPO_KEYS = tuple(f.name for f in dataclasses.fields(TRPOSettings))
 
@@ -102,6 +103,9 @@ class TrainConfig:
     """GAE λ (1.0: Monte-Carlo returns minus the baseline)."""
     first_order: bool = False
     """Drop the second-order terms of the meta-gradient (first-order MAML)."""
+    inner_objective: str = "pg"
+    """Inner loss: 'pg' (the paper's −E[log π · A]) or 'lvc' (ProMP's −E[π/⊥π · A]: the same inner step, a
+    second-order meta-gradient and curvature with the ∇log π ∇log πᵀ term the paper's estimator drops)."""
     hidden_sizes: list[int] = field(default_factory=lambda: [100, 100])
     """Policy MLP hidden layer sizes."""
     nonlinearity: str = "relu"
@@ -149,6 +153,7 @@ class TrainConfig:
             "must be one of " + ", ".join(repr(method) for method in CURVATURE_METHODS),
         )
         require(self, "batch_unit", lambda v: v in BATCH_UNITS, "must be 'episodes' or 'transitions'")
+        require(self, "inner_objective", lambda v: v in INNER_OBJECTIVES, "must be 'pg' or 'lvc'")
         if self.batch_unit == "transitions":
             require(
                 self,

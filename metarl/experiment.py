@@ -150,6 +150,7 @@ def build_experiment(config: TrainConfig) -> Experiment:
         gamma=config.gamma,
         gae_lambda=config.gae_lambda,
         first_order=config.first_order,
+        objective=config.inner_objective,
     )
     learner = MAMLTRPO(policy, inner, config.trpo, device)
     tasks = typing.cast(TaskDistribution, env.unwrapped)  # make_task_env checked that it is one

@@ -155,13 +155,14 @@ class MAMLTRPO:
     def writes_out_curvature(self) -> bool:
         """Whether the products are the R-operator written out for the MLP: ``r_operator`` where it applies.
 
-        It applies to the Gaussian MLP policy with one inner step, on the CPU (its task-by-task loop keeps
-        each task's intermediates in cache; a GPU runs the batched autograd product, with fewer launches).
-        Elsewhere ``r_operator`` takes the Gauss-Newton product, the same matrix.
+        It applies to the Gaussian MLP policy with one inner step of the policy-gradient objective, on the
+        CPU (its task-by-task loop keeps each task's intermediates in cache; a GPU runs the batched autograd
+        product, with fewer launches). Elsewhere ``r_operator`` takes the Gauss-Newton product, the same matrix.
         """
         return (
             self.trpo.curvature == "r_operator"
             and self.device.type == "cpu"
+            and self.inner.objective == "pg"
             and mlp_curvature.supports(self.policy, self.inner.num_steps)
         )
 
@@ -172,7 +173,7 @@ class MAMLTRPO:
         if self.trpo.curvature == "r_operator":
             return (
                 "curvature products: gauss_newton (the same matrix; r_operator is written for the Gaussian MLP"
-                " policy with one inner step, on the CPU)"
+                " policy with one inner step of the 'pg' inner objective, on the CPU)"
             )
         return f"curvature products: {self.trpo.curvature}"
 

@@ -121,7 +121,7 @@ def collect_meta_batch(
         support_advantages.append(advantages)
         with torch.enable_grad():  # all tasks' inner steps at once, as the learner takes them
             leaves = {name: value.detach().requires_grad_() for name, value in task_params.items()}
-            task_params = detached(adapt(policy, leaves, [stacked], [advantages], [step_size], True))
+            task_params = detached(adapt(policy, leaves, [stacked], [advantages], [step_size], True, inner.objective))
     query = budget.sample(sampler, tasks, per_task_on_cpu(task_params), (*seed, inner.num_steps))
     stacked_query = stack_tasks(query).to(device)
     tensors = MetaBatchTensors(

@@ -1,0 +1,160 @@
+"""ProMP's LVC inner objective: the same inner step as the policy gradient, a different second derivative."""
+
+import numpy as np
+import pytest
+import torch
+
+from metarl.adaptation import InnerStep, log_probs, policy_gradient_loss
+from metarl.advantages import estimate_advantages
+from metarl.config import ConfigError, TrainConfig, TRPOSettings
+from metarl.maml_trpo import MAMLTRPO
+from metarl.policies import parameters_of
+from metarl.returns import masked_mean
+
+FAST_LR, GAMMA, GAE_LAMBDA = 0.5, 0.9, 0.95
+
+
+def flat(params):
+    return torch.cat([p.reshape(-1) for p in params.values()])
+
+
+def unflat(vector, like):
+    chunks = torch.split(vector, [p.numel() for p in like.values()])
+    return {name: chunk.view_as(p) for (name, p), chunk in zip(like.items(), chunks, strict=True)}
+
+
+def learner(policy, objective, first_order=False, **trpo):
+    return MAMLTRPO(policy, InnerStep((FAST_LR,), GAMMA, GAE_LAMBDA, first_order, objective), TRPOSettings(**trpo))
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+def test_lvc_takes_the_same_inner_step_as_the_policy_gradient(tiny_policy, synthetic_meta_batch, first_order):
+    """θ' is bit for bit the same: at the sampling policy the likelihood ratio is exactly 1."""
+    support, query = synthetic_meta_batch
+    adapted = {}
+    for objective in ("pg", "lvc"):
+        maml = learner(tiny_policy, objective, first_order)
+        adapted[objective] = maml.adapted(parameters_of(tiny_policy), maml.prepare(support, query), first_order)
+    for name, value in adapted["pg"].items():
+        assert torch.equal(value, adapted["lvc"][name]), name
+
+
+def test_lvc_hessian_adds_the_score_outer_product(tiny_policy, episode_batch):
+    """∇² of the LVC loss is −E[(∇²log π + ∇log π ∇log πᵀ) A]; the policy gradient's is −E[∇²log π · A]."""
+    episodes = episode_batch(3, [5, 3, 4])
+    advantages_TB = estimate_advantages(episodes, GAMMA, GAE_LAMBDA)
+    params = parameters_of(tiny_policy)
+    theta = flat(params).detach()
+
+    def loss(objective):
+        return lambda v: policy_gradient_loss(tiny_policy, unflat(v, params), episodes, advantages_TB, objective)
+
+    def log_prob_at(t, b):
+        return lambda vector: log_probs(tiny_policy, unflat(vector, params), episodes)[t, b]
+
+    count = episodes.mask_TB.sum()
+    log_pi_hessian = torch.zeros(theta.numel(), theta.numel(), dtype=theta.dtype)
+    score_outer = torch.zeros_like(log_pi_hessian)
+    for t, b in episodes.mask_TB.nonzero().tolist():
+        weight = advantages_TB[t, b] / count
+        score = torch.autograd.functional.jacobian(log_prob_at(t, b), theta)
+        log_pi_hessian += weight * torch.autograd.functional.hessian(log_prob_at(t, b), theta)
+        score_outer += weight * torch.outer(score, score)
+
+    pg_hessian = torch.autograd.functional.hessian(loss("pg"), theta)
+    lvc_hessian = torch.autograd.functional.hessian(loss("lvc"), theta)
+    torch.testing.assert_close(pg_hessian, -log_pi_hessian, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(lvc_hessian, -log_pi_hessian - score_outer, rtol=1e-9, atol=1e-12)
+    assert score_outer.abs().max() > 1e-3  # the two objectives really differ in their curvature
+
+
+def central_differences(function, point, eps=1e-6):
+    gradient = torch.zeros_like(point)
+    for i in range(point.numel()):
+        step = torch.zeros_like(point)
+        step[i] = eps
+        gradient[i] = (function(point + step) - function(point - step)) / (2 * eps)
+    return gradient
+
+
+def test_lvc_meta_gradient_differentiates_the_importance_sampled_inner_step(tiny_policy, synthetic_meta_batch):
+    """With LVC the meta-gradient is the derivative of the query loss after an inner step whose gradient is
+    importance-weighted by π_θ / π_θ₀ (θ₀ the sampling policy), by central differences; the paper's
+    estimator (pg) differentiates a step that ignores where the support episodes came from."""
+    support, query = synthetic_meta_batch
+    params = parameters_of(tiny_policy)
+    theta0 = flat(params).detach()
+    support_advantages = [estimate_advantages(task[0], GAMMA, GAE_LAMBDA) for task in support]
+    query_advantages = [estimate_advantages(batch, GAMMA, GAE_LAMBDA) for batch in query]
+    sampling_log_probs = [log_probs(tiny_policy, params, task[0]).detach() for task in support]
+
+    def objective_at(vector):
+        named = {name: value.requires_grad_() for name, value in unflat(vector.clone(), params).items()}
+        losses = []
+        for task_support, advantages_TB, behaviour_TB, task_query, query_advantages_TB in zip(
+            support, support_advantages, sampling_log_probs, query, query_advantages, strict=True
+        ):
+            episodes = task_support[0]
+            ratio_TB = torch.exp(log_probs(tiny_policy, named, episodes) - behaviour_TB)
+            inner_loss = -masked_mean(ratio_TB * advantages_TB, episodes.mask_TB)
+            grads = torch.autograd.grad(inner_loss, list(named.values()))
+            adapted = {name: value - FAST_LR * grad for (name, value), grad in zip(named.items(), grads, strict=True)}
+            query_log_probs_TB = log_probs(tiny_policy, adapted, task_query)
+            losses.append(-masked_mean(query_log_probs_TB * query_advantages_TB, task_query.mask_TB))
+        return torch.stack(losses).mean().item()
+
+    expected = central_differences(objective_at, theta0)
+    maml = {objective: learner(tiny_policy, objective) for objective in ("pg", "lvc")}
+    gradients = {name: m.meta_gradient(m.prepare(support, query)) for name, m in maml.items()}
+    torch.testing.assert_close(gradients["lvc"], expected, rtol=1e-5, atol=1e-8)
+    assert (gradients["pg"] - expected).abs().max() > 1e-4
+
+
+def test_lvc_curvature_products_are_exact_and_r_operator_falls_back(tiny_policy, synthetic_meta_batch):
+    """The Gauss-Newton product through the LVC inner step is the KL Hessian's; ``r_operator`` is written for
+    the policy-gradient inner step only, so with LVC it takes Gauss-Newton and says so."""
+    support, query = synthetic_meta_batch
+    vector = torch.randn(theta_size(tiny_policy), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    products = {}
+    for method in ("gauss_newton", "double_backprop", "r_operator"):
+        maml = learner(tiny_policy, "lvc", cg_damping=0.0, curvature=method)
+        data = maml.prepare(support, query)
+        params = parameters_of(tiny_policy)
+        products[method] = maml.curvature_product(params, data, maml.old_policy(params, data))(vector)
+    torch.testing.assert_close(products["gauss_newton"], products["double_backprop"], rtol=1e-7, atol=1e-10)
+    torch.testing.assert_close(products["r_operator"], products["gauss_newton"], rtol=0, atol=0)
+    pg = learner(tiny_policy, "pg", cg_damping=0.0, curvature="double_backprop")
+    data = pg.prepare(support, query)
+    params = parameters_of(tiny_policy)
+    pg_product = pg.curvature_product(params, data, pg.old_policy(params, data))(vector)
+    assert (pg_product - products["gauss_newton"]).abs().max() > 1e-6
+
+    falling_back = learner(tiny_policy, "lvc", curvature="r_operator")
+    assert not falling_back.writes_out_curvature()
+    assert "gauss_newton (the same matrix; r_operator is written for" in falling_back.describe_curvature()
+    assert "'pg' inner objective" in falling_back.describe_curvature()
+
+
+def theta_size(policy):
+    return sum(p.numel() for p in policy.parameters())
+
+
+def test_unknown_inner_objective_is_refused():
+    with pytest.raises(ConfigError, match="^inner_objective must be 'pg' or 'lvc', got 'dice'"):
+        TrainConfig(inner_objective="dice").validate()
+    with pytest.raises(ValueError, match="unknown inner objective 'dice'"):
+        InnerStep((0.1,), objective="dice")
+
+
+def test_lvc_trains_from_the_cli_and_resume_refuses_to_change_it(train, tmp_path, tiny_run_args, run_scalars):
+    """A tiny LVC run trains with finite returns; the objective is part of the run's results, so --resume
+    refuses a different one."""
+    run_dir = tmp_path / "lvc"
+    result = train(*tiny_run_args(inner_objective="lvc"), "--output-dir", run_dir)
+    assert result.returncode == 0, result.stderr
+    assert "inner_objective: lvc" in (run_dir / "config.yaml").read_text()
+    returns = [value for _, value in run_scalars(run_dir)["returns/step_1"]]
+    assert len(returns) == 3 and np.isfinite(returns).all()
+
+    refused = train("--resume", run_dir, "--set", "inner_objective=pg", "--set", "num_batches=4")
+    assert refused.returncode == 2 and "inner_objective" in refused.stderr
