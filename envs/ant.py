@@ -24,8 +24,8 @@ from typing import Any, ClassVar
 
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
 
-from envs.batched_mujoco import LocomotionVectorEnv
-from envs.locomotion import LocomotionTaskEnv, Robot
+from envs.batched_mujoco import DirectionVectorEnv, LocomotionVectorEnv
+from envs.locomotion import DirectionTaskEnv, LocomotionTaskEnv, Robot
 from envs.task_families import DirectionTasks, GoalTasks, VelocityTasks
 
 ANT = Robot(
@@ -70,8 +70,9 @@ class AntVelEnv(_AntTaskEnv):
     task_family = ANT_VEL
 
 
-class AntDirEnv(_AntTaskEnv):
-    """Run forward or backward (d = ±1, p = 1/2 each): task term d·v_x."""
+class AntDirEnv(DirectionTaskEnv, _AntTaskEnv):
+    """Run forward or backward (d = ±1, backward with probability ``backward_probability``, default 1/2):
+    task term d·v_x."""
 
     task_family = ANT_DIR
 
@@ -89,7 +90,7 @@ class AntVelVectorEnv(LocomotionVectorEnv):
     task_family = ANT_VEL
 
 
-class AntDirVectorEnv(LocomotionVectorEnv):
+class AntDirVectorEnv(DirectionVectorEnv):
     robot = ANT
     task_family = ANT_DIR
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 
-from envs.batched_mujoco import LocomotionVectorEnv
-from envs.locomotion import LocomotionTaskEnv, Robot
+from envs.batched_mujoco import DirectionVectorEnv, LocomotionVectorEnv
+from envs.locomotion import DirectionTaskEnv, LocomotionTaskEnv, Robot
 from envs.task_families import DirectionTasks, VelocityTasks
 
 HALF_CHEETAH = Robot(xml_file="half_cheetah.xml", skipped_qpos=1, ctrl_cost_weight=0.05, frame_skip=1, position_dims=1)
@@ -29,8 +29,9 @@ class HalfCheetahVelEnv(LocomotionTaskEnv, HalfCheetahEnv):
     task_family = HALF_CHEETAH_VEL
 
 
-class HalfCheetahDirEnv(LocomotionTaskEnv, HalfCheetahEnv):
-    """Run forward or backward (d = ±1, p = 1/2 each): reward d·v_x − 0.05·‖a‖²."""
+class HalfCheetahDirEnv(DirectionTaskEnv, HalfCheetahEnv):
+    """Run forward or backward (d = ±1, backward with probability ``backward_probability``, default 1/2):
+    reward d·v_x − 0.05·‖a‖²."""
 
     robot = HALF_CHEETAH
     task_family = HALF_CHEETAH_DIR
@@ -41,6 +42,6 @@ class HalfCheetahVelVectorEnv(LocomotionVectorEnv):
     task_family = HALF_CHEETAH_VEL
 
 
-class HalfCheetahDirVectorEnv(LocomotionVectorEnv):
+class HalfCheetahDirVectorEnv(DirectionVectorEnv):
     robot = HALF_CHEETAH
     task_family = HALF_CHEETAH_DIR

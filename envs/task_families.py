@@ -49,12 +49,38 @@ class VelocityTasks:
         return -np.abs(x_velocity_N - params_NK[:, 0]) + self.offset
 
 
+class TaskFamilyOptionError(TypeError, ValueError):
+    """A task family's option out of its range. A ``ValueError``; also a ``TypeError``, which is what
+    Python raises for a constructor argument that does not fit, so callers that turn a bad env kwarg
+    into a one-line message (``metarl.experiment.make_task_env``) do so for this too."""
+
+
+PAPER_CODE_BACKWARD_PROBABILITY = 3 / 7
+"""P(backward) of the direction tasks in the MAML paper's code at the ICML deadline (cbfinn/maml_rl 7fe27d7):
+training goals U(0.1, 0.8) (``sandbox/rocky/tf/algos/batch_sensitive_polopt.py`` line 180), backward where
+below 0.4 (``rllab/envs/mujoco/half_cheetah_env_rand_direc.py`` line 37, ``ant_env_rand_direc.py`` line 35)."""
+
+
 @dataclass(frozen=True)
 class DirectionTasks:
-    """Run forward (d = +1) or backward (d = −1), each with probability 1/2; task term d·v_x."""
+    """Run forward (d = +1) or backward (d = −1); task term d·v_x.
+
+    Backward with probability ``backward_probability``: 1/2 by default, 3/7 in the paper's code at the
+    ICML deadline (``PAPER_CODE_BACKWARD_PROBABILITY``; docs/RESULTS.md, *HalfCheetah direction*).
+    """
+
+    backward_probability: float = 0.5
+
+    def __post_init__(self) -> None:
+        p = self.backward_probability
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+            raise TaskFamilyOptionError(
+                f"backward_probability is the probability of a backward direction task, a number in [0, 1]; got {p!r}"
+            )
 
     def sample_tasks(self, n: int, rng: np.random.Generator) -> list[Task]:
-        return [{"direction": float(d)} for d in 2 * rng.binomial(1, 0.5, size=n) - 1]
+        forward = rng.binomial(1, 1.0 - self.backward_probability, size=n)  # at 1/2: the draws of Bernoulli(1/2)
+        return [{"direction": float(d)} for d in 2 * forward - 1]
 
     def default_task(self) -> Task:
         return {"direction": 1.0}
