@@ -39,8 +39,8 @@ from gymnasium.envs.mujoco.ant_v5 import AntEnv
 from gymnasium.spaces import Box
 
 from envs.ant import ANT, ANT_DIR, ANT_VEL, gym_kwargs
-from envs.batched_mujoco import BatchedMujoco, LocomotionVectorEnv
-from envs.locomotion import LocomotionTaskEnv, Robot
+from envs.batched_mujoco import BatchedMujoco, DirectionVectorEnv, LocomotionVectorEnv
+from envs.locomotion import DirectionTaskEnv, LocomotionTaskEnv, Robot
 
 ANT_RLLAB = dataclasses.replace(
     ANT,
@@ -121,8 +121,9 @@ class AntVelRllabEnv(_AntRllabEnv):
     task_family = ANT_VEL
 
 
-class AntDirRllabEnv(_AntRllabEnv):
-    """Run forward or backward (d = ±1, p = 1/2 each): task term d·v_com."""
+class AntDirRllabEnv(DirectionTaskEnv, _AntRllabEnv):
+    """Run forward or backward (d = ±1, backward with probability ``backward_probability``, default 1/2):
+    task term d·v_com."""
 
     task_family = ANT_DIR
 
@@ -165,5 +166,5 @@ class AntVelRllabVectorEnv(_AntRllabVectorEnv):
     task_family = ANT_VEL
 
 
-class AntDirRllabVectorEnv(_AntRllabVectorEnv):
+class AntDirRllabVectorEnv(DirectionVectorEnv, _AntRllabVectorEnv):
     task_family = ANT_DIR

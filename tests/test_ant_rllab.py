@@ -167,6 +167,15 @@ def test_batched_env_gives_the_single_envs_transitions_bit_for_bit(env_id):
         assert vector.unwrapped.elapsed_steps.tolist() == [horizon, 4, horizon]
 
 
+def test_direction_env_takes_the_backward_probability_like_ant_dir():
+    single = gymnasium.make("metarl/AntDir-rllab-v0", backward_probability=3 / 7).unwrapped
+    vector = gymnasium.make_vec("metarl/AntDir-rllab-v0", 2, backward_probability=3 / 7).unwrapped
+    for env in (single, vector):
+        tasks = env.sample_tasks(7000, np.random.default_rng(0))
+        assert np.mean([task["direction"] < 0 for task in tasks]) == pytest.approx(3 / 7, abs=0.02)
+    assert vector.sample_tasks(5, np.random.default_rng(1)) == single.sample_tasks(5, np.random.default_rng(1))
+
+
 @pytest.mark.parametrize(("rllab", "gymnasium_config"), [("ant-vel-rllab", "ant-vel"), ("ant-dir-rllab", "ant-dir")])
 def test_configs_are_the_gymnasium_ant_configs_but_for_the_env(rllab, gymnasium_config):
     yaml = pytest.importorskip("yaml")
