@@ -11,8 +11,10 @@ from typing import Any
 import torch
 
 LATEST = "latest.pt"
-# The hidden name atomic_write_bytes gives its temporary file: "." + target name + "." + mkstemp's 8 characters.
-_TEMPORARY_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+# The hidden name atomic_write_bytes gives its temporary file: "." + target name + "." + mkstemp's 8 characters,
+# for the files a run directory gets atomically. Only these are cleaned up: a user's own ``.notes.abcdefgh.tmp``
+# or ``.best.pt.keepme00.tmp`` beside a run has the same shape and is kept.
+_TEMPORARY_NAME = re.compile(r"^\.(config\.yaml|evaluation\.json|latest\.pt|iter_\d{6}\.pt)\.[a-z0-9_]{8}\.tmp$")
 
 
 class CheckpointError(RuntimeError):
@@ -40,7 +42,7 @@ def atomic_write_bytes(path: Path, write: Any) -> None:
 
 
 def is_stale_temporary(path: Path) -> bool:
-    """Whether ``path`` is a temporary file that an interrupted ``atomic_write_bytes`` left behind."""
+    """Whether ``path`` is a temporary file that an interrupted ``atomic_write_bytes`` of a run's file left behind."""
     return path.is_file() and _TEMPORARY_NAME.match(path.name) is not None
 
 

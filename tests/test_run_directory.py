@@ -25,7 +25,7 @@ RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 # Left by interrupted atomic writes (".<name>.<mkstemp's 8 characters>.tmp"), and a user's file that looks alike.
 STALE = [".config.yaml.a1b2c3d4.tmp", "checkpoints/.latest.pt.x_9y8z7w.tmp", "checkpoints/.iter_000002.pt.k3j4h5g6.tmp"]
-NOT_OURS = "checkpoints/notes.tmp"
+NOT_OURS = ["checkpoints/notes.tmp", ".notes.abcdefgh.tmp", "checkpoints/.best.pt.keepme00.tmp"]
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def killed_before_first_checkpoint(tiny_run_copy):
     checkpoints, and the hidden temporaries of the interrupted writes."""
     shutil.rmtree(tiny_run_copy / "checkpoints")
     (tiny_run_copy / "checkpoints").mkdir()
-    for name in [*STALE, NOT_OURS]:
+    for name in [*STALE, *NOT_OURS]:
         (tiny_run_copy / name).write_bytes(b"partial")
     return tiny_run_copy
 
@@ -77,7 +77,7 @@ def test_resume_starts_it_from_iteration_0_with_a_fresh_runs_numbers(
     assert result.returncode == 0, result.stderr
     assert_same_policy(latest_policy(run_dir), latest_policy(tiny_run[0]))
     assert not any((run_dir / name).exists() for name in STALE)
-    assert (run_dir / NOT_OURS).read_bytes() == b"partial"
+    assert all((run_dir / name).read_bytes() == b"partial" for name in NOT_OURS)
     assert [step for step, _ in run_scalars(run_dir)["returns/step_0"]] == [1, 2, 3]
 
 
@@ -92,10 +92,12 @@ def test_resume_continues_from_a_numbered_checkpoint_when_latest_was_never_writt
 
 
 def test_stale_temporaries_are_removed_when_a_finished_run_resumes(tiny_run_copy, train_here):
-    for name in STALE:
+    """Only the temporaries of the run's own files go; a user's files of the same shape stay."""
+    for name in [*STALE, *NOT_OURS]:
         (tiny_run_copy / name).write_bytes(b"partial")
     assert train_here("--resume", tiny_run_copy, "--quiet").returncode == 0
     assert not any((tiny_run_copy / name).exists() for name in STALE)
+    assert all((tiny_run_copy / name).read_bytes() == b"partial" for name in NOT_OURS)
 
 
 # --- output directories that cannot take a new run ----------------------------------------------------------
@@ -139,6 +141,15 @@ def test_an_empty_output_directory_is_used(train_here, tiny_run_args, tmp_path):
     (tmp_path / ".config.yaml.a1b2c3d4.tmp").write_bytes(b"partial")  # a first start killed mid-write
     assert train_here(*tiny_run_args(num_batches=1), "--output-dir", tmp_path, "--quiet").returncode == 0
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_an_output_directory_holding_a_users_look_alike_temporary_is_refused_and_kept(
+    train, tiny_run_args, tmp_path, directory_snapshot, assert_clean_error
+):
+    (tmp_path / ".notes.abcdefgh.tmp").write_text("a user's notes")
+    before = directory_snapshot(tmp_path)
+    assert_clean_error(train(*tiny_run_args(), "--output-dir", tmp_path), "not empty but holds no run")
+    assert directory_snapshot(tmp_path) == before
 
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes into read-only directories")
