@@ -30,9 +30,10 @@ from common import print_table, timed, write_json
 from meta_update import synthetic_meta_batch
 
 from metarl.adaptation import InnerStep
+from metarl.algos.base import OldPolicy
+from metarl.algos.maml_trpo import MAMLTRPO
 from metarl.config import TRPOSettings
 from metarl.episodes import EpisodeBatch
-from metarl.maml_trpo import MAMLTRPO, OldPolicy
 from metarl.memory import keep_freed_memory
 from metarl.meta_batch import MetaBatchTensors
 from metarl.optim import MatVec

@@ -22,10 +22,10 @@ import torch
 from common import config_errors_exit, device_label, print_table, timed, write_json
 
 from metarl.adaptation import InnerStep
+from metarl.algos.maml_trpo import MAMLTRPO
 from metarl.config import TRPOSettings
 from metarl.episodes import EpisodeBatch
 from metarl.experiment import resolve_device
-from metarl.maml_trpo import MAMLTRPO
 from metarl.memory import keep_freed_memory
 from metarl.policies import GaussianMLPPolicy
 

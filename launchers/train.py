@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             trainer = Trainer.start(config, run_dir)
         print(f"run directory: {trainer.run_dir}", flush=True)
         print(trainer.experiment.sampler.describe(), flush=True)  # on a cluster: did actors spread?
-        print(trainer.experiment.learner.describe_curvature(), flush=True)
+        print(trainer.experiment.learner.describe(), flush=True)
         trainer.run(quiet=args.quiet)
     except (ConfigError, CheckpointError, NonFiniteEpisodeError) as error:
         return usage_error(error)

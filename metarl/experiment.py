@@ -13,8 +13,8 @@ import torch
 import envs
 from envs import TaskDistribution
 from metarl.adaptation import InnerStep
+from metarl.algos.maml_trpo import MAMLTRPO
 from metarl.config import ConfigError, TrainConfig
-from metarl.maml_trpo import MAMLTRPO
 from metarl.memory import iteration_memory, require_memory
 from metarl.policies import GaussianMLPPolicy
 from metarl.samplers import Sampler, make_sampler

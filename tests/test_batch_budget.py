@@ -13,9 +13,9 @@ from sampler_helpers import assert_same_episodes, one_torch_thread
 
 import envs  # noqa: F401  (registers the env ids)
 from metarl.adaptation import InnerStep
+from metarl.algos.maml_trpo import MAMLTRPO
 from metarl.config import ConfigError, TrainConfig, TRPOSettings
 from metarl.episodes import concat_episodes, first_episodes_with_steps, stack_tasks
-from metarl.maml_trpo import MAMLTRPO
 from metarl.policies import GaussianMLPPolicy, parameters_of
 from metarl.samplers import VectorizedSampler
 from metarl.samplers.budget import EpisodeBudget

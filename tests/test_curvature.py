@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from metarl.adaptation import InnerStep
+from metarl.algos.maml_trpo import MAMLTRPO
 from metarl.config import TrainConfig, TRPOSettings
 from metarl.episodes import EpisodeBatch, stack_tasks
 from metarl.experiment import build_experiment
-from metarl.maml_trpo import MAMLTRPO
 from metarl.meta_batch import collect_meta_batch
 from metarl.optim import gauss_newton_product, hessian_vector_product
 from metarl.policies import GaussianMLPPolicy, parameters_of
@@ -101,9 +101,9 @@ def test_written_out_product_applies_only_where_it_was_written_for(navigation_me
     policy, support, query = navigation_meta_batch
     learner = MAMLTRPO(policy, InnerStep.repeated(0.1, 2), trpo=TRPOSettings(curvature="r_operator"))
     assert not learner.writes_out_curvature()
-    assert "gauss_newton (the same matrix; r_operator is written for" in learner.describe_curvature()
+    assert "gauss_newton (the same matrix; r_operator is written for" in learner.describe()
     assert one_step_learner(policy, "r_operator").writes_out_curvature()
-    assert one_step_learner(policy, "r_operator").describe_curvature().startswith("curvature products: r_operator")
+    assert one_step_learner(policy, "r_operator").describe().startswith("curvature products: r_operator")
 
 
 def test_written_out_subsampled_product_keeping_every_episode_is_the_exact_product(navigation_meta_batch):

@@ -6,8 +6,8 @@ import torch
 
 from metarl.adaptation import InnerStep, log_probs, policy_gradient_loss
 from metarl.advantages import estimate_advantages
+from metarl.algos.maml_trpo import MAMLTRPO
 from metarl.config import ConfigError, TrainConfig, TRPOSettings
-from metarl.maml_trpo import MAMLTRPO
 from metarl.policies import parameters_of
 from metarl.returns import masked_mean
 
@@ -131,8 +131,8 @@ def test_lvc_curvature_products_are_exact_and_r_operator_falls_back(tiny_policy,
 
     falling_back = learner(tiny_policy, "lvc", curvature="r_operator")
     assert not falling_back.writes_out_curvature()
-    assert "gauss_newton (the same matrix; r_operator is written for" in falling_back.describe_curvature()
-    assert "'pg' inner objective" in falling_back.describe_curvature()
+    assert "gauss_newton (the same matrix; r_operator is written for" in falling_back.describe()
+    assert "'pg' inner objective" in falling_back.describe()
 
 
 def theta_size(policy):

@@ -6,8 +6,8 @@ from torch.func import functional_call
 
 from metarl.adaptation import InnerStep, adapt
 from metarl.advantages import estimate_advantages
+from metarl.algos.maml_trpo import MAMLTRPO
 from metarl.config import TRPOSettings
-from metarl.maml_trpo import MAMLTRPO
 from metarl.policies import detached, parameters_of
 from metarl.returns import masked_mean
 

@@ -5,7 +5,7 @@ import torch
 
 from metarl.adaptation import InnerStep, adapt, inner_step, log_probs
 from metarl.advantages import estimate_advantages
-from metarl.maml_trpo import MAMLTRPO
+from metarl.algos.maml_trpo import MAMLTRPO
 from metarl.policies import parameters_of
 from metarl.returns import masked_mean
 

@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from metarl.algos.base import OldPolicy
+from metarl.algos.maml_trpo import MAMLTRPO, unflatten
 from metarl.config import TrainConfig, load_config
-from metarl.maml_trpo import MAMLTRPO, OldPolicy, unflatten
 from metarl.meta_batch import MetaBatchTensors
 from metarl.optim import backtracking_line_search, conjugate_gradient, flat
 from metarl.policies import parameters_of

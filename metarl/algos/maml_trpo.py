@@ -9,7 +9,7 @@ unless ``first_order`` is set.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -18,6 +18,7 @@ from torch.func import functional_call
 
 from metarl import mlp_curvature
 from metarl.adaptation import InnerStep
+from metarl.algos.base import OldPolicy
 from metarl.config import TRPOSettings
 from metarl.episodes import EpisodeBatch
 from metarl.meta_batch import MetaBatchTensors
@@ -39,21 +40,6 @@ from metarl.policies import (
     parameters_of,
 )
 from metarl.returns import masked_mean
-
-
-@dataclass(frozen=True)
-class OldPolicy:
-    """The adapted policies at the current θ, held fixed while θ moves."""
-
-    log_probs: torch.Tensor
-    distribution: Distribution
-
-    @staticmethod
-    def frozen(distribution: Distribution, data: MetaBatchTensors) -> OldPolicy:
-        """A detached copy of the adapted policies' query distribution (a diagonal Gaussian)."""
-        loc, scale = gaussian_parameters(distribution)
-        fixed = diagonal_gaussian(loc.detach(), scale.detach())
-        return OldPolicy(fixed.log_prob(data.query.actions_TBA), fixed)
 
 
 def unflatten(vector: torch.Tensor, like: Params) -> Params:
@@ -84,6 +70,14 @@ class MAMLTRPO:
         """The inner step, shared with the sampling that collects the meta-batch."""
         self.trpo = trpo
         self.device = torch.device(device)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Nothing: each TRPO step starts afresh from the meta-batch and θ."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state:
+            raise ValueError(f"MAML-TRPO keeps no state between iterations, but this state holds {sorted(state)}")
 
     def prepare(self, support: Sequence[Sequence[EpisodeBatch]], query: Sequence[EpisodeBatch]) -> MetaBatchTensors:
         """Per-task episodes as the tensors ``step`` takes (``collect_meta_batch`` hands them over already made)."""
@@ -166,7 +160,7 @@ class MAMLTRPO:
             and mlp_curvature.supports(self.policy, self.inner.num_steps)
         )
 
-    def describe_curvature(self) -> str:
+    def describe(self) -> str:
         """One line for the launcher: which exact product the run takes, and why where it is not the one asked for."""
         if self.writes_out_curvature():
             return "curvature products: r_operator (written out for the MLP policy, task by task)"
