@@ -70,8 +70,44 @@ class TRPOSettings:
     """Fraction of each task's episodes the curvature products use: 1.0 exact; less is faster, approximate."""
 
 
+@dataclass
+class PPOSettings:
+    """MAML-PPO's meta-step (a config section, ``ppo:``): Adam steps on PPO's clipped surrogate of the adapted
+    policies, all on one meta-batch. Defaults: garage's MAMLPPO (src/garage/torch/algos/maml_ppo.py, maml.py)."""
+
+    lr: float = 1e-3
+    """Adam's step size for θ; garage MAMLPPO outer_lr = 1e-3."""
+    adam_steps: int = 5
+    """Adam steps per meta-iteration, each on the whole meta-batch; garage takes 1 (where the clip never acts:
+    the ratio is 1 at the first step), ProMP's scripts 5 (num_promp_steps)."""
+    clip_eps: float = 0.5
+    """Likelihood-ratio clip range ε: the ratio counts within [1 − ε, 1 + ε]; garage MAMLPPO lr_clip_range = 0.5."""
+
+
+@dataclass
+class ProMPSettings:
+    """ProMP's meta-step (a config section, ``promp:``): Adam steps on the clipped surrogate of the adapted
+    policies plus a KL penalty between the pre-update policies before and after. Defaults: ProMP's run scripts
+    (jonasrothfuss/ProMP run_scripts/pro-mp_run_mujoco.py and pro-mp_run_point_mass.py, identical here)."""
+
+    lr: float = 1e-3
+    """Adam's step size for θ; ProMP learning_rate = 1e-3."""
+    adam_steps: int = 5
+    """Adam steps per meta-iteration, each on the whole meta-batch; ProMP num_promp_steps = 5."""
+    clip_eps: float = 0.3
+    """Likelihood-ratio clip range ε; ProMP clip_eps = 0.3."""
+    inner_kl_penalty: float = 5e-4
+    """Initial coefficient η of the KL penalty, one per inner step; ProMP init_inner_kl_penalty = 5e-4."""
+    adaptive_inner_kl_penalty: bool = False
+    """Halve η where the inner step's KL fell below inner_kl_target / 1.5, double it above 1.5 × inner_kl_target,
+    after each meta-iteration; ProMP adaptive_inner_kl_penalty = False."""
+    inner_kl_target: float = 1e-2
+    """The KL the adaptive penalty aims at; ProMP target_inner_step = 0.01."""
+
+
 BATCH_UNITS = ("episodes", "transitions")
 INNER_OBJECTIVES = ("pg", "lvc")
+ALGORITHMS = ("maml_trpo", "maml_ppo", "promp")
 CURVATURE_METHODS = ("r_operator", "gauss_newton", "double_backprop")
 TRPO_KEYS = tuple(f.name for f in dataclasses.fields(TRPOSettings))
 
@@ -118,7 +154,12 @@ class TrainConfig:
     """Where the inner steps and meta-update run: cpu or cuda (sampling always runs on the CPU)."""
     checkpoint_every: int = 50
     """Keep a numbered checkpoint every N iterations (checkpoints/latest.pt is written every iteration)."""
+    algo: str = "maml_trpo"
+    """Meta-learner: 'maml_trpo' (TRPO meta-step, settings in trpo:), 'maml_ppo' (Adam on PPO's clipped
+    surrogate, ppo:) or 'promp' (ProMP: clipped surrogate and a KL penalty, promp:; needs inner_objective: lvc)."""
     trpo: TRPOSettings = field(default_factory=TRPOSettings)
+    ppo: PPOSettings = field(default_factory=PPOSettings)
+    promp: ProMPSettings = field(default_factory=ProMPSettings)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
 
     def validate(self) -> TrainConfig:
@@ -133,6 +174,11 @@ class TrainConfig:
             "trpo.max_kl",
             "trpo.cg_iters",
             "trpo.ls_max_steps",
+            "ppo.lr",
+            "ppo.adam_steps",
+            "promp.lr",
+            "promp.adam_steps",
+            "promp.inner_kl_target",
             "init_std",
             "checkpoint_every",
             "sampler.num_workers",
@@ -154,6 +200,19 @@ class TrainConfig:
         )
         require(self, "batch_unit", lambda v: v in BATCH_UNITS, "must be 'episodes' or 'transitions'")
         require(self, "inner_objective", lambda v: v in INNER_OBJECTIVES, "must be 'pg' or 'lvc'")
+        require(
+            self, "algo", lambda v: v in ALGORITHMS, "must be one of " + ", ".join(repr(name) for name in ALGORITHMS)
+        )
+        for section in ("ppo", "promp"):
+            require(self, f"{section}.clip_eps", lambda v: 0 < v < 1, "must be in (0, 1)")
+        require(self, "promp.inner_kl_penalty", lambda v: v >= 0, "must be non-negative")
+        if self.algo == "promp":
+            require(
+                self,
+                "inner_objective",
+                lambda v: v == "lvc",
+                "must be 'lvc' with algo: promp (ProMP's inner step is the LVC objective's)",
+            )
         if self.batch_unit == "transitions":
             require(
                 self,

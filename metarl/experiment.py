@@ -13,7 +13,10 @@ import torch
 import envs
 from envs import TaskDistribution
 from metarl.adaptation import InnerStep
+from metarl.algos.base import MetaLearner
+from metarl.algos.maml_ppo import MAMLPPO
 from metarl.algos.maml_trpo import MAMLTRPO
+from metarl.algos.promp import ProMP
 from metarl.config import ConfigError, TrainConfig
 from metarl.memory import iteration_memory, require_memory
 from metarl.policies import GaussianMLPPolicy
@@ -29,7 +32,7 @@ class Experiment:
     policy: GaussianMLPPolicy
     """The meta-parameters θ, on the learner's device."""
     sampler: Sampler
-    learner: MAMLTRPO
+    learner: MetaLearner
     horizon: int
     """The longest episode: the config's horizon, or the env's registered max_episode_steps."""
 
@@ -119,6 +122,17 @@ def build_policy(
     return policy.to(device)
 
 
+def build_learner(
+    config: TrainConfig, policy: GaussianMLPPolicy, inner: InnerStep, device: torch.device
+) -> MetaLearner:
+    """The meta-learner ``config.algo`` names, with its section of the config."""
+    if config.algo == "maml_ppo":
+        return MAMLPPO(policy, inner, config.ppo, device)
+    if config.algo == "promp":
+        return ProMP(policy, inner, config.promp, device)
+    return MAMLTRPO(policy, inner, config.trpo, device)  # validate() admits no other name
+
+
 def build_experiment(config: TrainConfig) -> Experiment:
     """Everything a run needs, or a ConfigError before anything is written."""
     config.validate()
@@ -152,6 +166,6 @@ def build_experiment(config: TrainConfig) -> Experiment:
         first_order=config.first_order,
         objective=config.inner_objective,
     )
-    learner = MAMLTRPO(policy, inner, config.trpo, device)
+    learner = build_learner(config, policy, inner, device)
     tasks = typing.cast(TaskDistribution, env.unwrapped)  # make_task_env checked that it is one
     return Experiment(config, tasks, policy, sampler, learner, horizon)

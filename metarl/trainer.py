@@ -133,6 +133,24 @@ def restored_progress(state: dict[str, Any], path: Path, experiment: Experiment,
     return Progress(counters["iteration"], counters["env_steps"], float(state["wall_time_s"]))
 
 
+def restored_training(state: dict[str, Any], path: Path, experiment: Experiment) -> Progress:
+    """``restored_progress`` for a training run, with the meta-learner's state (Adam's moments, ProMP's KL
+    coefficients): without it a resumed run would not give the numbers of one that never stopped. Checkpoints
+    from before the key existed are MAML-TRPO's, which keeps no state."""
+    progress = restored_progress(state, path, experiment, RL_TRAINING)
+    learner_state = state.get("learner", {})
+    try:
+        if not isinstance(learner_state, dict):
+            raise ValueError(f"it is a {type(learner_state).__name__}, not a dict")
+        experiment.learner.load_state_dict(learner_state)
+    except ValueError as error:
+        raise CheckpointError(
+            f"checkpoint {path}: the meta-learner's state does not fit algo: {experiment.config.algo} ({error}); "
+            "it was not written by this run, or is damaged"
+        ) from None
+    return progress
+
+
 def resumed_config(run_dir: Path, overrides: list[str], resumable: frozenset[str] = RESUMABLE_KEYS) -> TrainConfig:
     """The run's saved config with ``key=value`` overrides, refused for keys other than ``resumable``: those
     would change its results."""
@@ -187,14 +205,12 @@ class Trainer:
         config = resumed_config(run_dir, overrides)
         saved = resume_checkpoint(run_dir, RL_TRAINING)
         experiment, progress = started_experiment(
-            config,
-            run_dir,
-            lambda experiment: Progress() if saved is None else restored_progress(*saved, experiment, RL_TRAINING),
+            config, run_dir, lambda experiment: Progress() if saved is None else restored_training(*saved, experiment)
         )
         return cls(experiment, run_dir, progress, resumed=True)
 
     def checkpoint_state(self) -> dict[str, Any]:
-        return policy_checkpoint(self.experiment, self.progress)
+        return policy_checkpoint(self.experiment, self.progress, learner=self.experiment.learner.state_dict())
 
     def save(self) -> None:
         save_checkpoints(self.run_dir, self.checkpoint_state(), self.config.checkpoint_every)

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
-from torch.distributions import Distribution
+from torch.distributions import Distribution, kl_divergence
 
 from metarl.adaptation import InnerStep
 from metarl.meta_batch import MetaBatchTensors
 from metarl.policies import diagonal_gaussian, gaussian_parameters
+from metarl.returns import masked_mean
 
 
 class MetaLearner(Protocol):
@@ -59,6 +60,62 @@ class OldPolicy:
     @staticmethod
     def frozen(distribution: Distribution, data: MetaBatchTensors) -> OldPolicy:
         """A detached copy of the adapted policies' query distribution (a diagonal Gaussian)."""
+        return OldPolicy.holding(distribution, data.query.actions_TBA)
+
+    @staticmethod
+    def holding(distribution: Distribution, actions_TBA: torch.Tensor) -> OldPolicy:
+        """A detached copy of ``distribution`` (a diagonal Gaussian) with its log-probabilities of ``actions_TBA``."""
         loc, scale = gaussian_parameters(distribution)
         fixed = diagonal_gaussian(loc.detach(), scale.detach())
-        return OldPolicy(fixed.log_prob(data.query.actions_TBA), fixed)
+        return OldPolicy(fixed.log_prob(actions_TBA), fixed)
+
+
+def mean_kl(old: OldPolicy, distribution: Distribution, mask_TB: torch.Tensor) -> torch.Tensor:
+    """Mean over tasks of KL(old ‖ new), each task's averaged over its valid steps."""
+    return masked_mean(kl_divergence(old.distribution, distribution), mask_TB, dims=(-2, -1)).mean()
+
+
+def clipped_surrogate(
+    distribution: Distribution, data: MetaBatchTensors, old: OldPolicy, clip_eps: float
+) -> torch.Tensor:
+    """PPO's clipped surrogate loss on the query episodes, mean over tasks of −E[min(r A, clip(r, 1 − ε, 1 + ε) A)]
+    with r = π'(a|s) / π'_old(a|s): once r has left [1 − ε, 1 + ε] in the direction A favours, it pulls no further."""
+    ratio = torch.exp(distribution.log_prob(data.query.actions_TBA) - old.log_probs)
+    advantages = data.query_advantages
+    clipped = torch.minimum(ratio * advantages, ratio.clamp(1 - clip_eps, 1 + clip_eps) * advantages)
+    return -masked_mean(clipped, data.query.mask_TB, dims=(-2, -1)).mean()
+
+
+def clip_fraction(distribution: Distribution, data: MetaBatchTensors, old: OldPolicy, clip_eps: float) -> float:
+    """The share of query steps whose ratio lies outside [1 − ε, 1 + ε] (mean over tasks): how far the update went."""
+    ratio = torch.exp(distribution.log_prob(data.query.actions_TBA) - old.log_probs)
+    outside = ((ratio - 1).abs() > clip_eps).to(ratio.dtype)
+    return float(masked_mean(outside, data.query.mask_TB, dims=(-2, -1)).mean())
+
+
+def adam_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> float:
+    """One optimiser step on ``loss``; its value. The gradients are freed after the step: none is left on the policy."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(loss.detach())
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any], name: str) -> None:
+    """``optimizer.load_state_dict(state[name])``, a missing or misfit state being a ValueError that says so (torch
+    checks only the number of parameters; a moment of another shape would fail at the next step)."""
+    if name not in state:
+        raise ValueError(f"it holds no {name} state (keys: {sorted(state)})")
+    parameters = [parameter for group in optimizer.param_groups for parameter in group["params"]]
+    try:
+        for index, entry in state[name]["state"].items():
+            for key, value in entry.items():
+                if value.dim() > 0 and value.shape != parameters[index].shape:
+                    raise ValueError(
+                        f"{key} of parameter {index} has shape {tuple(value.shape)}, "
+                        f"the parameter {tuple(parameters[index].shape)}"
+                    )
+        optimizer.load_state_dict(state[name])
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"its {name} state does not fit the policy ({error})") from None
