@@ -248,7 +248,7 @@ def require(config: Any, key: str, predicate: typing.Callable[[Any], bool], mess
     for part in key.split("."):
         value = getattr(value, part)
     if not predicate(value):
-        raise ConfigError(f"{key} {message}, got {value!r}; fix it in the config file or with --set {key}=...")
+        raise ConfigError(f"{key} {message}, got {shown(value)}; fix it in the config file or with --set {key}=...")
 
 
 def require_finite(config: Any) -> None:
@@ -285,7 +285,7 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     origin = typing.get_origin(annotation)
     if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
         if not isinstance(value, dict):
-            raise ConfigError(f"{key} must be a mapping of {annotation.__name__} keys, got {value!r}")
+            raise ConfigError(f"{key} must be a mapping of {annotation.__name__} keys, got {shown(value)}")
         return from_dict(annotation, value, prefix=f"{key}.")
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(annotation)
@@ -294,18 +294,18 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
         return _coerce(value, next(o for o in options if o is not type(None)), key)
     if origin is list:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key} must be a list, got {value!r}")
+            raise ConfigError(f"{key} must be a list, got {shown(value)}")
         (item,) = typing.get_args(annotation)
         return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{key} must be a mapping, got {value!r}")
+            raise ConfigError(f"{key} must be a mapping, got {shown(value)}")
         return dict(value)
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if annotation is Any or (isinstance(value, annotation) and not (annotation is int and isinstance(value, bool))):
         return value
-    raise ConfigError(f"{key} must be of type {annotation.__name__}, got {value!r}")
+    raise ConfigError(f"{key} must be of type {annotation.__name__}, got {shown(value)}")
 
 
 def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
@@ -323,7 +323,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     data = yaml.safe_load(yaml.safe_dump(data))  # deep copy
     for override in overrides:
         if "=" not in override:
-            raise ConfigError(f"--set expects key=value, got '{override}'")
+            raise ConfigError(f"--set expects key=value, got '{shortened(override)}'")
         dotted, raw = override.split("=", 1)
         *parents, leaf = dotted.strip().split(".")
         section = data
@@ -332,11 +332,11 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             if not isinstance(section, dict):
                 raise ConfigError(f"'{parent}' in '{dotted}' is not a config section")
         try:
-            section[leaf] = yaml.safe_load(raw)
+            section[leaf] = safe_load_config(raw, f"--set {dotted}")
         except yaml.YAMLError as error:
             problem = " ".join(str(getattr(error, "problem", None) or type(error).__name__).split())
             raise ConfigError(
-                f"--set {override} is not valid YAML ({problem}); write the value as in a config "
+                f"--set {shortened(override)} is not valid YAML ({problem}); write the value as in a config "
                 "file, e.g. --set hidden_sizes=[64,64] or --set env_id=metarl/Navigation2D-v0"
             ) from None
     return data
@@ -361,9 +361,81 @@ def find_config(path: Path | None, default: Path) -> Path:
     )
 
 
+MAX_YAML_VALUES = 100_000
+"""The most values a config may stand for once its YAML aliases are expanded. An alias shares one object, so a
+few hundred bytes of nested aliases (an "alias bomb") stand for billions of values as soon as the config is
+copied, printed or saved; no real config comes near this."""
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses a key given twice in one mapping, which YAML resolves silently to the
+    second value, so one of the two settings a user wrote would be dropped without a word."""
+
+    def __init__(self, text: str, source: str):
+        super().__init__(text)
+        self.source = source
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        lines: dict[str, int] = {}
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                line = key_node.start_mark.line + 1
+                if key_node.value in lines:
+                    raise ConfigError(
+                        f"{self.source} gives key '{shortened(key_node.value)}' twice (lines {lines[key_node.value]} "
+                        f"and {line}); keep one"
+                    )
+                lines[key_node.value] = line
+        return super().construct_mapping(node, deep)
+
+
+def safe_load_config(text: str, source: str) -> Any:
+    """``yaml.safe_load(text)`` for config files and ``--set`` values, with a ConfigError for a key given twice,
+    for aliases that expand past MAX_YAML_VALUES (before any of it is built) and for nesting too deep to parse."""
+    loader = _ConfigLoader(text, source)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        size = _expanded_size(node, {})
+        if size > MAX_YAML_VALUES:
+            raise ConfigError(
+                f"{source} expands to {size:,} values through its YAML aliases (*name), more than the "
+                f"{MAX_YAML_VALUES:,} a config may hold; write the values out instead of nesting aliases"
+            )
+        return loader.construct_document(node)
+    except RecursionError:  # PyYAML composes recursively: "[[[[…" thousands deep
+        raise ConfigError(f"{source} nests lists or mappings too deeply to read; flatten it") from None
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """Values under ``node`` with every alias expanded, each shared node counted once per use (memoised)."""
+    if id(node) not in sizes:
+        if isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = node.value
+        else:
+            children = []
+        sizes[id(node)] = 1 + sum(_expanded_size(child, sizes) for child in children)
+    return sizes[id(node)]
+
+
+def shortened(text: str, limit: int = 80) -> str:
+    """``text`` cut to ``limit`` characters, for echoing a user's input in a one-line error."""
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
+def shown(value: Any) -> str:
+    """A bad value as a one-line error echoes it: its repr, shortened."""
+    return shortened(repr(value))
+
+
 def load_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        data = safe_load_config(Path(path).read_text(), f"config file {path}")
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist; pass an existing file to --config") from None
     except (OSError, UnicodeDecodeError) as error:  # a directory, no permission, binary content

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from metarl.cli import require_writable_directory
-from metarl.config import ConfigError, TrainConfig, apply_overrides, find_config
+from metarl.config import ConfigError, TrainConfig, apply_overrides, find_config, load_config
 from metarl.evaluation import EvalSettings
 from metarl.experiment import resolve_device
 from metarl.supervised.config import OmniglotConfig, SinusoidConfig
@@ -281,3 +281,56 @@ def test_pretrain_finds_a_config_by_name(launcher, assert_clean_error, tmp_path,
     result = launcher("pretrain.py", "--config", config, "--set", "meta_batch_size=0", "--output-dir", run_dir)
     assert_clean_error(result, *fragments)
     assert not run_dir.exists()
+
+
+# --- YAML that would take a setting or the machine by surprise ----------------------------------------------
+
+ALIAS_BOMB = "env_kwargs:\n  a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
+    f"  a{level}: &a{level} [{', '.join([f'*a{level - 1}'] * 9)}]\n" for level in range(1, 9)
+)
+
+
+def test_an_alias_bomb_is_refused_before_it_is_expanded(launcher, assert_clean_error, tmp_path):
+    """A few hundred bytes of nested aliases stand for 9**9 values: refused in a second, with a short line,
+    both when printing the config and when training (which would save and echo it)."""
+    config = tmp_path / "bomb.yaml"
+    config.write_text(ALIAS_BOMB)
+    assert len(ALIAS_BOMB) < 500
+    for args in (["--print-config"], ["--output-dir", tmp_path / "run"]):
+        line = assert_clean_error(launcher("train.py", "--config", config, *args, timeout=60), "YAML aliases")
+        assert len(line) < 300
+    assert not (tmp_path / "run").exists()
+
+
+def test_aliases_of_ordinary_size_still_load(tmp_path):
+    config = tmp_path / "aliases.yaml"
+    config.write_text("hidden_sizes: &sizes [32, 32]\nenv_kwargs: {sizes: *sizes}\n")
+    assert load_config(TrainConfig, config).hidden_sizes == [32, 32]
+
+
+@pytest.mark.parametrize(
+    "text, overrides, fragments",
+    [
+        ("fast_lr: 0.1\nseed: 2\nfast_lr: 0.5\n", [], ["gives key 'fast_lr' twice (lines 1 and 3)"]),
+        ("trpo:\n  max_kl: 0.01\n  max_kl: 0.02\n", [], ["gives key 'max_kl' twice (lines 2 and 3)"]),
+        ("", ["env_kwargs={a: 1, a: 2}"], ["--set env_kwargs gives key 'a' twice"]),
+    ],
+    ids=["top-level", "in-a-section", "in-a-set-value"],
+)
+def test_a_key_given_twice_is_refused(tmp_path, text, overrides, fragments):
+    """YAML would take the second silently, dropping a setting the user wrote."""
+    config = tmp_path / "twice.yaml"
+    config.write_text(text)
+    with pytest.raises(ConfigError) as error:
+        load_config(TrainConfig, config, overrides)
+    for fragment in fragments:
+        assert fragment in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "override", ["hidden_sizes=" + "x" * 5000, "x" * 5000, "fast_lr=" + "[" * 5000], ids=["value", "no-equals", "yaml"]
+)
+def test_a_long_bad_value_is_echoed_cut_short(override):
+    with pytest.raises(ConfigError) as error:
+        load_config(TrainConfig, None, [override]).validate()
+    assert len(str(error.value)) < 400
