@@ -13,13 +13,14 @@ import sys
 from pathlib import Path
 
 from metarl.checkpoint import atomic_write_text
-from metarl.cli import usage_error
+from metarl.cli import OneLineErrorParser, environment_fault, require_output_file, usage_error
+from metarl.config import ConfigError
 from metarl.reporting.evaluation_output import RESULTS_FILE
 from metarl.reporting.report import report, splice_generated
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineErrorParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "evaluations", type=Path, nargs="+", metavar="EVAL", help="evaluation.json files or directories holding one"
     )
@@ -37,23 +38,33 @@ def load_evaluation(path: Path) -> dict:
         raise ValueError(f"{file} is not valid JSON ({error.msg} at line {error.lineno})") from None
     if not isinstance(results, dict) or "methods" not in results or "family" not in results:
         raise ValueError(f"{file} is not an evaluation written by launchers/evaluate.py")
+    try:  # the fields the report reads, each file on its own, so that the message can name the file
+        report([results], "")
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError) as error:
+        problem = f"{type(error).__name__}: {error}"
+        raise ValueError(f"{file} is not an evaluation written by launchers/evaluate.py ({problem})") from None
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        if args.output is not None:
+            require_output_file(args.output, "--output", (".md", ".markdown", ".txt"))
         evaluations = [load_evaluation(path) for path in args.evaluations]
-    except ValueError as error:
+    except (ValueError, ConfigError) as error:
         return usage_error(error)
     command = "python launchers/report.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     text = report(evaluations, command.strip())
     if args.output is None:
         sys.stdout.write(text)
     else:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        existing = args.output.read_text() if args.output.exists() else None
-        atomic_write_text(args.output, splice_generated(existing, text))
+        try:
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            existing = args.output.read_text() if args.output.exists() else None
+            atomic_write_text(args.output, splice_generated(existing, text))
+        except OSError as error:
+            return environment_fault(f"cannot write {args.output} ({error.strerror or type(error).__name__})")
     return 0
 
 

@@ -6,6 +6,7 @@ import argparse
 import errno
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -89,3 +90,15 @@ def require_writable_directory(path: Path, flag: str) -> None:
         raise ConfigError(
             f"{flag} {path} is not writable ({error.strerror or type(error).__name__}); choose another {flag}"
         ) from None
+
+
+def require_output_file(path: Path, flag: str, suffixes: Sequence[str]) -> None:
+    """Refuse an output file that cannot be written (a directory, a format not in ``suffixes``, the first of
+    which the message suggests; an unwritable or uncreatable place) before any work, creating nothing."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path} is a directory; give a file name, e.g. {path / ('out' + min(suffixes))}")
+    if path.suffix.lower() not in suffixes:
+        known = ", ".join(suffixes)
+        raise ConfigError(f"{flag} {path}: unknown file type {path.suffix or '(none)'!r}; end it with one of {known}")
+    require_writable_directory(path.parent, flag)

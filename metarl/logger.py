@@ -52,6 +52,8 @@ def read_returns(run_dir: Path) -> dict[int, list[tuple[int, float]]]:
     """``returns/step_k`` scalars read back from a training run's event files (either layout), by k, as
     (iteration, return) pairs."""
     layout = EventLayout.of(run_dir)
+    if not any(Path(layout.directory).glob("events.out.tfevents.*")):
+        raise ConfigError(f"{run_dir} holds no TensorBoard event files; is it a training run directory?")
     events = EventAccumulator(str(layout.directory), size_guidance={"scalars": 0})
     events.Reload()
     returns = {}

@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from run_helpers import launcher_main
+import pytest
+from run_helpers import launcher_main, launcher_module
 
 from metarl.reporting.report import family_table, headline_table, report, shortfalls, step_sizes_text
 
@@ -156,3 +157,75 @@ def test_report_replaces_only_its_own_section():
     assert updated.startswith("# Results\n\nintro\n\n") and updated.endswith("\nnotes after\n")
     assert "table v2" in updated and "table v1" not in updated
     assert updated.count(BEGIN_GENERATED) == 1 and updated.count(END_GENERATED) == 1
+
+
+def one_line_error(capsys, *fragments):
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+@pytest.mark.parametrize(
+    "content, fragments",
+    [
+        ({"methods": 3, "family": "x"}, ["is not an evaluation written by launchers/evaluate.py", "AttributeError"]),
+        ({"methods": {"maml": {}}, "family": "x"}, ["is not an evaluation written by", "KeyError: 'checkpoint'"]),
+    ],
+    ids=["methods-not-a-mapping", "method-without-fields"],
+)
+def test_report_refuses_a_malformed_evaluation_naming_the_file(tmp_path, capsys, content, fragments):
+    path = tmp_path / "evaluation.json"
+    path.write_text(json.dumps(content))
+    assert launcher_main("report.py")([str(path)]) == 2
+    one_line_error(capsys, str(path), *fragments)
+
+
+@pytest.mark.parametrize("script", ["report.py", "plot_training.py"])
+@pytest.mark.parametrize(
+    "output, fragments",
+    [
+        (".", ["is a directory; give a file name"]),
+        ("out.html", ["unknown file type '.html'"]),
+        ("/proc/no/such/place.md", ["is not writable"]),
+    ],
+    ids=["a-directory", "unknown-type", "uncreatable-place"],
+)
+def test_output_that_cannot_be_written_is_one_line_and_nothing_is_read(tmp_path, capsys, script, output, fragments):
+    (tmp_path / "evaluation.json").write_text(json.dumps(evaluation()))
+    source = str(tmp_path) if script == "report.py" else str(REPO / "results" / "nav-paper")
+    if output.endswith(".md") and script == "plot_training.py":
+        output = output.replace(".md", ".png")
+    target = tmp_path if output == "." else Path(output)
+    assert launcher_main(script)([source, "--output", str(target)]) == 2
+    one_line_error(capsys, "--output", *fragments)
+
+
+def test_plot_training_draws_a_committed_run_and_refuses_a_run_without_events(tmp_path, capsys):
+    plot = launcher_main("plot_training.py")
+    assert plot([str(REPO / "results" / "nav-paper"), "--output", str(tmp_path / "curve.png")]) == 0
+    assert (tmp_path / "curve.png").read_bytes().startswith(b"\x89PNG")
+    capsys.readouterr()
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "config.yaml").write_text((REPO / "results" / "nav-paper" / "config.yaml").read_text())
+    assert plot([str(bare), "--output", str(tmp_path / "bare.png")]) == 2
+    one_line_error(capsys, "holds no TensorBoard event files")
+    with pytest.raises(SystemExit) as usage:
+        plot([str(bare)])
+    assert usage.value.code == 2
+    one_line_error(capsys, "--output", "see --help")
+
+
+def test_an_unwritable_output_is_a_fault_of_the_machine(tmp_path, capsys, monkeypatch):
+    """A write that fails after the checks (a full disk) exits 1 with one line."""
+    (tmp_path / "evaluation.json").write_text(json.dumps(evaluation()))
+    module = launcher_module("report.py")
+
+    def full_disk(path, text):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(module, "atomic_write_text", full_disk)
+    assert module.main([str(tmp_path), "--output", str(tmp_path / "RESULTS.md")]) == 1
+    one_line_error(capsys, "cannot write", "No space left on device")
