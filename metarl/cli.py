@@ -97,7 +97,7 @@ def require_output_file(path: Path, flag: str, suffixes: Sequence[str]) -> None:
     which the message suggests; an unwritable or uncreatable place) before any work, creating nothing."""
     path = Path(path)
     if path.is_dir():
-        raise ConfigError(f"{flag} {path} is a directory; give a file name, e.g. {path / ('out' + min(suffixes))}")
+        raise ConfigError(f"{flag} {path} is a directory; give a file name, e.g. {path / ('out' + suffixes[0])}")
     if path.suffix.lower() not in suffixes:
         known = ", ".join(suffixes)
         raise ConfigError(f"{flag} {path}: unknown file type {path.suffix or '(none)'!r}; end it with one of {known}")
