@@ -1,10 +1,11 @@
 """Every shipped launcher config trains for two iterations with tiny batches, writes a checkpoint, and
 gives the numbers pinned in ``pinned_two_iterations.json``.
 
-The pin is what lets refactors and speed work prove they change no result: the returns, the TRPO
-step's statistics and the policy parameters after two iterations of each family's config are
+The pin is what lets refactors and speed work prove they change no result: the returns, the meta-step's
+statistics and the policy parameters after two iterations of each family's config are
 recorded once and compared on every run. Regenerate the file (only for a change that is *meant* to
-change the numbers, and say so in the commit) with ``python tests/test_configs_smoke.py --record``.
+change the numbers, and say so in the commit) with ``python tests/test_configs_smoke.py --record``, or add a new
+config's with ``--record NAME`` (its file's stem), which keeps the others'.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ PINNED_STATISTICS = (
     "returns/step_1",
     "meta/surrogate_after",
     "meta/kl",
-    "meta/line_search_steps",
+    "meta/line_search_steps",  # MAML-TRPO's
+    "meta/clip_fraction",  # MAML-PPO's and ProMP's
+    "meta/inner_kl",  # ProMP's
     "perf/env_steps",
 )
 # Recorded on this project's machine, where a rerun reproduces them bit for bit. The tolerance only
@@ -56,7 +59,7 @@ def two_iterations(path: Path, run_dir: Path) -> dict:
     return {
         "env_id": config.env_id,
         "iteration": state["iteration"],
-        "history": [{key: float(entry[key]) for key in PINNED_STATISTICS} for entry in history],
+        "history": [{key: float(entry[key]) for key in PINNED_STATISTICS if key in entry} for entry in history],
         "parameters": parameters,
     }
 
@@ -88,7 +91,8 @@ def test_two_iteration_run_gives_the_pinned_numbers(path, tmp_path):
     assert len(result["history"]) == 2 and result["iteration"] == 2
     assert all(torch.isfinite(torch.tensor(list(h.values()))).all() for h in result["history"])
     pinned = json.loads(PINNED_FILE.read_text())
-    assert path.stem in pinned, f"no pinned numbers for {path.name}: run python tests/test_configs_smoke.py --record"
+    record_it = f"python tests/test_configs_smoke.py --record {path.stem}"
+    assert path.stem in pinned, f"no pinned numbers for {path.name}: {record_it}"
     assert_close(result, pinned[path.stem], path.stem)
 
 
@@ -105,11 +109,17 @@ def test_the_pin_would_catch_a_changed_number():
         assert_close(changed, pinned, "2d-navigation")
 
 
-def record() -> None:
-    """Write the pinned numbers of every config (run from the repository root)."""
+def record(names: list[str]) -> None:
+    """Write the pinned numbers of the configs named (file stems), or of every config if none is; the other
+    configs' numbers are kept (run from the repository root)."""
     torch.set_num_threads(1)
-    pinned = {}
+    pinned = json.loads(PINNED_FILE.read_text()) if names else {}
+    unknown = set(names) - {path.stem for path in RL_CONFIGS}
+    if unknown:
+        sys.exit(f"no such config: {', '.join(sorted(unknown))}")
     for path in RL_CONFIGS:
+        if names and path.stem not in names:
+            continue
         with tempfile.TemporaryDirectory() as directory:
             pinned[path.stem] = two_iterations(path, Path(directory) / "run")
     PINNED_FILE.write_text(json.dumps(pinned, indent=1) + "\n")
@@ -117,6 +127,6 @@ def record() -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] != ["--record"]:
-        sys.exit("usage: python tests/test_configs_smoke.py --record")
-    record()
+    if sys.argv[1:2] != ["--record"]:
+        sys.exit("usage: python tests/test_configs_smoke.py --record [CONFIG_NAME ...]")
+    record(sys.argv[2:])
