@@ -1,4 +1,4 @@
-"""Train MAML-TRPO on a task distribution.
+"""Train a meta-learner on a task distribution: MAML-TRPO, or MAML-PPO or ProMP (config key algo).
 
 ``python launchers/train.py [--config FILE] [--set key=value ...] [--output-dir DIR] [--resume DIR]``;
 with no arguments it trains the default config, launchers/configs/2d-navigation.yaml.
