@@ -3,6 +3,7 @@ KL coefficient, the config's checks, and whole runs through the launcher (resume
 
 import io
 import math
+import shutil
 
 import pytest
 import torch
@@ -454,3 +455,17 @@ def test_evaluate_takes_every_algorithms_checkpoint(four_iterations, launcher, t
     result = launcher("evaluate.py", "--run", run_dir, *args, "--quiet")
     assert result.returncode == 0, result.stderr
     assert (output_dir / "evaluation.json").is_file()
+
+
+def test_a_checkpoint_without_the_learners_state_is_refused(four_iterations, train, assert_clean_error, tmp_path):
+    """A MAML-PPO or ProMP checkpoint whose optimiser state is missing would resume with fresh moments, so with
+    other numbers: refused with one line naming the checkpoint."""
+    _, run_dir = four_iterations
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    checkpoint = copy / "checkpoints" / "latest.pt"
+    state = torch.load(checkpoint, weights_only=True)
+    state["learner"] = {}
+    torch.save(state, checkpoint)
+    result = train("--resume", copy, "--set", "num_batches=5")
+    assert_clean_error(result, str(checkpoint), "the meta-learner's state does not fit algo")
