@@ -13,6 +13,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from metarl.cli import interrupted_status, stop_on_sigterm
+
+stop_on_sigterm()  # before the seconds of imports below: SIGTERM is then one line, as Ctrl-C is
 try:  # torch and MuJoCo take seconds to import: Ctrl-C then is one line too, not an import traceback
     from metarl.checkpoint import LATEST, CheckpointError
     from metarl.cli import OneLineErrorParser, add_config_arguments, usage_error
@@ -21,9 +24,9 @@ try:  # torch and MuJoCo take seconds to import: Ctrl-C then is one line too, no
     from metarl.run import CHECKPOINTS, PRETRAINING, new_run_dir
     from metarl.samplers import NonFiniteEpisodeError
     from metarl.trainer import run_name
-except KeyboardInterrupt:
+except KeyboardInterrupt as stop:
     print("error: interrupted while starting, before anything was written; run the same command again", file=sys.stderr)
-    sys.exit(130)
+    sys.exit(interrupted_status(stop))
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "2d-navigation.yaml"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -14,9 +15,32 @@ from metarl.config import ConfigError
 
 USAGE_ERROR = 2
 ENVIRONMENT_FAULT = 1
+INTERRUPTED = 130
+"""128 + SIGINT: the status a shell reports for Ctrl-C."""
+TERMINATED = 143
+"""128 + SIGTERM: the status a shell (or a scheduler) reports for ``kill``."""
 # OSErrors that say the machine, not the program, is at fault: the user frees space or fixes permissions
 # and resumes; a traceback would only bury that.
 DISK_FAULTS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C raises KeyboardInterrupt: a scheduler's or ``kill``'s stop then ends a
+    launcher the way Ctrl-C does, with one line on what was kept and what to run next."""
+
+
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM into ``Terminated`` in this process; launchers call it before anything else."""
+    signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def _raise_terminated(signum: int, frame: object) -> NoReturn:
+    raise Terminated
+
+
+def interrupted_status(interruption: KeyboardInterrupt) -> int:
+    """The exit status of a launcher stopped by Ctrl-C (130) or SIGTERM (143)."""
+    return TERMINATED if isinstance(interruption, Terminated) else INTERRUPTED
 
 
 class OneLineErrorParser(argparse.ArgumentParser):

@@ -21,10 +21,17 @@ from metarl.checkpoint import (
     CheckpointError,
     atomic_write_text,
     is_stale_temporary,
+    load_checkpoint,
     remove_stale_temporaries,
     save_checkpoint,
 )
-from metarl.cli import environment_fault, is_disk_fault, require_writable_directory
+from metarl.cli import (
+    Terminated,
+    environment_fault,
+    interrupted_status,
+    is_disk_fault,
+    require_writable_directory,
+)
 from metarl.config import ConfigError, dump_yaml, to_dict
 from metarl.logger import EventLayout, Logger
 from metarl.memory import keep_freed_memory
@@ -60,26 +67,34 @@ class RunKind:
             where = f"from its last complete checkpoint, {checkpoint.relative_to(run_dir)}"
         return f"the run can be resumed {where}; continue with: python {self.launcher} --resume {run_dir}"
 
-    def interruption_message(self, run_dir: Path | None, iterations_done: int | None, new_run: bool) -> str:
-        """What Ctrl-C leaves, for its one line (``iterations_done``: None if it came before the run started). A
-        new run stopped before its first checkpoint is removed: its directory holds only what this process wrote
-        (``new_run_dir`` refused any other), nothing that the same command would not write again, and left in
-        place it would make that command refuse the directory. Every other run is kept, to be resumed."""
+    def interruption_message(
+        self, run_dir: Path | None, iterations_done: int | None, new_run: bool, how: str = "interrupted"
+    ) -> str:
+        """What Ctrl-C (or SIGTERM: ``how``) leaves, for its one line (``iterations_done``: None if it came before
+        the run started). A new run stopped before its first checkpoint is removed: its directory holds only what
+        this process wrote (``new_run_dir`` refused any other), nothing that the same command would not write
+        again, and left in place it would make that command refuse the directory. Every other run is kept, to be
+        resumed; the iterations it reports are those its checkpoint holds (a stop while latest.pt was being
+        replaced leaves the one before)."""
         if run_dir is None or (new_run and latest_checkpoint(run_dir) is None):
             if run_dir is not None:
                 shutil.rmtree(run_dir, ignore_errors=True)
-            return "interrupted before the first checkpoint, so there is nothing to resume; run the same command again"
+            return f"{how} before the first checkpoint, so there is nothing to resume; run the same command again"
+        checkpoint = latest_checkpoint(run_dir)
+        saved = None if checkpoint is None or iterations_done is None else saved_iteration(checkpoint)
+        iterations_done = iterations_done if saved is None else saved
         done = "before training resumed" if iterations_done is None else f"after {iterations_done} iterations"
-        return f"interrupted {done}; {self.resume_hint(run_dir)}"
+        return f"{how} {done}; {self.resume_hint(run_dir)}"
 
     def stopped(
         self, error: OSError | KeyboardInterrupt, run_dir: Path | None, iterations_done: int | None, new_run: bool
     ) -> int:
         """The exit status of a launcher whose run ``error`` stopped, after its one line on stderr: Ctrl-C (130),
-        or a full or read-only disk (1). Any other OSError is a bug, re-raised with its traceback."""
+        SIGTERM (143), or a full or read-only disk (1). Any other OSError is a bug, re-raised with its traceback."""
         if isinstance(error, KeyboardInterrupt):
-            print(self.interruption_message(run_dir, iterations_done, new_run), file=sys.stderr, flush=True)
-            return 130
+            how = "terminated (SIGTERM)" if isinstance(error, Terminated) else "interrupted"
+            print(self.interruption_message(run_dir, iterations_done, new_run, how), file=sys.stderr, flush=True)
+            return interrupted_status(error)
         if run_dir is None or not is_disk_fault(error):
             raise error
         return environment_fault(f"cannot write to {run_dir} ({error.strerror}); {self.resume_hint(run_dir)}")
@@ -151,6 +166,14 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
         return directory / LATEST
     numbered = sorted(directory.glob("iter_[0-9]*.pt"))
     return numbered[-1] if numbered else None
+
+
+def saved_iteration(checkpoint: Path) -> int | None:
+    """The iteration a checkpoint holds, or None if it cannot be read (for messages only)."""
+    try:
+        return int(load_checkpoint(checkpoint)["iteration"])
+    except (CheckpointError, KeyError, TypeError, ValueError):
+        return None
 
 
 def checkpoint_state(config: Any, iteration: int, wall_time_s: float, **payload: Any) -> dict[str, Any]:

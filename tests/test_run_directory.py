@@ -6,6 +6,7 @@ import errno
 import functools
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -328,3 +329,44 @@ def test_ctrl_c_while_the_launcher_imports_is_one_line(tmp_path):
         "error: interrupted while starting, before anything was written; run the same command again"
     ]
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("launcher", ["train.py", "pretrain.py"])
+def test_sigterm_is_one_line_on_what_was_kept_and_the_run_resumes(tmp_path, tiny_run_args, launcher):
+    """``kill`` (or a scheduler's stop) ends a run as Ctrl-C does: exit 143, one line that counts the iterations
+    its checkpoint holds and names the command that resumes it, which then runs."""
+    run_dir = tmp_path / "run"
+    args = tiny_run_args(num_batches=100000)  # pretraining runs num_batches iterations too
+    process = subprocess.Popen(
+        [sys.executable, f"launchers/{launcher}", *args, "--output-dir", str(run_dir), "--quiet"],
+        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout.readline().startswith("run directory:")
+        while not (run_dir / "checkpoints" / "latest.pt").exists():  # a checkpoint to keep, then the stop
+            assert process.poll() is None, process.stderr.read()
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 143, stderr
+    lines = stderr.strip().splitlines()
+    saved = torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=True)["iteration"]
+    assert len(lines) == 1 and lines[0].startswith(f"terminated (SIGTERM) after {saved} iterations; "), stderr
+    assert lines[0].endswith(f"continue with: python launchers/{launcher} --resume {run_dir}"), stderr
+    more = ["--set", f"num_batches={saved + 1}"] if launcher == "train.py" else ["--iterations", str(saved + 1)]
+    resumed = subprocess.run(
+        [sys.executable, f"launchers/{launcher}", "--resume", str(run_dir), *more, "--quiet"],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=True)["iteration"] == saved + 1
