@@ -12,9 +12,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from metarl.cli import add_config_arguments, usage_error
+from metarl.cli import add_config_arguments, stop_on_sigterm, usage_error
 from metarl.config import ConfigError, find_config, load_config
-from metarl.run import new_run_dir, write_config
+from metarl.run import discard_unresumable_run, new_run_dir, release_run_dir, write_config
 from metarl.seeding import task_rng
 from metarl.supervised.config import OmniglotConfig
 from metarl.supervised.omniglot import DatasetError, load_omniglot
@@ -31,6 +31,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    stop_on_sigterm()
     args = parse_args(argv)
     try:
         config = load_config(OmniglotConfig, find_config(args.config, DEFAULT_CONFIG), args.overrides).validate()
@@ -42,15 +43,21 @@ def main(argv: list[str] | None = None) -> int:
             classes.sample_episodes(1, config.num_ways, config.num_shots, config.num_query, task_rng(0, 0, 0))
     except (ConfigError, DatasetError) as error:
         return usage_error(error)
-    write_config(run_dir, config)
-    print(
-        f"run directory: {run_dir}\nmeta-train: {len(train_classes.characters)} characters, "
-        f"{train_classes.num_classes} classes; meta-test: {len(test_classes.characters)} characters, "
-        f"{test_classes.num_classes} classes",
-        flush=True,
-    )
-
-    results = run_omniglot(config, train_classes, test_classes, run_dir, args.quiet)
+    try:
+        write_config(run_dir, config)
+        print(
+            f"run directory: {run_dir}\nmeta-train: {len(train_classes.characters)} characters, "
+            f"{train_classes.num_classes} classes; meta-test: {len(test_classes.characters)} characters, "
+            f"{test_classes.num_classes} classes",
+            flush=True,
+        )
+        results = run_omniglot(config, train_classes, test_classes, run_dir, args.quiet)
+    except ConfigError as error:  # another process took the directory
+        return usage_error(error)
+    except KeyboardInterrupt as stop:
+        return discard_unresumable_run(run_dir, stop)
+    finally:
+        release_run_dir(run_dir)
     timing, accuracy, untrained, chance = (
         results["training"],
         results["accuracy"],

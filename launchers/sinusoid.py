@@ -11,9 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from metarl.cli import add_config_arguments, usage_error
+from metarl.cli import add_config_arguments, stop_on_sigterm, usage_error
 from metarl.config import ConfigError, find_config, load_config
-from metarl.run import new_run_dir, write_config
+from metarl.run import discard_unresumable_run, new_run_dir, release_run_dir, write_config
 from metarl.supervised.config import SinusoidConfig
 from metarl.supervised.sinusoid import run_sinusoid
 
@@ -27,15 +27,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    stop_on_sigterm()
     args = parse_args(argv)
     try:
         config = load_config(SinusoidConfig, find_config(args.config, DEFAULT_CONFIG), args.overrides).validate()
         run_dir = new_run_dir("sinusoid", config.seed, args.output_dir, kind=None)
     except ConfigError as error:
         return usage_error(error)
-    write_config(run_dir, config)
-    print(f"run directory: {run_dir}", flush=True)
-    results = run_sinusoid(config, run_dir, args.quiet)
+    try:
+        write_config(run_dir, config)
+        print(f"run directory: {run_dir}", flush=True)
+        results = run_sinusoid(config, run_dir, args.quiet)
+    except ConfigError as error:  # another process took the directory
+        return usage_error(error)
+    except KeyboardInterrupt as stop:
+        return discard_unresumable_run(run_dir, stop)
+    finally:
+        release_run_dir(run_dir)
     timing = results["training"]
     for name, summary in results["mse"].items():
         cells = ", ".join(

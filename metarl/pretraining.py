@@ -26,7 +26,7 @@ from metarl.experiment import Experiment
 from metarl.logger import EventLayout, format_duration, print_progress
 from metarl.meta_batch import to_cpu
 from metarl.policies import parameters_of
-from metarl.run import ETA, PRETRAINING, open_logger, process_settings, save_checkpoints
+from metarl.run import ETA, PRETRAINING, open_logger, process_settings, release_run_dir, save_checkpoints
 from metarl.seeding import PRETRAIN_EPISODES, TRAIN_TASKS, task_rng
 from metarl.trainer import (
     RESUMABLE_KEYS,
@@ -224,3 +224,4 @@ class Pretraining:
         finally:
             logger.close()
             self.experiment.close()
+            release_run_dir(self.run_dir)

@@ -8,6 +8,8 @@ TensorBoard writer and the progress line's ETA are here, once.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 import sys
 import time
@@ -147,15 +149,73 @@ def new_run_dir(name: str, seed: int, output_dir: Path | None, kind: RunKind | N
             f"{output_dir} is not empty but holds no run (no {CONFIG_FILE}); choose a new or "
             "empty --output-dir so that nothing in it gets overwritten"
         )
+    _NEW_RUNS.add(output_dir.resolve())
     return output_dir
 
 
+_CLAIMED: dict[Path, int] = {}
+"""The run directories this process writes, each with the open descriptor that holds its lock."""
+_NEW_RUNS: set[Path] = set()
+"""The directories ``new_run_dir`` handed out in this process: a new run must find no config.yaml there."""
+
+
+def claim_run_dir(run_dir: Path) -> None:
+    """Make ``run_dir`` this process's: an exclusive ``flock`` on the directory, held until ``release_run_dir``
+    or the process ends, however it ends (the kernel drops it, so a killed run never leaves a stale lock).
+    A second train, resume or pretraining in the same directory stops here, before it writes a byte; so does
+    one of two new runs started there at the same moment, as the second finds the first's config.yaml."""
+    key = Path(run_dir).resolve()
+    if key not in _CLAIMED:
+        descriptor = os.open(key, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            raise ConfigError(
+                f"{run_dir} is in use by another process (a run training or resuming there); wait for it to "
+                "end, or stop it, before resuming it, or choose another --output-dir"
+            ) from None
+        _CLAIMED[key] = descriptor
+    if key in _NEW_RUNS and (key / CONFIG_FILE).exists():
+        release_run_dir(run_dir)
+        raise ConfigError(
+            f"{run_dir} already holds a run, started by another process at the same moment; "
+            f"continue it with --resume {run_dir} or choose a new --output-dir"
+        )
+
+
+def release_run_dir(run_dir: Path) -> None:
+    """Give up ``claim_run_dir``'s lock (a run's loop does when it ends; exiting does too)."""
+    key = Path(run_dir).resolve()
+    _NEW_RUNS.discard(key)
+    descriptor = _CLAIMED.pop(key, None)
+    if descriptor is not None:
+        os.close(descriptor)
+
+
 def write_config(run_dir: Path, config: Any) -> None:
-    """Create (or, on resume, tidy) the run directory and save the resolved config beside the run, atomically."""
+    """Create (or, on resume, tidy) the run directory, claim it for this process, and save the resolved config
+    beside the run, atomically."""
     run_dir.mkdir(parents=True, exist_ok=True)
+    claim_run_dir(run_dir)
+    _NEW_RUNS.discard(Path(run_dir).resolve())
     remove_stale_temporaries(run_dir)
     remove_stale_temporaries(run_dir / CHECKPOINTS)
     atomic_write_text(run_dir / CONFIG_FILE, dump_yaml(config))
+
+
+def discard_unresumable_run(run_dir: Path, stop: KeyboardInterrupt) -> int:
+    """After Ctrl-C or SIGTERM in a run that cannot be resumed (supervised meta-training): remove its directory,
+    which the same command would otherwise refuse, say so in one line and return the exit status."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    how = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
+    print(
+        f"{how}: this kind of run cannot be resumed, so its partial directory {run_dir} was removed; "
+        "run the same command again",
+        file=sys.stderr,
+        flush=True,
+    )
+    return interrupted_status(stop)
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:

@@ -36,6 +36,7 @@ from metarl.run import (
     latest_checkpoint,
     open_logger,
     process_settings,
+    release_run_dir,
     save_checkpoints,
     write_config,
 )
@@ -88,6 +89,7 @@ def started_experiment(config: TrainConfig, run_dir: Path, restore: Callable[[Ex
         write_config(run_dir, config)
     except BaseException:
         experiment.close()  # no orphaned sampler workers after a full disk
+        release_run_dir(run_dir)
         raise
     return experiment, restored
 
@@ -291,4 +293,5 @@ class Trainer:
         finally:
             logger.close()
             self.experiment.close()
+            release_run_dir(self.run_dir)
         return history

@@ -114,7 +114,8 @@ def test_ctrl_c_points_to_resume_which_finishes_the_run(
     tmp_path, pretrain_here, pretrain_args, four_iterations, run_scalars, monkeypatch
 ):
     """Ctrl-C, injected as iteration 3 is saved (after it was logged), prints one line pointing to
-    `pretrain.py --resume` that counts the 2 iterations the checkpoint holds, not the 3 the process did. The resume, without --iterations, runs to the saved total from iteration 2's
+    `pretrain.py --resume` that counts the 2 iterations the checkpoint holds, not the 3 the process did. The
+    resume, without --iterations, runs to the saved total from iteration 2's
     checkpoint; the first process's events of iteration 3 are superseded, so each step shows once."""
     run_dir, real_save = tmp_path / "run", metarl.pretraining.save_checkpoints
 

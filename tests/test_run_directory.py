@@ -370,3 +370,72 @@ def test_sigterm_is_one_line_on_what_was_kept_and_the_run_resumes(tmp_path, tiny
     )
     assert resumed.returncode == 0, resumed.stderr
     assert torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=True)["iteration"] == saved + 1
+
+
+# --- one process per run directory --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def claimed_elsewhere():
+    """``claimed_elsewhere(dir)``: another process holds ``dir`` (as a running train.py does) until the test ends."""
+    holders = []
+
+    def claim(run_dir):
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLD_A_CLAIM, str(run_dir)], stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True
+        )
+        holders.append(holder)
+        assert holder.stdout.readline() == "claimed\n"
+
+    yield claim
+    for holder in holders:
+        holder.communicate("", timeout=30)  # end of input: it lets go
+
+
+HOLD_A_CLAIM = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from metarl.run import claim_run_dir
+    claim_run_dir(Path(sys.argv[1]))
+    print("claimed", flush=True)
+    sys.stdin.read()
+    """
+)
+
+
+def test_a_resume_of_a_run_in_use_is_refused_and_changes_nothing(
+    tiny_run_copy, train, claimed_elsewhere, directory_snapshot, assert_clean_error
+):
+    claimed_elsewhere(tiny_run_copy)
+    before = directory_snapshot(tiny_run_copy)
+    assert_clean_error(train("--resume", tiny_run_copy, "--set", "num_batches=4"), "is in use by another process")
+    assert directory_snapshot(tiny_run_copy) == before
+
+
+def test_a_new_run_in_a_directory_in_use_is_refused(tmp_path, train, tiny_run_args, claimed_elsewhere):
+    """Two runs started into one empty directory at once: the second finds it claimed and writes nothing."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    claimed_elsewhere(run_dir)
+    result = train(*tiny_run_args(), "--output-dir", run_dir)
+    assert result.returncode == 2 and "is in use by another process" in result.stderr, result.stderr
+    assert list(run_dir.iterdir()) == []
+
+
+def test_a_new_run_whose_directory_another_process_started_first_is_refused(tmp_path, tiny_run_copy):
+    """The other order of the same race: the first run has written its config.yaml and let go by the time the
+    second claims the directory."""
+    run_dir = metarl.run.new_run_dir("nav", 1, tmp_path / "new", metarl.run.RL_TRAINING)
+    shutil.copytree(tiny_run_copy, run_dir)
+    before = (run_dir / "config.yaml").read_bytes()
+    with pytest.raises(metarl.run.ConfigError, match="started by another process at the same moment"):
+        metarl.run.write_config(run_dir, {"seed": 2})
+    assert (run_dir / "config.yaml").read_bytes() == before
+
+
+def test_a_finished_run_lets_go_of_its_directory(tiny_run_copy, train_here):
+    """In one process, run after run: each releases its directory when it ends."""
+    for num_batches in (4, 5):
+        assert train_here("--resume", tiny_run_copy, "--set", f"num_batches={num_batches}", "--quiet").returncode == 0
+    assert metarl.run._CLAIMED == {}

@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from run_helpers import launcher_module
 
+from metarl.cli import Terminated
 from metarl.config import ConfigError, load_config
 from metarl.policies import parameters_of
 from metarl.supervised.config import SinusoidConfig
@@ -156,3 +158,25 @@ def test_sinusoid_launcher_rejects_a_bad_config_in_one_line(launcher, tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and "did you mean 'num_steps'" in result.stderr
     assert result.stderr.count("\n") == 1 and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, Terminated], ids=["ctrl-c", "sigterm"])
+def test_a_stopped_sinusoid_run_is_one_line_and_the_same_command_runs_again(tmp_path, capsys, monkeypatch, stop):
+    """A supervised run cannot be resumed: Ctrl-C (or SIGTERM) mid-training, injected at the first logged
+    scalar, removes its directory with one line, and the same command then starts it again."""
+    module = launcher_module("sinusoid.py")
+    sizes = ["num_iterations=2", "baseline_iterations=2", "eval_tasks=2", "eval_steps=[1]"]
+    args = ["--output-dir", str(tmp_path / "run"), *[a for size in sizes for a in ("--set", size)], "--quiet"]
+
+    def stopped(*_args, **_kwargs):
+        raise stop
+
+    with monkeypatch.context() as patch:
+        patch.setattr(module, "run_sinusoid", stopped)
+        status = module.main(args)
+    assert status == (143 if stop is Terminated else 130)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "cannot be resumed, so its partial directory" in lines[0], lines
+    assert not (tmp_path / "run").exists()
+    assert module.main(args) == 0
+    assert (tmp_path / "run" / "evaluation.json").is_file()
