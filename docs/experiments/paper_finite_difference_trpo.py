@@ -1,18 +1,28 @@
 """An experiment, not part of the package: metarl training with the paper's code's TRPO curvature.
 
-The paper's code (cbfinn/maml_rl, ``sandbox/rocky/tf/optimizers/conjugate_gradient_optimizer.py``) switched
-its Hessian-vector product from Pearlmutter's to ``FiniteDifferenceHvp`` on 2017-02-18 (commit 8818ca7),
-before the paper's runs: Hx ≈ (∇KL(θ + εx) − ∇KL(θ − εx)) / 2ε with ε = 1e-8 / ‖θ‖, the perturbed
-parameters written back as float32. At the scale of a gradient (‖x‖ ≈ 1) that perturbation is below
-float32's resolution for most parameters, so the product sees only the parameters near zero; the step
-size, taken with the same product on the (large) CG solution, is closer to exact. This script replaces
-``MAMLTRPO.step`` by that procedure (float32 perturbations, ``rllab``'s CG, step size from the finite
-difference, the same line search) and trains a config for a few iterations, printing what it did:
+The paper's code (cbfinn/maml_rl) took its Hessian-vector products by finite differences from 2017-02-18
+(commit 8818ca7) on, and so at the ICML deadline (7fe27d7, 2017-02-25) and in every later commit:
+``sandbox/rocky/tf/optimizers/conjugate_gradient_optimizer.py`` line 163 builds ``FiniteDifferenceHvp(num_slices)``,
+and ``FiniteDifferenceHvp.__init__(self, base_eps=1e-8, symmetric=True, grad_clip=None, num_slices=1)``
+(line 62) takes its first positional argument as ``base_eps``. The optimizer's ``num_slices`` is 1 (its
+default, line 135; ``SensitiveTRPO`` passes no optimizer arguments), so ``base_eps`` = 1, not the
+default 1e-8, and line 86 gives ε = float32(1 / (‖θ‖ + 1e-8)): about 0.085 for our policies.
+Hx ≈ (∇KL(θ + εx) − ∇KL(θ − εx)) / 2ε (lines 87-93), the perturbed parameters written back as float32.
 
-    python docs/experiments/paper_finite_difference_trpo.py launchers/configs/halfcheetah-dir.yaml paper 10 /tmp/hcd
-    python docs/experiments/paper_finite_difference_trpo.py launchers/configs/2d-navigation.yaml exact 40 /tmp/nav
+This script replaces ``MAMLTRPO.step`` by that procedure (float32 perturbations, ``rllab``'s CG, step size
+from the finite difference, the same line search), trains a config for a few iterations and prints what
+it did, with the finite-difference product measured against metarl's exact one (the configured
+``trpo.curvature``, damping left out of both) on the meta-gradient g and on the CG direction d: cosine and
+length ratio ‖H_fd v‖ / ‖H v‖, the step length it implied against the exact one's,
+sqrt(dᵀ H d / dᵀ H_fd d), and the cosine between d and the direction CG finds with the exact product.
+Run it one thread at a time, from the repository root:
 
-(``exact``: metarl's own step, for the side-by-side.) Results are in docs/RESULTS.md.
+    export OMP_NUM_THREADS=1
+    python docs/experiments/paper_finite_difference_trpo.py launchers/configs/halfcheetah-dir.yaml paper 9 /tmp/hcd
+    python docs/experiments/paper_finite_difference_trpo.py launchers/configs/2d-navigation.yaml paper 40 /tmp/nav
+
+(``exact`` instead of ``paper``: metarl's own step, for the side-by-side; further arguments are ``--set``-style
+overrides, ``key=value``.) Results are in docs/RESULTS.md, *HalfCheetah direction*.
 """
 
 from __future__ import annotations
@@ -30,10 +40,17 @@ from metarl.algos.maml_trpo import MAMLTRPO, unflatten
 from metarl.config import TrainConfig, load_config
 from metarl.meta_batch import MetaBatchTensors
 from metarl.optim import backtracking_line_search, conjugate_gradient, flat
-from metarl.policies import parameters_of
+from metarl.policies import detached, parameters_of
 from metarl.trainer import Trainer
 
-BASE_EPS = 1e-8  # FiniteDifferenceHvp's default
+BASE_EPS = 1.0
+"""What the paper's code passed as ``base_eps``: ``FiniteDifferenceHvp(num_slices)`` with num_slices = 1 (see above)."""
+
+
+def compare(approximate: torch.Tensor, exact: torch.Tensor) -> tuple[float, float]:
+    """Cosine and length ratio ‖approximate‖ / ‖exact‖."""
+    cosine = float(torch.nn.functional.cosine_similarity(approximate, exact, dim=0))
+    return cosine, float(approximate.norm() / exact.norm())
 
 
 def finite_difference_step(self: MAMLTRPO, data: MetaBatchTensors) -> dict[str, float]:
@@ -71,6 +88,18 @@ def finite_difference_step(self: MAMLTRPO, data: MetaBatchTensors) -> dict[str, 
 
     direction = conjugate_gradient(product, gradient, self.trpo.cg_iters).solution
     curvature = float(direction @ product(direction))
+
+    damping = self.trpo.cg_damping
+    fd_g, fd_d = product(gradient) - damping * gradient, product(direction) - damping * direction
+    # Built after the finite differences, which write the parameters in place under its graph.
+    exact_product = self.curvature_product(params, data, old, None, detached(self.adapted(params, data, True)))
+    exact_g, exact_d = exact_product(gradient) - damping * gradient, exact_product(direction) - damping * direction
+    cos_g, length_g = compare(fd_g, exact_g)
+    cos_d, length_d = compare(fd_d, exact_d)
+    exact_curvature = float(direction @ exact_product(direction))
+    step_ratio = math.sqrt(exact_curvature / curvature) if curvature > 0 else math.nan
+    exact_direction = conjugate_gradient(exact_product, gradient, self.trpo.cg_iters).solution
+    del exact_product
     step_size = math.sqrt(2 * self.trpo.max_kl / (curvature + 1e-8)) if curvature + 1e-8 > 0 else 1.0
     result = backtracking_line_search(
         lambda candidate: self.evaluate(unflatten(candidate, params), data, old),
@@ -89,6 +118,13 @@ def finite_difference_step(self: MAMLTRPO, data: MetaBatchTensors) -> dict[str, 
         "line_search_steps": float(result.steps),
         "line_search_accepted": float(result.accepted),
         "cos_direction_gradient": float(torch.nn.functional.cosine_similarity(direction, gradient, dim=0)),
+        "fd_cos_on_gradient": cos_g,
+        "fd_length_on_gradient": length_g,
+        "fd_cos_on_direction": cos_d,
+        "fd_length_on_direction": length_d,
+        "fd_step_over_exact_step": step_ratio,
+        "fd_cos_with_exact_direction": float(torch.nn.functional.cosine_similarity(direction, exact_direction, dim=0)),
+        "fd_eps": eps,
     }
 
 
@@ -107,6 +143,15 @@ def main() -> None:
             f"kl {s['meta/kl']:.4f}, cos(direction, gradient) {s.get('meta/cos_direction_gradient', math.nan):.2f}",
             flush=True,
         )
+        if mode == "paper":
+            print(
+                f"      eps {s['meta/fd_eps']:.4f}; fd product against exact: "
+                f"on g cos {s['meta/fd_cos_on_gradient']:.3f} length {s['meta/fd_length_on_gradient']:.3f}, "
+                f"on d cos {s['meta/fd_cos_on_direction']:.3f} length {s['meta/fd_length_on_direction']:.3f}; "
+                f"step / exact step {s['meta/fd_step_over_exact_step']:.3f}; "
+                f"cos(d, exact CG's direction) {s['meta/fd_cos_with_exact_direction']:.3f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
