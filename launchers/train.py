@@ -13,7 +13,8 @@ from pathlib import Path
 
 from metarl.cli import interrupted_status, stop_on_sigterm
 
-stop_on_sigterm()  # before the seconds of imports below: SIGTERM is then one line, as Ctrl-C is
+if __name__ == "__main__":  # not in spawned sampler workers, which import this module as __mp_main__
+    stop_on_sigterm()  # before the seconds of imports below: SIGTERM is then one line, as Ctrl-C is
 try:  # torch and MuJoCo take seconds to import: Ctrl-C then is one line too, not an import traceback
     from metarl.checkpoint import CheckpointError
     from metarl.cli import OneLineErrorParser, add_config_arguments, usage_error

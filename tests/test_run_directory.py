@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -349,8 +350,9 @@ def test_sigterm_is_one_line_on_what_was_kept_and_the_run_resumes(tmp_path, tiny
         assert process.stdout.readline().startswith("run directory:")
         while not (run_dir / "checkpoints" / "latest.pt").exists():  # a checkpoint to keep, then the stop
             assert process.poll() is None, process.stderr.read()
+            time.sleep(0.01)
         process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=60)
+        _, stderr = process.communicate(timeout=180)
     finally:
         if process.poll() is None:
             process.kill()
