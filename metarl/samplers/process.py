@@ -39,6 +39,7 @@ from metarl.samplers.worker import (
     WorkerSpec,
     limit_threads,
 )
+from metarl.user_env import EnvError
 
 PARENT_CHECK_S = 1.0
 """How often an idle worker checks that its parent is still there."""
@@ -70,7 +71,7 @@ def _worker_main(conn: Connection, spec_bytes: bytes, parent_pid: int, torch_thr
                 if worker is None:  # built here so a bad env id or kwargs comes back as an error reply
                     worker = RolloutWorker(cloudpickle.loads(spec_bytes))
                 reply: tuple[int, str, Any] = (call, "ok", worker.run(request))
-            except NonFiniteEpisodeError as error:  # the user's env, not a bug: re-raised as it is in the parent
+            except (NonFiniteEpisodeError, EnvError) as error:  # the user's env, not a bug: re-raised as it is
                 reply = (call, "raise", error)
             except Exception:
                 reply = (call, "error", traceback.format_exc())

@@ -32,6 +32,7 @@ from metarl.samplers.worker import (
     WorkerSpec,
     limit_threads,
 )
+from metarl.user_env import EnvError
 
 INSTALL_HINT = "the ray sampler backend needs Ray: pip install -e \".[ray]\" (or pip install 'ray[default]==2.60.0')"
 WAIT_TICK_S = 1.0
@@ -158,7 +159,7 @@ class RaySampler(ShardedSampler):
                     self._replace(index, failures, len(requests[index].slots), error)
                     index_of[self._actors[index].run.remote(requests[index])] = index
                 except ray.exceptions.RayTaskError as error:
-                    if isinstance(error.cause, NonFiniteEpisodeError):  # the user's env, not a bug
+                    if isinstance(error.cause, (NonFiniteEpisodeError, EnvError)):  # the user's env, not a bug
                         raise error.cause from None
                     raise RuntimeError(f"sampler actor {index} failed:\n{error}") from None
         return [r for r in results if r is not None]

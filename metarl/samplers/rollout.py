@@ -44,6 +44,11 @@ class NonFiniteEpisodeError(ValueError):
     so launchers report this as a usage error; workers send it back to the parent as it is."""
 
 
+class DivergedPolicyError(NonFiniteEpisodeError):
+    """A non-finite action from finite observations: the policy's parameters diverged, not the env. Its message
+    names no setting: the caller, which knows the settings behind the parameters, adds them."""
+
+
 @dataclass(frozen=True)
 class FiniteCheck:
     """Names the first non-finite value of a step: which env, field, step, episode and task."""
@@ -66,9 +71,9 @@ class FiniteCheck:
         slot = self.slots[n]
         episode = f"episode {slot.episode_index} of task {slot.task_index} {dict(self.tasks[slot.task_index])}"
         if field == "action":
-            raise NonFiniteEpisodeError(
+            raise DivergedPolicyError(
                 f"the policy chose a non-finite action ({value}) for step {step} of {episode} on env "
-                f"{self.env_id}, from finite observations: its parameters diverged; try a smaller fast_lr or max_kl"
+                f"{self.env_id}, from finite observations: its parameters diverged"
             )
         when = "from reset" if step == 0 else f"at step {step}"
         raise NonFiniteEpisodeError(

@@ -26,6 +26,7 @@ from metarl.episodes import EpisodeBatch
 from metarl.policies import Params
 from metarl.samplers.base import SeedKey
 from metarl.samplers.rollout import EpisodeSlot, RolloutArrays, run_episodes, slots_for, to_episode_batches
+from metarl.user_env import env_code, guarded_vector_env
 
 NumpyParams = dict[str, np.ndarray]
 
@@ -95,9 +96,11 @@ class RolloutWorker:
     def _env_for(self, num_envs: int) -> gymnasium.vector.VectorEnv:
         if self._env is None or self._env.num_envs != num_envs:
             self.close()
-            self._env = make_task_vector_env(
-                self.spec.env_id, num_envs, max_episode_steps=self.spec.horizon, **self.spec.env_kwargs
-            )
+            with env_code(self.spec.env_id, "construction"):  # a user's env: one line, not a traceback
+                env = make_task_vector_env(
+                    self.spec.env_id, num_envs, max_episode_steps=self.spec.horizon, **self.spec.env_kwargs
+                )
+            self._env = guarded_vector_env(env, self.spec.env_id)
         return self._env
 
     def run(self, request: ShareRequest) -> RolloutArrays:
