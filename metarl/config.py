@@ -46,6 +46,10 @@ class SamplerConfig:
     """Worker processes or Ray actors; ignored by the in-process backend."""
     ray_address: str | None = None
     """Ray cluster to join ('auto' or host:port); None starts a local Ray instance."""
+    worker_timeout_s: float = 1200.0
+    """Seconds a worker (process or Ray actor) may take for its share of one sampling call, counted once it is up,
+    before it is killed and replaced and its share re-run (same episodes); generous, as a loaded machine's Ant share
+    takes minutes."""
 
 
 @dataclass
@@ -182,6 +186,7 @@ class TrainConfig:
             "init_std",
             "checkpoint_every",
             "sampler.num_workers",
+            "sampler.worker_timeout_s",
         ]:
             require(self, name, lambda v: v > 0, "must be positive")
         require(self, "horizon", lambda v: v is None or v > 0, "must be positive (or null for the env default)")
