@@ -229,3 +229,19 @@ def test_an_unwritable_output_is_a_fault_of_the_machine(tmp_path, capsys, monkey
     monkeypatch.setattr(module, "atomic_write_text", full_disk)
     assert module.main([str(tmp_path), "--output", str(tmp_path / "RESULTS.md")]) == 1
     one_line_error(capsys, "cannot write", "No space left on device")
+
+
+def test_plot_training_compares_runs_on_one_axis_and_refuses_mismatches(tmp_path, capsys):
+    plot = launcher_main("plot_training.py")
+    nav, cheetah = REPO / "results" / "nav-paper", REPO / "results" / "halfcheetah-dir"
+    output = tmp_path / "both.png"
+    assert (
+        plot([str(nav), str(REPO / "results" / "nav-pretrained"), "--output", str(output), "--iterations", "50"]) == 0
+    )
+    assert output.read_bytes().startswith(b"\x89PNG")
+    capsys.readouterr()
+    assert plot([str(nav), str(cheetah), "--output", str(tmp_path / "mixed.png")]) == 2
+    one_line_error(capsys, "different envs")
+    assert plot([str(nav), str(nav), "--label", "one", "--output", str(tmp_path / "labels.png")]) == 2
+    one_line_error(capsys, "--label was given 1 times for 2 runs")
+    assert not (tmp_path / "mixed.png").exists() and not (tmp_path / "labels.png").exists()

@@ -80,6 +80,29 @@ def training_curve_plot(
     return _save(figure, axes, path, title, "meta-iteration", "mean return per episode")
 
 
+def comparison_plot(
+    path: Path,
+    curves: Mapping[str, Sequence[tuple[int, float]]],
+    title: str,
+    ylabel: str,
+    reference: float | None = None,
+    window: int = 10,
+) -> Path:
+    """Several runs' training returns on one axis: each run's raw curve faint, its moving average over ``window``
+    iterations solid (one iteration's tasks make a noisy point), and the paper's test return dashed."""
+    figure, axes = plt.subplots(figsize=(8.4, 4.4), dpi=120)
+    for index, (label, points) in enumerate(curves.items()):
+        iterations, values = zip(*points, strict=True)
+        color = f"C{index}"
+        axes.plot(iterations, values, color=color, alpha=0.25, linewidth=0.8)
+        width = min(window, len(values))
+        smoothed = [sum(values[i - width + 1 : i + 1]) / width for i in range(width - 1, len(values))]
+        axes.plot(iterations[width - 1 :], smoothed, color=color, label=f"{label} ({width}-iteration mean)")
+    if reference is not None:
+        axes.axhline(reference, color="black", linestyle="--", alpha=0.7, label="paper (test tasks)")
+    return _save(figure, axes, path, title, "meta-iteration", ylabel)
+
+
 def _save(figure: Any, axes: Any, path: Path, title: str, xlabel: str, ylabel: str) -> Path:
     """Labels, grid, a legend outside the axes (it never hides a curve), then the PNG."""
     axes.set_xlabel(xlabel)
