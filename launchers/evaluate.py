@@ -17,7 +17,7 @@ from metarl.cli import environment_fault, usage_error
 from metarl.config import ConfigError
 from metarl.evaluation_run import EvaluationRequest, OutputFault, evaluate_run
 from metarl.reporting.evaluation_output import PLOT_FILE, RESULTS_FILE
-from metarl.samplers import NonFiniteEpisodeError
+from metarl.samplers import NonFiniteEpisodeError, WorkerError
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         output_dir = evaluate_run(request, say)
     except (ConfigError, CheckpointError, NonFiniteEpisodeError) as error:
         return usage_error(error)
-    except OutputFault as fault:
+    except (OutputFault, WorkerError) as fault:  # a fault of the machine: exit 1
         return environment_fault(str(fault))
     say(f"wrote {output_dir / RESULTS_FILE}, {output_dir / PLOT_FILE} and TensorBoard scalars under eval/")
     return 0

@@ -23,7 +23,7 @@ try:  # torch and MuJoCo take seconds to import: Ctrl-C then is one line too, no
     from metarl.config import ConfigError, TrainConfig, find_config, load_config
     from metarl.pretraining import DEFAULT_LEARNING_RATE, Pretraining, PretrainSettings
     from metarl.run import CHECKPOINTS, PRETRAINING, new_run_dir
-    from metarl.samplers import NonFiniteEpisodeError
+    from metarl.samplers import NonFiniteEpisodeError, WorkerError
     from metarl.trainer import run_name
 except KeyboardInterrupt as stop:
     print("error: interrupted while starting, before anything was written; run the same command again", file=sys.stderr)
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         run.run(quiet=args.quiet)
     except (ConfigError, CheckpointError, NonFiniteEpisodeError) as error:
         return usage_error(error)
-    except (OSError, KeyboardInterrupt) as error:
+    except (OSError, KeyboardInterrupt, WorkerError) as error:
         done = None if run is None else run.progress.iteration
         return PRETRAINING.stopped(error, run_dir, done, new_run=args.resume is None)
     progress = run.progress

@@ -20,7 +20,7 @@ try:  # torch and MuJoCo take seconds to import: Ctrl-C then is one line too, no
     from metarl.cli import OneLineErrorParser, add_config_arguments, usage_error
     from metarl.config import ConfigError, TrainConfig, dump_yaml, find_config, keys_text, load_config
     from metarl.run import CONFIG_FILE, RL_TRAINING, new_run_dir
-    from metarl.samplers import NonFiniteEpisodeError
+    from metarl.samplers import NonFiniteEpisodeError, WorkerError
     from metarl.trainer import Trainer, run_name
 except KeyboardInterrupt as stop:
     print("error: interrupted while starting, before anything was written; run the same command again", file=sys.stderr)
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         trainer.run(quiet=args.quiet)
     except (ConfigError, CheckpointError, NonFiniteEpisodeError) as error:
         return usage_error(error)
-    except (OSError, KeyboardInterrupt) as error:
+    except (OSError, KeyboardInterrupt, WorkerError) as error:
         done = None if trainer is None else trainer.progress.iteration
         return RL_TRAINING.stopped(error, run_dir, done, new_run=args.resume is None)
     print(

@@ -37,6 +37,7 @@ from metarl.cli import (
 from metarl.config import ConfigError, dump_yaml, to_dict
 from metarl.logger import EventLayout, Logger
 from metarl.memory import keep_freed_memory
+from metarl.samplers.base import WorkerError
 from metarl.version import __version__
 
 CONFIG_FILE = "config.yaml"
@@ -89,10 +90,17 @@ class RunKind:
         return f"{how} {done}; {self.resume_hint(run_dir)}"
 
     def stopped(
-        self, error: OSError | KeyboardInterrupt, run_dir: Path | None, iterations_done: int | None, new_run: bool
+        self,
+        error: OSError | KeyboardInterrupt | WorkerError,
+        run_dir: Path | None,
+        iterations_done: int | None,
+        new_run: bool,
     ) -> int:
         """The exit status of a launcher whose run ``error`` stopped, after its one line on stderr: Ctrl-C (130),
-        SIGTERM (143), or a full or read-only disk (1). Any other OSError is a bug, re-raised with its traceback."""
+        SIGTERM (143), a full or read-only disk or a sampler worker killed again and again (1). Any other OSError
+        is a bug, re-raised with its traceback."""
+        if isinstance(error, WorkerError):
+            return environment_fault(str(error) if run_dir is None else f"{error}; {self.resume_hint(run_dir)}")
         if isinstance(error, KeyboardInterrupt):
             how = "terminated (SIGTERM)" if isinstance(error, Terminated) else "interrupted"
             print(self.interruption_message(run_dir, iterations_done, new_run, how), file=sys.stderr, flush=True)

@@ -7,6 +7,7 @@ the way a user names an env of their own package.
 from __future__ import annotations
 
 import os
+import signal
 from typing import Any
 
 import gymnasium
@@ -23,7 +24,10 @@ class Point1DEnv(gymnasium.Env):
     from step k, ``inf_observation_at=k`` an infinite observation (steps count from 1 after each reset).
     For the tests of dying workers, ``die_once_at=k`` with ``die_marker=PATH`` ends the process at step k as
     a crash would (``os._exit``, no cleanup), once: the first env to get there creates PATH atomically and
-    dies; every env after it, in any process, finds PATH and runs on.
+    dies; every env after it, in any process, finds PATH and runs on. ``stop_once_at=k`` with ``stop_marker=PATH``
+    does the same with SIGSTOP (a hung worker) and writes the stopped process's id to PATH. ``die_at=k`` with
+    ``die_while=PATH`` ends the process at step k of every episode for as long as PATH exists (a machine that
+    keeps killing workers, until the test removes PATH).
     """
 
     def __init__(
@@ -32,6 +36,10 @@ class Point1DEnv(gymnasium.Env):
         inf_observation_at: int | None = None,
         die_once_at: int | None = None,
         die_marker: str | None = None,
+        stop_once_at: int | None = None,
+        stop_marker: str | None = None,
+        die_at: int | None = None,
+        die_while: str | None = None,
     ) -> None:
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(1,), dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
@@ -42,6 +50,10 @@ class Point1DEnv(gymnasium.Env):
         self._inf_observation_at = inf_observation_at
         self._die_once_at = die_once_at
         self._die_marker = die_marker
+        self._stop_once_at = stop_once_at
+        self._stop_marker = stop_marker
+        self._die_at = die_at
+        self._die_while = die_while
 
     def sample_tasks(self, n: int, rng: np.random.Generator) -> list[dict[str, float]]:
         return [{"goal": float(goal)} for goal in rng.uniform(-1.0, 1.0, size=n)]
@@ -64,6 +76,17 @@ class Point1DEnv(gymnasium.Env):
                 pass  # another env died here already
             else:
                 os._exit(1)
+        if self._steps == self._stop_once_at and self._stop_marker is not None:
+            try:
+                marker = os.open(self._stop_marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                pass  # another env stopped here already
+            else:
+                os.write(marker, str(os.getpid()).encode())
+                os.close(marker)
+                os.kill(os.getpid(), signal.SIGSTOP)
+        if self._steps == self._die_at and self._die_while is not None and os.path.exists(self._die_while):
+            os._exit(1)
         self._position += 0.1 * float(np.clip(action, -1.0, 1.0)[0])
         reward = np.nan if self._steps == self._nan_reward_at else -abs(self._position - self.task["goal"])
         observation = np.inf if self._steps == self._inf_observation_at else self._position

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from sampler_helpers import (
     ENV_ID,
     REPO_ROOT,
     assert_same_episodes,
+    gone,
     one_torch_thread,
     problem,
     reference,
@@ -31,7 +33,7 @@ from sampler_helpers import (
 import envs  # noqa: F401  (registers the env ids)
 from metarl.config import SamplerConfig
 from metarl.policies import GaussianMLPPolicy
-from metarl.samplers import make_sampler
+from metarl.samplers import WorkerError, make_sampler
 from metarl.samplers.process import ProcessSampler
 from metarl.samplers.rollout import slots_for
 from metarl.samplers.vectorized import VectorizedSampler
@@ -73,31 +75,58 @@ def test_same_episodes_as_vectorized_whatever_the_number_of_workers(samplers, nu
     assert len(torch.unique(first_actions, dim=0)) == 15
 
 
-@pytest.mark.slow
-def test_a_worker_that_dies_mid_call_is_replaced_and_its_share_rerun(tmp_path):
-    """A worker dies at a chosen step of its share (injected, no timer): the call still returns every
-    episode, the same as an in-process run of the same env, and the death is reported."""
-    marker = tmp_path / "died"
-    env_kwargs = {"die_once_at": 7, "die_marker": str(marker)}
+def custom_problem():
+    """Four tasks of the test env, with parameters that differ between tasks."""
     policy = GaussianMLPPolicy(1, 1, [8], generator=torch.Generator().manual_seed(0))
     tasks = gymnasium.make(CUSTOM_ENV_ID).unwrapped.sample_tasks(4, np.random.default_rng(0))
     params = [{name: p.detach() + 0.05 * i for name, p in policy.named_parameters()} for i in range(4)]
+    return policy, tasks, params
+
+
+@pytest.mark.slow
+def test_a_worker_that_dies_mid_call_is_replaced_and_its_share_rerun(tmp_path, capsys):
+    """A worker dies at a chosen step of its share (injected, no timer): the call still returns every
+    episode, the same as an in-process run of the same env, and the death is reported in one line."""
+    marker = tmp_path / "died"
+    env_kwargs = {"die_once_at": 7, "die_marker": str(marker)}
+    policy, tasks, params = custom_problem()
     sampler = ProcessSampler(CUSTOM_ENV_ID, env_kwargs, policy, 20, num_workers=2)
     try:
-        with pytest.warns(
-            UserWarning, match=r"worker \d \(pid \d+\) died with exit code 1; .*re-running its 6 episodes"
-        ):
-            actual = sampler.sample(tasks, params, 3, (7, 1, 0))
+        actual = sampler.sample(tasks, params, 3, (7, 1, 0))
     finally:
         sampler.close()
     assert marker.exists()  # it did die; in-process, the marker now keeps the env alive
+    warning = r"warning: sampler worker \d \(pid \d+\) died with exit code 1; replaced it, re-running its 6 episodes\n"
+    assert re.fullmatch(warning, capsys.readouterr().err)
     with one_torch_thread():
         expected = VectorizedSampler(CUSTOM_ENV_ID, env_kwargs, policy, 20).sample(tasks, params, 3, (7, 1, 0))
     assert_same_episodes(expected, actual)
 
 
 @pytest.mark.slow
-def test_worker_that_keeps_dying_raises_a_clear_error():
+def test_a_stopped_worker_is_noticed_killed_replaced_and_its_share_rerun(tmp_path, capsys):
+    """A worker stops itself with SIGSTOP at a chosen step of its share (a hung worker): after worker_timeout_s
+    it is killed and replaced, and the call returns the episodes of an undisturbed in-process run."""
+    marker = tmp_path / "stopped"
+    env_kwargs = {"stop_once_at": 7, "stop_marker": str(marker)}
+    policy, tasks, params = custom_problem()
+    sampler = ProcessSampler(CUSTOM_ENV_ID, env_kwargs, policy, 20, num_workers=2, worker_timeout_s=2.0)
+    try:
+        actual = sampler.sample(tasks, params, 3, (7, 1, 0))
+        stopped_pid = int(marker.read_text())
+        assert stopped_pid not in sampler.worker_pids()
+    finally:
+        sampler.close()
+    assert gone(stopped_pid), "the stopped worker was left behind"
+    replaced = rf"warning: sampler worker \d \(pid {stopped_pid}\) gave no reply for 2 s; replaced it, re-running its 6"
+    assert re.search(replaced, capsys.readouterr().err)
+    with one_torch_thread():
+        expected = VectorizedSampler(CUSTOM_ENV_ID, env_kwargs, policy, 20).sample(tasks, params, 3, (7, 1, 0))
+    assert_same_episodes(expected, actual)
+
+
+@pytest.mark.slow
+def test_worker_that_keeps_dying_raises_a_one_line_worker_error(capsys):
     policy, tasks, params = problem(2)
     sampler = ProcessSampler(ENV_ID, {}, policy, 100, num_workers=1, max_failures=3)
     stop = threading.Event()
@@ -112,13 +141,21 @@ def test_worker_that_keeps_dying_raises_a_clear_error():
     killer = threading.Thread(target=kill_every_worker)
     killer.start()
     try:
-        with pytest.warns(UserWarning, match="died"), pytest.raises(RuntimeError, match="died 3 times"):
+        with pytest.raises(WorkerError) as error:
             sampler.sample(tasks, params, 2, (0,))
     finally:
         stop.set()
         killer.join()
         sampler.close()
     assert sampler.worker_pids() == []
+    message = str(error.value)
+    assert "\n" not in message
+    assert re.fullmatch(
+        r"sampler worker 0 failed 3 times in one sampling call \(last: pid \d+ died with exit code -9 \(SIGKILL\)\); "
+        r"look for its crash message above, or for the OOM killer in the system log \(dmesg or journalctl -k\)",
+        message,
+    )
+    assert capsys.readouterr().err.count("warning: sampler worker 0") == 2
 
 
 SCRIPT = textwrap.dedent(
@@ -205,6 +242,46 @@ def test_training_run_with_the_process_backend(tmp_path):
     result = subprocess.run(in_process, cwd=REPO_ROOT, env=worker_env(), capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr
     assert_same_policy(latest_policy(tmp_path / "run"), latest_policy(tmp_path / "in_process"))
+
+
+@pytest.mark.slow
+def test_a_worker_killed_again_and_again_stops_training_in_one_line_and_the_run_resumes(tmp_path):
+    """A machine that kills a worker at every try (an env that ends its process while a file exists): the
+    launcher stops with one error line naming the worker, how often and what to look at, exit 1, and the
+    run's checkpoint is intact: once the file is gone, --resume finishes the run."""
+    run_dir, killing = tmp_path / "run", tmp_path / "killing"
+
+    def train(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "launchers/train.py", "--quiet", *args]
+        return subprocess.run(command, cwd=REPO_ROOT, env=worker_env(), capture_output=True, text=True, timeout=180)
+
+    result = train(
+        "--output-dir", str(run_dir), "--set", f"env_id={CUSTOM_ENV_ID}", "--set", "num_batches=1",
+        "--set", f"env_kwargs={{die_at: 5, die_while: {killing}}}", "--set", "meta_batch_size=2",
+        "--set", "fast_batch_size=2", "--set", "hidden_sizes=[8]",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    killing.touch()
+    result = train("--resume", str(run_dir), "--set", "num_batches=2", "--set", "sampler.backend=process")
+    assert result.returncode == 1, result.stderr
+    *warnings, error = result.stderr.splitlines()
+    assert len(warnings) == 2 and all(w.startswith("warning: sampler worker 0 (pid ") for w in warnings), warnings
+    assert error == (
+        "error: sampler worker 0 failed 3 times in one sampling call (last: pid "
+        f"{error.split('pid ')[1].split()[0]} died with exit code 1); look for its crash message above, or for the "
+        "OOM killer in the system log (dmesg or journalctl -k); the run can be resumed from its last complete "
+        f"checkpoint, checkpoints/latest.pt; continue with: python launchers/train.py --resume {run_dir}"
+    )
+    assert latest_iteration(run_dir) == 1
+    killing.unlink()
+    result = train("--resume", str(run_dir), "--set", "sampler.backend=vectorized")
+    assert result.returncode == 0, result.stderr
+    assert "done: 2 iterations" in result.stdout
+    assert latest_iteration(run_dir) == 2
+
+
+def latest_iteration(run_dir) -> int:
+    return torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=True)["iteration"]
 
 
 def test_make_sampler_builds_the_process_backend():

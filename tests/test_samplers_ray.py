@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import re
 import shutil
 import signal
 import socket
@@ -78,7 +79,7 @@ def test_missing_ray_names_the_install_command(monkeypatch):
 
 @needs_ray
 @pytest.mark.slow
-def test_same_episodes_as_vectorized_and_an_actor_that_dies_is_replaced(local_ray, tmp_path):
+def test_same_episodes_as_vectorized_and_an_actor_that_dies_is_replaced(local_ray, tmp_path, capsys):
     policy, tasks, params = problem(8, seed=5)
     sampler = make_sampler(SamplerConfig(backend="ray", num_workers=2), ENV_ID, {}, policy, 2000)
     try:
@@ -100,8 +101,9 @@ def test_same_episodes_as_vectorized_and_an_actor_that_dies_is_replaced(local_ra
         tasks = gymnasium.make(CUSTOM_ENV_ID).unwrapped.sample_tasks(4, np.random.default_rng(0))
         params = [{name: p.detach() + 0.05 * i for name, p in policy.named_parameters()} for i in range(4)]
         sampler = make_sampler(SamplerConfig(backend="ray", num_workers=2), CUSTOM_ENV_ID, env_kwargs, policy, 20)
-        with pytest.warns(UserWarning, match=r"actor \d died .*re-sampling its 6 episodes"):
-            actual = sampler.sample(tasks, params, 3, (7, 1, 0))
+        actual = sampler.sample(tasks, params, 3, (7, 1, 0))
+        warning = r"warning: sampler actor \d died \(\w+\); replaced it, re-sampling its 6 episodes\n"
+        assert re.fullmatch(warning, capsys.readouterr().err)
         assert marker.exists()  # it did die; in-process, the marker now keeps the env alive
         with one_torch_thread():
             expected = VectorizedSampler(CUSTOM_ENV_ID, env_kwargs, policy, 20).sample(tasks, params, 3, (7, 1, 0))
@@ -109,6 +111,35 @@ def test_same_episodes_as_vectorized_and_an_actor_that_dies_is_replaced(local_ra
     finally:
         sampler.close()
     assert local_ray.is_initialized(), "a sampler must not shut down a Ray instance it did not start"
+
+
+@needs_ray
+@pytest.mark.slow
+def test_a_stopped_actor_is_noticed_killed_replaced_and_its_share_resampled(local_ray, tmp_path, capsys):
+    """An actor stops itself with SIGSTOP at a chosen step of its share (a hung worker): worker_timeout_s after
+    it came up, it is killed and replaced, and the call returns the episodes of an undisturbed in-process run."""
+    marker = tmp_path / "stopped"
+    env_kwargs = {"stop_once_at": 7, "stop_marker": str(marker)}
+    policy = GaussianMLPPolicy(1, 1, [8], generator=torch.Generator().manual_seed(0))
+    tasks = gymnasium.make(CUSTOM_ENV_ID).unwrapped.sample_tasks(4, np.random.default_rng(0))
+    params = [{name: p.detach() + 0.05 * i for name, p in policy.named_parameters()} for i in range(4)]
+    config = SamplerConfig(backend="ray", num_workers=2, worker_timeout_s=2.0)
+    sampler = make_sampler(config, CUSTOM_ENV_ID, env_kwargs, policy, 20)
+    try:
+        actual = sampler.sample(tasks, params, 3, (7, 1, 0))
+        stopped_pid = int(marker.read_text())
+        assert stopped_pid not in sampler.worker_pids()
+    finally:
+        sampler.close()
+    warning = r"warning: sampler actor \d gave no reply for 2 s; replaced it, re-sampling its 6 episodes"
+    assert re.search(warning, capsys.readouterr().err)
+    deadline = time.monotonic() + 30
+    while not gone(stopped_pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert gone(stopped_pid), "the stopped actor's process was left behind"
+    with one_torch_thread():
+        expected = VectorizedSampler(CUSTOM_ENV_ID, env_kwargs, policy, 20).sample(tasks, params, 3, (7, 1, 0))
+    assert_same_episodes(expected, actual)
 
 
 def free_port() -> int:

@@ -7,7 +7,7 @@ from typing import Any
 from torch import nn
 
 from metarl.config import ConfigError, SamplerConfig
-from metarl.samplers.base import Sampler, SeedKey
+from metarl.samplers.base import Sampler, SeedKey, WorkerError
 from metarl.samplers.rollout import NonFiniteEpisodeError
 from metarl.samplers.vectorized import VectorizedSampler
 
@@ -21,12 +21,22 @@ def make_sampler(
     if config.backend == "process":
         from metarl.samplers.process import ProcessSampler
 
-        return ProcessSampler(env_id, env_kwargs, policy, horizon, config.num_workers)
+        return ProcessSampler(
+            env_id, env_kwargs, policy, horizon, config.num_workers, worker_timeout_s=config.worker_timeout_s
+        )
     if config.backend == "ray":
         from metarl.samplers.ray_backend import RaySampler  # imports Ray only when asked for
 
-        return RaySampler(env_id, env_kwargs, policy, horizon, config.num_workers, config.ray_address)
+        return RaySampler(
+            env_id,
+            env_kwargs,
+            policy,
+            horizon,
+            config.num_workers,
+            config.ray_address,
+            worker_timeout_s=config.worker_timeout_s,
+        )
     raise ConfigError(f"sampler.backend '{config.backend}' is not available; use 'vectorized', 'process' or 'ray'")
 
 
-__all__ = ["NonFiniteEpisodeError", "Sampler", "SeedKey", "VectorizedSampler", "make_sampler"]
+__all__ = ["NonFiniteEpisodeError", "Sampler", "SeedKey", "VectorizedSampler", "WorkerError", "make_sampler"]

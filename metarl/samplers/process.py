@@ -7,9 +7,11 @@ key) and gets one back (its ``RolloutArrays``): no per-step messaging. Episodes 
 seed key, so the split between workers, and re-running a share after a crash, change nothing.
 
 Liveness: the parent waits on the result pipes *and* the process sentinels together, so a worker
-killed mid-call is noticed at once, replaced, and its share re-run. Workers start with SIGINT blocked
-and then ignore it (the parent owns Ctrl-C and closes them), and exit on their own when the parent
-disappears.
+killed mid-call is noticed at once, replaced, and its share re-run. A worker that gives no reply for
+``worker_timeout_s`` after it is up and has its share (stopped with SIGSTOP, hung) is killed and
+handled the same way. Past ``max_failures`` in one call, ``WorkerError``. Workers start with SIGINT
+blocked and then ignore it (the parent owns Ctrl-C and closes them), and exit on their own when the
+parent disappears.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any
 import cloudpickle
 from torch import nn
 
+from metarl.samplers.base import report_replaced, worker_failure
 from metarl.samplers.rollout import NonFiniteEpisodeError, RolloutArrays
 from metarl.samplers.worker import (
     RolloutWorker,
@@ -47,6 +50,11 @@ WAIT_TICK_S = 1.0
 """How often the parent re-checks worker liveness while waiting (sentinels wake it at once anyway)."""
 STOP_GRACE_S = 2.0
 """How long ``close`` lets workers finish before terminating them."""
+START_TIMEOUT_S = 300.0
+"""How long a new worker may take to come up (spawn, import torch and the env's modules: tens of seconds on a
+loaded machine) before it counts as stalled; a share's ``worker_timeout_s`` starts only once it is up."""
+READY = 0
+"""The call number of the one message a worker sends once it is up, before any reply."""
 
 
 def _worker_main(conn: Connection, spec_bytes: bytes, parent_pid: int, torch_threads: int | None) -> None:
@@ -55,6 +63,10 @@ def _worker_main(conn: Connection, spec_bytes: bytes, parent_pid: int, torch_thr
     limit_threads(torch_threads)
     worker: RolloutWorker | None = None
     try:
+        try:
+            conn.send((READY, "ready", None))
+        except (BrokenPipeError, OSError):
+            return
         while True:
             if not conn.poll(PARENT_CHECK_S):
                 if os.getppid() != parent_pid:
@@ -103,6 +115,27 @@ def sigint_blocked() -> Iterator[None]:
 class _Worker:
     process: multiprocessing.process.BaseProcess
     conn: Connection
+    started_at: float
+    """``time.monotonic()`` when it was started."""
+    up_at: float | None = None
+    """When its ready message was read; None until then."""
+
+    def deadline(self, sent_at: float, timeout_s: float) -> float:
+        """When a share sent at ``sent_at`` counts as stalled: ``timeout_s`` after the later of its sending and
+        the worker coming up, or ``START_TIMEOUT_S`` after the start of a worker that is not up yet."""
+        if self.up_at is None:
+            return self.started_at + START_TIMEOUT_S
+        return max(sent_at, self.up_at) + timeout_s
+
+    def failure(self, stalled: bool, timeout_s: float) -> str:
+        """What happened to it, for the warning and the error: its exit code, or how long it was silent."""
+        if not stalled:
+            code = self.process.exitcode
+            signal_name = f" ({signal.Signals(-code).name})" if code is not None and code < 0 else ""
+            return f"died with exit code {code}{signal_name}"
+        if self.up_at is None:
+            return f"did not start within {START_TIMEOUT_S:g} s"
+        return f"gave no reply for {timeout_s:g} s"
 
 
 def _shutdown(workers: list[_Worker | None]) -> None:
@@ -140,10 +173,14 @@ class ProcessSampler(ShardedSampler):
         max_failures: int = 3,
         start_method: str = "spawn",
         torch_threads: int | None = 1,
+        worker_timeout_s: float = 1200.0,
     ):
-        """``torch_threads=None`` leaves torch's default threads in the workers (for benchmarks only)."""
+        """``torch_threads=None`` leaves torch's default threads in the workers (for benchmarks only);
+        ``worker_timeout_s`` is ``SamplerConfig.worker_timeout_s``."""
         if num_workers < 1:
             raise ValueError(f"num_workers must be positive, got {num_workers}")
+        if not worker_timeout_s > 0:
+            raise ValueError(f"worker_timeout_s must be positive, got {worker_timeout_s}")
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         if num_workers > cores:
             warnings.warn(
@@ -154,6 +191,7 @@ class ProcessSampler(ShardedSampler):
         self.num_workers = num_workers
         self.max_failures = max_failures
         self.torch_threads = torch_threads
+        self.worker_timeout_s = worker_timeout_s
         # The concrete context (spawn, fork, forkserver) has ``Process``; typeshed's BaseContext does not.
         self._context: Any = multiprocessing.get_context(start_method)
         if start_method != "fork":
@@ -179,7 +217,7 @@ class ProcessSampler(ShardedSampler):
         with sigint_blocked():
             process.start()
         child_conn.close()
-        return _Worker(process, parent_conn)
+        return _Worker(process, parent_conn, started_at=time.monotonic())
 
     def worker_pids(self) -> list[int]:
         """Process ids of the current workers (replaced workers get new ones)."""
@@ -194,29 +232,30 @@ class ProcessSampler(ShardedSampler):
         assert worker is not None, "workers are started in __init__ and replaced at once"
         return worker
 
-    def _submit(self, index: int, call: int, request: ShareRequest) -> None:
+    def _submit(self, index: int, call: int, request: ShareRequest) -> float:
+        """Send worker ``index`` its share; returns when, for its deadline."""
         worker = self._worker(index)
         try:
             worker.conn.send((call, request))
         except (BrokenPipeError, OSError):
             pass  # dead already: its sentinel is ready, the wait loop replaces it
+        return time.monotonic()
 
     def run_shares(self, requests: list[ShareRequest]) -> list[RolloutArrays]:
-        """Worker i runs requests[i]; a worker that dies is replaced and its request re-sent."""
+        """Worker i runs requests[i]; a worker that dies or stalls is replaced and its request re-sent."""
         if not self._finalizer.alive:
             raise RuntimeError("this ProcessSampler is closed")
         self._call += 1
         call = self._call
         failures = [0] * len(requests)
         results: list[RolloutArrays | None] = [None] * len(requests)
-        for index, request in enumerate(requests):
-            self._submit(index, call, request)
+        sent_at = [self._submit(index, call, request) for index, request in enumerate(requests)]
         pending = set(range(len(requests)))
         while pending:
             workers = {index: self._worker(index) for index in pending}
-            ready = wait(
-                [w.conn for w in workers.values()] + [w.process.sentinel for w in workers.values()], timeout=WAIT_TICK_S
-            )
+            deadlines = {index: w.deadline(sent_at[index], self.worker_timeout_s) for index, w in workers.items()}
+            tick = min(WAIT_TICK_S, max(0.0, min(deadlines.values()) - time.monotonic()))
+            ready = wait([w.conn for w in workers.values()] + [w.process.sentinel for w in workers.values()], tick)
             for index, worker in workers.items():
                 if worker.conn in ready:
                     try:
@@ -224,6 +263,9 @@ class ProcessSampler(ShardedSampler):
                     except (EOFError, OSError):
                         pass  # died while replying: handled below as a death
                     else:
+                        if status == "ready":
+                            worker.up_at = time.monotonic()  # its share's clock starts now
+                            continue
                         if reply_call != call:
                             continue  # a reply to an interrupted earlier call
                         if status == "raise":
@@ -234,24 +276,29 @@ class ProcessSampler(ShardedSampler):
                         pending.discard(index)
                         continue
                 if worker.process.sentinel in ready or not worker.process.is_alive():
-                    self._replace(index, failures, len(requests[index].slots))
-                    self._submit(index, call, requests[index])
+                    stalled = False
+                elif time.monotonic() >= deadlines[index]:
+                    stalled = True
+                    worker.process.kill()  # SIGKILL ends a stopped (SIGSTOP) process too
+                else:
+                    continue
+                self._replace(index, failures, stalled, len(requests[index].slots))
+                sent_at[index] = self._submit(index, call, requests[index])
         return [r for r in results if r is not None]
 
-    def _replace(self, index: int, failures: list[int], num_episodes: int) -> None:
+    def _replace(self, index: int, failures: list[int], stalled: bool, num_episodes: int) -> None:
         worker = self._worker(index)
         worker.process.join(timeout=1.0)
         worker.conn.close()
         failures[index] += 1
-        description = f"sampler worker {index} (pid {worker.process.pid}) died with exit code {worker.process.exitcode}"
+        what = worker.failure(stalled, self.worker_timeout_s)
+        self._workers[index] = self._start_worker()  # also before giving up: the pool stays whole for a retry
         if failures[index] >= self.max_failures:
-            self._workers[index] = self._start_worker()  # keep the pool whole for a caller that retries
-            raise RuntimeError(
-                f"{description}; it died {failures[index]} times in one sampling call, giving up. "
-                "Look for a crash message from the worker above, or for the OOM killer in the system log."
+            raise worker_failure(
+                f"sampler worker {index}", failures[index], f"pid {worker.process.pid} {what}", stalled
             )
-        warnings.warn(f"{description}; replacing it and re-running its {num_episodes} episodes", stacklevel=3)
-        self._workers[index] = self._start_worker()
+        who = f"sampler worker {index} (pid {worker.process.pid})"
+        report_replaced(f"{who} {what}; replaced it, re-running its {num_episodes} episodes")
 
     def close(self) -> None:
         self._finalizer()

@@ -8,14 +8,17 @@ Sizing: actors ask for a fractional CPU share that always leaves at least one CP
 free (or half of it on a one-CPU cluster), so Ray's default one-CPU tasks can still be scheduled
 and sampling can never deadlock waiting for resources the actors themselves hold.
 
-An actor that dies during a call (its process killed, its node lost) is replaced by a new actor and
-its share is re-sampled; since episodes depend only on the seed key, nothing is lost or changed.
+An actor that dies during a call (its process killed, its node lost), or gives no reply for
+``worker_timeout_s`` once it is up, is killed and replaced by a new actor and its share is re-sampled;
+since episodes depend only on the seed key, nothing is lost or changed. Past ``max_failures`` in one
+call, ``WorkerError``.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import time
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -24,6 +27,7 @@ from typing import Any
 from torch import nn
 
 from metarl.config import ConfigError
+from metarl.samplers.base import report_replaced, worker_failure
 from metarl.samplers.rollout import NonFiniteEpisodeError, RolloutArrays
 from metarl.samplers.worker import (
     RolloutWorker,
@@ -36,6 +40,9 @@ from metarl.user_env import EnvError
 
 INSTALL_HINT = "the ray sampler backend needs Ray: pip install -e \".[ray]\" (or pip install 'ray[default]==2.60.0')"
 WAIT_TICK_S = 1.0
+START_TIMEOUT_S = 300.0
+"""How long a new actor may take to come up (placement, a worker process, imports) before it counts as
+stalled; a share's ``worker_timeout_s`` starts only once its actor is up."""
 SOURCE_ROOT = str(Path(__file__).resolve().parents[2])
 """The directory holding ``metarl`` and ``envs``: put on the actors' PYTHONPATH for same-host clusters."""
 
@@ -86,10 +93,14 @@ class RaySampler(ShardedSampler):
         max_failures: int = 3,
         num_cpus_per_actor: float | None = None,
         runtime_env: dict[str, Any] | None = None,
+        worker_timeout_s: float = 1200.0,
     ):
+        if not worker_timeout_s > 0:
+            raise ValueError(f"worker_timeout_s must be positive, got {worker_timeout_s}")
         self.ray = ray = import_ray()
         self.num_workers = num_workers
         self.max_failures = max_failures
+        self.worker_timeout_s = worker_timeout_s
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
             try:
@@ -118,7 +129,24 @@ class RaySampler(ShardedSampler):
         self._spec = WorkerSpec(env_id, dict(env_kwargs), policy, horizon)
         self._spec_ref = ray.put(self._spec)
         self._actors: list[Any] = [self._actor_class.remote(self._spec_ref) for _ in range(num_workers)]
+        self._started_at = [time.monotonic()] * num_workers
+        self._up: list[Any] = [actor.pid.remote() for actor in self._actors]
+        """Per actor: its first ``pid()`` call, which returns once it is up; then the time that was noticed."""
         self._closed = False
+
+    def _start_actor(self, index: int) -> None:
+        self._actors[index] = self._actor_class.remote(self._spec_ref)
+        self._started_at[index] = time.monotonic()
+        self._up[index] = self._actors[index].pid.remote()
+
+    def _deadline(self, index: int, sent_at: float) -> float:
+        """As the process backend's: ``worker_timeout_s`` after the later of sending and the actor being up."""
+        up = self._up[index]
+        if not isinstance(up, float):
+            if not self.ray.wait([up], timeout=0)[0]:
+                return self._started_at[index] + START_TIMEOUT_S
+            up = self._up[index] = time.monotonic()
+        return max(sent_at, up) + self.worker_timeout_s
 
     def worker_pids(self) -> list[int]:
         """Process ids of the current actors (waits for them to start)."""
@@ -149,6 +177,7 @@ class RaySampler(ShardedSampler):
         failures = [0] * len(requests)
         results: list[RolloutArrays | None] = [None] * len(requests)
         index_of = {self._actors[i].run.remote(request): i for i, request in enumerate(requests)}
+        sent_at = dict.fromkeys(index_of, time.monotonic())
         while index_of:
             ready, _ = ray.wait(list(index_of), num_returns=1, timeout=WAIT_TICK_S)
             for ref in ready:
@@ -156,25 +185,38 @@ class RaySampler(ShardedSampler):
                 try:
                     results[index] = ray.get(ref)
                 except ray.exceptions.RayActorError as error:
-                    self._replace(index, failures, len(requests[index].slots), error)
-                    index_of[self._actors[index].run.remote(requests[index])] = index
+                    self._replace(index, failures, len(requests[index].slots), f"died ({type(error).__name__})")
+                    ref = self._actors[index].run.remote(requests[index])
+                    index_of[ref], sent_at[ref] = index, time.monotonic()
                 except ray.exceptions.RayTaskError as error:
                     if isinstance(error.cause, (NonFiniteEpisodeError, EnvError)):  # the user's env, not a bug
                         raise error.cause from None
                     raise RuntimeError(f"sampler actor {index} failed:\n{error}") from None
+            for ref, index in list(index_of.items()):
+                if time.monotonic() < self._deadline(index, sent_at[ref]):
+                    continue
+                del index_of[ref]
+                up = isinstance(self._up[index], float)
+                what = (
+                    f"gave no reply for {self.worker_timeout_s:g} s"
+                    if up
+                    else f"did not start within {START_TIMEOUT_S:g} s"
+                )
+                self._replace(index, failures, len(requests[index].slots), what, stalled=True)
+                ref = self._actors[index].run.remote(requests[index])
+                index_of[ref], sent_at[ref] = index, time.monotonic()
         return [r for r in results if r is not None]
 
-    def _replace(self, index: int, failures: list[int], num_episodes: int, error: Exception) -> None:
+    def _replace(self, index: int, failures: list[int], num_episodes: int, what: str, stalled: bool = False) -> None:
         failures[index] += 1
         try:
             self.ray.kill(self._actors[index], no_restart=True)
         except Exception:  # already gone
             pass
-        self._actors[index] = self._actor_class.remote(self._spec_ref)
-        description = f"sampler actor {index} died ({type(error).__name__})"
+        self._start_actor(index)
         if failures[index] >= self.max_failures:
-            raise RuntimeError(f"{description}; it died {failures[index]} times in one sampling call, giving up")
-        warnings.warn(f"{description}; replaced it and re-sampling its {num_episodes} episodes", stacklevel=3)
+            raise worker_failure(f"sampler actor {index}", failures[index], what, stalled)
+        report_replaced(f"sampler actor {index} {what}; replaced it, re-sampling its {num_episodes} episodes")
 
     def close(self) -> None:
         """Kill the actors; leave Ray running if it was already up when this sampler started."""
