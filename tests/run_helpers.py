@@ -34,3 +34,23 @@ def assert_same_policy(first, second):
     assert first.keys() == second.keys()
     for name in first:
         assert torch.equal(first[name], second[name]), name
+
+
+def flat(params):
+    """A parameter dict as one vector (for finite differences over every parameter)."""
+    return torch.cat([p.reshape(-1) for p in params.values()])
+
+
+def unflat(vector, like):
+    chunks = torch.split(vector, [p.numel() for p in like.values()])
+    return {name: chunk.view_as(p) for (name, p), chunk in zip(like.items(), chunks, strict=True)}
+
+
+def central_differences(function, point, eps=1e-6):
+    """The gradient of a scalar ``function`` of a vector at ``point``, by central differences."""
+    gradient = torch.zeros_like(point)
+    for i in range(point.numel()):
+        step = torch.zeros_like(point)
+        step[i] = eps
+        gradient[i] = (function(point + step) - function(point - step)) / (2 * eps)
+    return gradient

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from run_helpers import central_differences, flat, unflat
 
 from metarl.adaptation import InnerStep, log_probs, policy_gradient_loss
 from metarl.advantages import estimate_advantages
@@ -12,15 +13,6 @@ from metarl.policies import parameters_of
 from metarl.returns import masked_mean
 
 FAST_LR, GAMMA, GAE_LAMBDA = 0.5, 0.9, 0.95
-
-
-def flat(params):
-    return torch.cat([p.reshape(-1) for p in params.values()])
-
-
-def unflat(vector, like):
-    chunks = torch.split(vector, [p.numel() for p in like.values()])
-    return {name: chunk.view_as(p) for (name, p), chunk in zip(like.items(), chunks, strict=True)}
 
 
 def learner(policy, objective, first_order=False, **trpo):
@@ -66,15 +58,6 @@ def test_lvc_hessian_adds_the_score_outer_product(tiny_policy, episode_batch):
     torch.testing.assert_close(pg_hessian, -log_pi_hessian, rtol=1e-9, atol=1e-12)
     torch.testing.assert_close(lvc_hessian, -log_pi_hessian - score_outer, rtol=1e-9, atol=1e-12)
     assert score_outer.abs().max() > 1e-3  # the two objectives really differ in their curvature
-
-
-def central_differences(function, point, eps=1e-6):
-    gradient = torch.zeros_like(point)
-    for i in range(point.numel()):
-        step = torch.zeros_like(point)
-        step[i] = eps
-        gradient[i] = (function(point + step) - function(point - step)) / (2 * eps)
-    return gradient
 
 
 def test_lvc_meta_gradient_differentiates_the_importance_sampled_inner_step(tiny_policy, synthetic_meta_batch):

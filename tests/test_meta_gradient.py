@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from run_helpers import central_differences, flat, unflat
 
 from metarl.adaptation import InnerStep, adapt, inner_step, log_probs
 from metarl.advantages import estimate_advantages
@@ -18,15 +19,6 @@ def learner(policy, first_order, step_size=FAST_LR):
 
 def meta_gradient(learner, support, query):
     return learner.meta_gradient(learner.prepare(support, query))
-
-
-def flat(params):
-    return torch.cat([p.reshape(-1) for p in params.values()])
-
-
-def unflat(vector, like):
-    chunks = torch.split(vector, [p.numel() for p in like.values()])
-    return {name: chunk.view_as(p) for (name, p), chunk in zip(like.items(), chunks, strict=True)}
 
 
 def advantages_of(support, query):
@@ -58,15 +50,6 @@ def maml_objective(policy, params, support, query):
             adapted = reference_inner_step(policy, adapted, episodes, advantages_TB)
         losses.append(query_loss(policy, adapted, task_query, task_query_advantages))
     return torch.stack(losses).mean()
-
-
-def central_differences(function, point, eps=1e-6):
-    gradient = torch.zeros_like(point)
-    for i in range(point.numel()):
-        step = torch.zeros_like(point)
-        step[i] = eps
-        gradient[i] = (function(point + step) - function(point - step)) / (2 * eps)
-    return gradient
 
 
 def test_second_order_meta_gradient_matches_finite_differences(tiny_policy, synthetic_meta_batch):
