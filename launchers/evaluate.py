@@ -12,16 +12,25 @@ import argparse
 import sys
 from pathlib import Path
 
-from metarl.checkpoint import CheckpointError
-from metarl.cli import environment_fault, usage_error
-from metarl.config import ConfigError
-from metarl.evaluation_run import EvaluationRequest, OutputFault, evaluate_run
-from metarl.reporting.evaluation_output import PLOT_FILE, RESULTS_FILE
-from metarl.samplers import NonFiniteEpisodeError, WorkerError
+from metarl.cli import interrupted_status, stop_on_sigterm
+
+if __name__ == "__main__":  # not in spawned sampler workers, which import this module as __mp_main__
+    stop_on_sigterm()  # before the seconds of imports below: SIGTERM is then one line, as Ctrl-C is
+try:  # torch and MuJoCo take seconds to import: Ctrl-C then is one line too, not an import traceback
+    from metarl.checkpoint import CheckpointError
+    from metarl.cli import OneLineErrorParser, Terminated, environment_fault, usage_error
+    from metarl.config import ConfigError
+    from metarl.evaluation_run import EvaluationRequest, OutputFault, evaluate_run
+    from metarl.reporting.evaluation_output import PLOT_FILE, RESULTS_FILE
+    from metarl.samplers import NonFiniteEpisodeError, WorkerError
+    from metarl.user_env import EnvError
+except KeyboardInterrupt as stop:
+    print("error: interrupted while starting, before anything was written; run the same command again", file=sys.stderr)
+    sys.exit(interrupted_status(stop))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineErrorParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, required=True, metavar="DIR", help="a training run directory")
     parser.add_argument(
         "--checkpoint",
@@ -98,10 +107,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         output_dir = evaluate_run(request, say)
-    except (ConfigError, CheckpointError, NonFiniteEpisodeError) as error:
+    except (ConfigError, CheckpointError, NonFiniteEpisodeError, EnvError) as error:
         return usage_error(error)
     except (OutputFault, WorkerError) as fault:  # a fault of the machine: exit 1
         return environment_fault(str(fault))
+    except KeyboardInterrupt as stop:  # evaluate_run writes its outputs only at the end, and removes them if cut off
+        how = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
+        print(
+            f"error: {how} before the evaluation was complete; nothing of it was kept (its outputs are written "
+            "only at the end, and removed if cut off); run the same command again",
+            file=sys.stderr,
+            flush=True,
+        )
+        return interrupted_status(stop)
     say(f"wrote {output_dir / RESULTS_FILE}, {output_dir / PLOT_FILE} and TensorBoard scalars under eval/")
     return 0
 

@@ -19,12 +19,13 @@ if __name__ == "__main__":  # not in spawned sampler workers, which import this 
     stop_on_sigterm()  # before the seconds of imports below: SIGTERM is then one line, as Ctrl-C is
 try:  # torch and MuJoCo take seconds to import: Ctrl-C then is one line too, not an import traceback
     from metarl.checkpoint import LATEST, CheckpointError
-    from metarl.cli import OneLineErrorParser, add_config_arguments, usage_error
+    from metarl.cli import OneLineErrorParser, add_config_arguments
     from metarl.config import ConfigError, TrainConfig, find_config, load_config
     from metarl.pretraining import DEFAULT_LEARNING_RATE, Pretraining, PretrainSettings
     from metarl.run import CHECKPOINTS, PRETRAINING, new_run_dir
     from metarl.samplers import NonFiniteEpisodeError, WorkerError
     from metarl.trainer import run_name
+    from metarl.user_env import EnvError
 except KeyboardInterrupt as stop:
     print("error: interrupted while starting, before anything was written; run the same command again", file=sys.stderr)
     sys.exit(interrupted_status(stop))
@@ -83,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
             run = Pretraining.start(config, settings, run_dir)
         print(f"run directory: {run.run_dir}", flush=True)
         run.run(quiet=args.quiet)
-    except (ConfigError, CheckpointError, NonFiniteEpisodeError) as error:
-        return usage_error(error)
+    except (ConfigError, CheckpointError, NonFiniteEpisodeError, EnvError) as error:
+        return PRETRAINING.refused(error, run_dir, started=run is not None, new_run=args.resume is None)
     except (OSError, KeyboardInterrupt, WorkerError) as error:
         done = None if run is None else run.progress.iteration
         return PRETRAINING.stopped(error, run_dir, done, new_run=args.resume is None)

@@ -17,11 +17,12 @@ if __name__ == "__main__":  # not in spawned sampler workers, which import this 
     stop_on_sigterm()  # before the seconds of imports below: SIGTERM is then one line, as Ctrl-C is
 try:  # torch and MuJoCo take seconds to import: Ctrl-C then is one line too, not an import traceback
     from metarl.checkpoint import CheckpointError
-    from metarl.cli import OneLineErrorParser, add_config_arguments, usage_error
+    from metarl.cli import OneLineErrorParser, add_config_arguments
     from metarl.config import ConfigError, TrainConfig, dump_yaml, find_config, keys_text, load_config
     from metarl.run import CONFIG_FILE, RL_TRAINING, new_run_dir
     from metarl.samplers import NonFiniteEpisodeError, WorkerError
     from metarl.trainer import Trainer, run_name
+    from metarl.user_env import EnvError
 except KeyboardInterrupt as stop:
     print("error: interrupted while starting, before anything was written; run the same command again", file=sys.stderr)
     sys.exit(interrupted_status(stop))
@@ -73,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         print(trainer.experiment.sampler.describe(), flush=True)  # on a cluster: did actors spread?
         print(trainer.experiment.learner.describe(), flush=True)
         trainer.run(quiet=args.quiet)
-    except (ConfigError, CheckpointError, NonFiniteEpisodeError) as error:
-        return usage_error(error)
+    except (ConfigError, CheckpointError, NonFiniteEpisodeError, EnvError) as error:
+        return RL_TRAINING.refused(error, run_dir, started=trainer is not None, new_run=args.resume is None)
     except (OSError, KeyboardInterrupt, WorkerError) as error:
         done = None if trainer is None else trainer.progress.iteration
         return RL_TRAINING.stopped(error, run_dir, done, new_run=args.resume is None)

@@ -12,6 +12,7 @@ import difflib
 import inspect
 import itertools
 import math
+import os
 import re
 import textwrap
 import types
@@ -33,6 +34,14 @@ class ConfigError(ValueError):
 DEVICE_NAMES = "'cpu', 'cuda' or 'cuda:N'"
 
 
+WORKERS_PER_CPU = 4
+
+
+def max_workers() -> int:
+    """The most sampler workers this machine takes (``SamplerConfig.num_workers``): 4 per CPU."""
+    return WORKERS_PER_CPU * (os.cpu_count() or 1)
+
+
 def is_device_name(name: object) -> bool:
     """Whether ``name`` is a device this package runs on; checked up front, as torch's own refusal is a traceback."""
     return isinstance(name, str) and re.fullmatch(r"cpu|cuda(:\d+)?", name) is not None
@@ -43,7 +52,9 @@ class SamplerConfig:
     backend: str = "vectorized"
     """Where rollouts run: 'vectorized' (in-process), 'process' (worker processes) or 'ray'."""
     num_workers: int = 1
-    """Worker processes or Ray actors; ignored by the in-process backend."""
+    """Worker processes or Ray actors; ignored by the in-process backend. At most 4 × this machine's CPUs with
+    'process', or 'ray' without ray_address (a local Ray instance): more only share the cores, and a typo like
+    1000000 would fork until the process limit. Unbounded with a ray_address, whose cluster may be larger."""
     ray_address: str | None = None
     """Ray cluster to join ('auto' or host:port); None starts a local Ray instance."""
     worker_timeout_s: float = 1200.0
@@ -233,6 +244,15 @@ class TrainConfig:
             lambda v: v in ("vectorized", "process", "ray"),
             "must be 'vectorized', 'process' or 'ray'",
         )
+        if self.sampler.backend == "process" or (self.sampler.backend == "ray" and self.sampler.ray_address is None):
+            require(
+                self,
+                "sampler.num_workers",
+                lambda v: v <= max_workers(),
+                f"must be at most {max_workers()} ({WORKERS_PER_CPU} × the {os.cpu_count() or 1} CPUs of this "
+                f"machine) with sampler.backend: {self.sampler.backend}"
+                + ("" if self.sampler.backend == "process" else " and no ray_address"),
+            )
         return self
 
 

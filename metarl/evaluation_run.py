@@ -8,6 +8,7 @@ mistake costs seconds, not an evaluation.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any
 
 from metarl.checkpoint import LATEST
 from metarl.cli import is_disk_fault, require_writable_directory
-from metarl.config import DEVICE_NAMES, ConfigError, is_device_name
+from metarl.config import DEVICE_NAMES, ConfigError, is_device_name, max_workers
 from metarl.evaluation import (
     EvalSettings,
     baseline_settings,
@@ -28,10 +29,19 @@ from metarl.evaluation import (
     method_results,
     sample_test_tasks,
 )
-from metarl.experiment import build_experiment, build_policy, make_task_env, resolve_device
+from metarl.experiment import (
+    MemoryNeed,
+    build_experiment,
+    build_policy,
+    hinted_divergence,
+    make_task_env,
+    resolve_device,
+)
+from metarl.memory import EVALUATION, MemoryEstimate, MemoryWording, evaluation_memory
 from metarl.reporting.evaluation_output import RESULTS_FILE, results_document, write_outputs
 from metarl.reporting.reference import reference_for
-from metarl.run import CHECKPOINTS
+from metarl.run import CHECKPOINTS, PRETRAINING, RL_TRAINING
+from metarl.samplers.budget import EpisodeBudget
 from metarl.seeding import EVAL_POLICY_INIT
 
 
@@ -70,6 +80,9 @@ def evaluate_run(request: EvaluationRequest, say: Callable[[str], None] = lambda
     if request.device is not None and not is_device_name(request.device):
         raise ConfigError(f"--device must be {DEVICE_NAMES}, got {request.device!r}")
     config = load_run_config(request.run_dir)
+    if config.sampler.backend == "process":  # trained on a larger machine, it may have more workers than this takes
+        sampler = dataclasses.replace(config.sampler, num_workers=min(config.sampler.num_workers, max_workers()))
+        config = dataclasses.replace(config, sampler=sampler)  # episodes are the same for any split
     if request.device is not None:
         config = dataclasses.replace(config, device=request.device)
     config.validate()
@@ -88,22 +101,25 @@ def evaluate_run(request: EvaluationRequest, say: Callable[[str], None] = lambda
         seed=config.seed if request.seed is None else request.seed,
     ).validate()
     checkpoint_path = request.checkpoint or request.run_dir / CHECKPOINTS / LATEST
-    state = load_policy_checkpoint(checkpoint_path, config.env_id, device)
+    flag = "--checkpoint" if request.checkpoint is not None else f"--run (whose {CHECKPOINTS}/{LATEST} it is)"
+    state = load_policy_checkpoint(checkpoint_path, config.env_id, device, RL_TRAINING, flag)
+    pretrained_state = None
+    if request.pretrained is not None:  # checked in a second, before the sampler starts
+        pretrained_state = load_policy_checkpoint(
+            request.pretrained, config.env_id, device, PRETRAINING, "--pretrained"
+        )
     output_dir = request.output_dir or request.run_dir / "evaluation" / f"iter_{int(state.get('iteration', 0)):06d}"
     if (output_dir / RESULTS_FILE).exists():
         raise ConfigError(f"{output_dir} already holds {RESULTS_FILE}; choose another --output-dir or delete it")
     require_writable_directory(output_dir, "--output-dir")  # before the evaluation, not after it
 
-    experiment = build_experiment(config)
+    experiment = build_experiment(config, evaluation_memory_need(settings, config.hidden_sizes))
     try:
         load_policy_weights(experiment.policy, state, checkpoint_path)
         env = make_task_env(config.env_id, config.env_kwargs)
         policies = {"maml": experiment.policy, "random_init": build_policy(config, env, device, EVAL_POLICY_INIT)}
         pretrained: tuple[dict[str, Any], Path] | None = None
-        if request.pretrained is not None:
-            pretrained_state = load_policy_checkpoint(
-                request.pretrained, config.env_id, device, "launchers/pretrain.py"
-            )
+        if request.pretrained is not None and pretrained_state is not None:
             policies["pretrained"] = build_policy(config, env, device)
             load_policy_weights(policies["pretrained"], pretrained_state, request.pretrained)
             pretrained = (pretrained_state, request.pretrained)
@@ -118,15 +134,16 @@ def evaluate_run(request: EvaluationRequest, say: Callable[[str], None] = lambda
         # "±" is the standard error here but the 95% half-width in report.py's tables: say which
         say(f"mean return over {settings.num_tasks} test tasks after each step, ± its standard error:")
         for name, policy in policies.items():
-            task_returns = evaluate_policy(
-                experiment.sampler,
-                policy,
-                tasks,
-                method_settings[name],
-                config.gamma,
-                config.gae_lambda,
-                experiment.horizon,
-            )
+            with hinted_divergence(f"try a smaller --step-size or --later-step-size ({name}'s policy)"):
+                task_returns = evaluate_policy(
+                    experiment.sampler,
+                    policy,
+                    tasks,
+                    method_settings[name],
+                    config.gamma,
+                    config.gae_lambda,
+                    experiment.horizon,
+                )
             methods[name] = method_results(task_returns)
             steps = "  ".join(f"step {e['step']} {e['mean']:8.2f} ± {e['std_error']:.2f}" for e in methods[name])
             say(f"{name:>12}: {steps}")
@@ -147,10 +164,30 @@ def evaluate_run(request: EvaluationRequest, say: Callable[[str], None] = lambda
         wall_time_s=wall_time_s,
         reference=reference,
     )
+    new_directory = not output_dir.exists()
+    earlier = set() if new_directory else set(output_dir.iterdir())
     try:
         write_outputs(output_dir, results, reference)
-    except OSError as error:
-        if not is_disk_fault(error):
-            raise  # not the machine's storage: a bug, whose traceback is wanted
-        raise OutputFault(output_dir, error) from error
+    except BaseException as error:  # Ctrl-C, SIGTERM, a full disk: no half-written evaluation is left
+        if new_directory:
+            shutil.rmtree(output_dir, ignore_errors=True)
+        else:
+            for path in set(output_dir.iterdir()) - earlier:
+                path.unlink(missing_ok=True)
+        if isinstance(error, OSError) and is_disk_fault(error):
+            raise OutputFault(output_dir, error) from error
+        raise  # an interruption, or not the machine's storage: a bug, whose traceback is wanted
     return output_dir
+
+
+def evaluation_memory_need(settings: EvalSettings, hidden_sizes: list[int]) -> MemoryNeed:
+    """What one method's evaluation needs in memory, at its own sizes (not the run's training sizes)."""
+
+    def need(horizon: int, observation_dim: int, action_dim: int) -> tuple[MemoryEstimate, MemoryWording]:
+        episodes = EpisodeBudget.of(settings.batch_unit, settings.episodes_per_step, horizon).most_episodes
+        estimate = evaluation_memory(
+            settings.num_tasks, episodes, horizon, settings.num_steps, observation_dim, action_dim, hidden_sizes
+        )
+        return estimate, EVALUATION
+
+    return need

@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import difflib
 import typing
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import gymnasium
@@ -18,11 +20,13 @@ from metarl.algos.maml_ppo import MAMLPPO
 from metarl.algos.maml_trpo import MAMLTRPO
 from metarl.algos.promp import ProMP
 from metarl.config import ConfigError, TrainConfig
-from metarl.memory import iteration_memory, require_memory
+from metarl.memory import TRAINING, MemoryEstimate, MemoryWording, iteration_memory, require_memory
 from metarl.policies import GaussianMLPPolicy
 from metarl.samplers import Sampler, make_sampler
 from metarl.samplers.budget import EpisodeBudget
+from metarl.samplers.rollout import DivergedPolicyError
 from metarl.seeding import POLICY_INIT, torch_generator
+from metarl.user_env import GuardedTasks, env_code, is_user_env
 
 
 @dataclass
@@ -73,7 +77,8 @@ def registered_env_id(env_id: str) -> str:
     does, so a user's own env needs only a ``gymnasium.register`` call in a module on the path."""
     module = env_id.rpartition(":")[0]
     try:
-        name = envs.registry_id(env_id)
+        with env_code(env_id, f"module's import ('{module}')", keep=(ImportError,)):
+            name = envs.registry_id(env_id)
     except ImportError as error:
         raise ConfigError(
             f"env_id '{env_id}': module '{module}' cannot be imported ({error}); put its directory on PYTHONPATH"
@@ -89,8 +94,10 @@ def registered_env_id(env_id: str) -> str:
 
 def make_task_env(env_id: str, env_kwargs: dict) -> gymnasium.Env:
     """A single env of ``env_id`` (registry id or ``module:EnvId``), checked to offer metarl's task interface."""
+    name = registered_env_id(env_id)
     try:
-        env = gymnasium.make(registered_env_id(env_id), **env_kwargs)
+        with env_code(env_id, "construction", keep=(TypeError,)):
+            env = gymnasium.make(name, **env_kwargs)
     except TypeError as error:
         raise ConfigError(f"env_kwargs do not fit {env_id}: {error}") from None
     missing = [what for name, what in TASK_INTERFACE.items() if not hasattr(env.unwrapped, name)]
@@ -133,8 +140,32 @@ def build_learner(
     return MAMLTRPO(policy, inner, config.trpo, device)  # validate() admits no other name
 
 
-def build_experiment(config: TrainConfig) -> Experiment:
-    """Everything a run needs, or a ConfigError before anything is written."""
+MemoryNeed = Callable[[int, int, int], tuple[MemoryEstimate, MemoryWording]]
+"""What a kind of work needs in memory, from the horizon and the policy's input and output sizes."""
+
+
+def training_memory(config: TrainConfig) -> MemoryNeed:
+    """An RL training iteration's memory. A transition budget may hold up to MAX_EPISODES_FACTOR × K padded
+    episodes per task: the worst case is checked."""
+
+    def need(horizon: int, observation_dim: int, action_dim: int) -> tuple[MemoryEstimate, MemoryWording]:
+        episodes = EpisodeBudget.of(config.batch_unit, config.fast_batch_size, horizon).most_episodes
+        return iteration_memory(
+            config.meta_batch_size,
+            episodes,
+            horizon,
+            config.num_steps,
+            observation_dim,
+            action_dim,
+            config.hidden_sizes,
+        ), TRAINING
+
+    return need
+
+
+def build_experiment(config: TrainConfig, memory: MemoryNeed | None = None) -> Experiment:
+    """Everything a run needs, or a ConfigError before anything is written. ``memory``: what the work to be
+    done needs (default an RL training iteration), refused up front where it cannot fit."""
     config.validate()
     device = resolve_device(config.device)
     env = make_task_env(config.env_id, config.env_kwargs)
@@ -142,18 +173,12 @@ def build_experiment(config: TrainConfig) -> Experiment:
     horizon = config.horizon or env.spec.max_episode_steps
     if horizon is None:
         raise ConfigError(f"{config.env_id} registers no max_episode_steps; set horizon")
-    # A transition budget may hold up to MAX_EPISODES_FACTOR × K padded episodes per task: check the worst case.
-    require_memory(
-        iteration_memory(
-            config.meta_batch_size,
-            EpisodeBudget.of(config.batch_unit, config.fast_batch_size, horizon).most_episodes,
-            horizon,
-            config.num_steps,
-            *policy_dims(env),
-            config.hidden_sizes,
-        ),
-        device,
-    )
+    try:
+        estimate, wording = (memory or training_memory(config))(horizon, *policy_dims(env))
+        require_memory(estimate, device, wording)
+    except ConfigError:
+        env.close()
+        raise
     policy = build_policy(config, env, device)
     # The id as configured: a module:EnvId makes every worker process or Ray actor import the user's module too
     # (envs.make_task_vector_env imports it), so custom envs run with every backend.
@@ -167,5 +192,21 @@ def build_experiment(config: TrainConfig) -> Experiment:
         objective=config.inner_objective,
     )
     learner = build_learner(config, policy, inner, device)
-    tasks = typing.cast(TaskDistribution, env.unwrapped)  # make_task_env checked that it is one
-    return Experiment(config, tasks, policy, sampler, learner, horizon)
+    # make_task_env checked that it is one; a user's sample_tasks goes through env_code
+    tasks = GuardedTasks(env.unwrapped, config.env_id) if is_user_env(config.env_id) else env.unwrapped
+    return Experiment(config, typing.cast(TaskDistribution, tasks), policy, sampler, learner, horizon)
+
+
+def divergence_hint(config: TrainConfig) -> str:
+    """What to lower when an RL training run's policy diverged: its inner step size and its meta-step's size."""
+    meta_step = {"maml_ppo": "ppo.lr", "promp": "promp.lr"}.get(config.algo, "trpo.max_kl")
+    return f"try a smaller fast_lr or {meta_step}"
+
+
+@contextmanager
+def hinted_divergence(hint: str) -> Iterator[None]:
+    """Add ``hint`` (the settings of the run at hand that set the policy's steps) to a ``DivergedPolicyError``."""
+    try:
+        yield
+    except DivergedPolicyError as error:
+        raise DivergedPolicyError(f"{error}; {hint}") from None

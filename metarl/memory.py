@@ -91,6 +91,68 @@ def iteration_memory(
     )
 
 
+def evaluation_memory(
+    num_tasks: int,
+    episodes_per_step: int,
+    horizon: int,
+    num_steps: int,
+    observation_dim: int,
+    action_dim: int,
+    hidden_sizes: Sequence[int],
+) -> MemoryEstimate:
+    """The least memory one method's evaluation holds (launchers/evaluate.py, whose sizes are its own flags):
+    every sampling's episodes (num_steps + 1 per test task), but, its inner steps being first-order, the policy's
+    activations over one sampling at a time; θ and each task's adapted parameters, on the device and on the CPU."""
+    sampling_steps = num_tasks * episodes_per_step * horizon
+    episode_steps = sampling_steps * (num_steps + 1)
+    estimate = iteration_memory(num_tasks, episodes_per_step, horizon, 0, observation_dim, action_dim, hidden_sizes)
+    return MemoryEstimate(
+        episode_steps,
+        (
+            episode_steps * (observation_dim + action_dim + STEP_FLOATS)
+            + sampling_steps * ACTIVATION_COPIES * sum(hidden_sizes)
+        )
+        * FLOAT_BYTES,
+        estimate.parameters,
+        estimate.parameters * (2 * num_tasks + 1) * FLOAT_BYTES,
+    )
+
+
+@dataclass(frozen=True)
+class MemoryWording:
+    """How a refusal names the work, what its episode steps multiply, and the settings to lower: a config's keys
+    for training, a launcher's flags for pretraining and evaluation."""
+
+    work: str
+    episode_steps: str
+    episode_fix: str
+    parameter_use: str
+    parameter_fix: str
+
+
+TRAINING = MemoryWording(
+    "an iteration",
+    "meta_batch_size × fast_batch_size × horizon × (num_steps + 1)",
+    "lower meta_batch_size, fast_batch_size or horizon",
+    "adapted once per task and inner step",
+    "lower hidden_sizes (or meta_batch_size)",
+)
+PRETRAINING = MemoryWording(
+    "a pretraining iteration",
+    "meta_batch_size × --episodes-per-task × horizon",
+    "lower --episodes-per-task (or meta_batch_size or horizon)",
+    "with its gradient and Adam's state",
+    "lower hidden_sizes",
+)
+EVALUATION = MemoryWording(
+    "the evaluation",
+    "--num-tasks × --fast-batch-size × horizon × (--num-steps + 1)",
+    "lower --num-tasks, --fast-batch-size or --num-steps",
+    "adapted once per test task",
+    "lower --num-tasks",
+)
+
+
 def available_memory(device: torch.device) -> int | None:
     """Bytes free for new allocations where the meta-update runs: the GPU's free memory, or the host's
     MemAvailable (which counts reclaimable caches, unlike MemFree); None where the system does not say."""
@@ -115,22 +177,20 @@ def human_bytes(count: int) -> str:
     return f"{count / 1024**exponent:.1f} {units[exponent]}"
 
 
-def require_memory(estimate: MemoryEstimate, device: torch.device) -> None:
-    """Refuse an iteration that cannot fit where it runs, before anything is allocated, with the estimate,
-    the memory available and the keys to lower."""
+def require_memory(estimate: MemoryEstimate, device: torch.device, wording: MemoryWording = TRAINING) -> None:
+    """Refuse work that cannot fit where it runs, before anything is allocated, with the estimate, the memory
+    available and the settings to lower (``wording``: an RL iteration's config keys by default)."""
     available = available_memory(device)
     if available is None or estimate.total_bytes <= available:
         return
     if estimate.episode_bytes >= estimate.parameter_bytes:
-        cause = (
-            f"{estimate.episode_steps:,} episode steps: meta_batch_size × fast_batch_size × horizon × (num_steps + 1)"
-        )
-        fix = "lower meta_batch_size, fast_batch_size or horizon"
+        cause = f"{estimate.episode_steps:,} episode steps: {wording.episode_steps}"
+        fix = wording.episode_fix
     else:
-        cause = f"a policy of {estimate.parameters:,} parameters, adapted once per task and inner step"
-        fix = "lower hidden_sizes (or meta_batch_size)"
+        cause = f"a policy of {estimate.parameters:,} parameters, {wording.parameter_use}"
+        fix = wording.parameter_fix
     where = "this machine" if device.type == "cpu" else str(device)
     raise ConfigError(
-        f"an iteration needs at least {human_bytes(estimate.total_bytes)} of memory ({cause}) "
+        f"{wording.work} needs at least {human_bytes(estimate.total_bytes)} of memory ({cause}) "
         f"but {where} has {human_bytes(available)} available; {fix}"
     )

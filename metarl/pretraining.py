@@ -22,11 +22,14 @@ import torch
 from metarl.adaptation import policy_gradient_loss
 from metarl.checkpoint import CheckpointError
 from metarl.config import ConfigError, TrainConfig, to_dict
-from metarl.experiment import Experiment
+from metarl.experiment import Experiment, MemoryNeed, hinted_divergence
 from metarl.logger import EventLayout, format_duration, print_progress
+from metarl.memory import PRETRAINING as PRETRAINING_MEMORY
+from metarl.memory import MemoryEstimate, MemoryWording, iteration_memory
 from metarl.meta_batch import to_cpu
 from metarl.policies import parameters_of
 from metarl.run import ETA, PRETRAINING, open_logger, process_settings, release_run_dir, save_checkpoints
+from metarl.samplers.budget import EpisodeBudget
 from metarl.seeding import PRETRAIN_EPISODES, TRAIN_TASKS, task_rng
 from metarl.trainer import (
     RESUMABLE_KEYS,
@@ -92,9 +95,10 @@ def pretrain_iteration(
     config, policy = experiment.config, experiment.policy
     tasks = experiment.tasks.sample_tasks(config.meta_batch_size, task_rng(config.seed, TRAIN_TASKS, iteration))
     params = to_cpu(parameters_of(policy))
-    batches = experiment.budget(settings.episodes_per_task).sample(
-        experiment.sampler, tasks, [params] * len(tasks), (config.seed, PRETRAIN_EPISODES, iteration)
-    )
+    with hinted_divergence("try a smaller --lr (a new run's; a resumed one keeps its own)"):
+        batches = experiment.budget(settings.episodes_per_task).sample(
+            experiment.sampler, tasks, [params] * len(tasks), (config.seed, PRETRAIN_EPISODES, iteration)
+        )
     device = next(policy.parameters()).device
     losses = []
     for batch in batches:
@@ -110,6 +114,20 @@ def pretrain_iteration(
         "pretrain/loss": float(loss.detach()),
         "pretrain/env_steps": float(sum(b.num_steps for b in batches)),
     }
+
+
+def pretraining_memory(config: TrainConfig, settings: PretrainSettings) -> MemoryNeed:
+    """A pretraining iteration's memory: one sampling of ``episodes_per_task`` per task, every step's activations
+    kept for the one gradient, and the policy with its gradient and Adam's two moments."""
+
+    def need(horizon: int, observation_dim: int, action_dim: int) -> tuple[MemoryEstimate, MemoryWording]:
+        episodes = EpisodeBudget.of(config.batch_unit, settings.episodes_per_task, horizon).most_episodes
+        estimate = iteration_memory(
+            config.meta_batch_size, episodes, horizon, 0, observation_dim, action_dim, config.hidden_sizes
+        )
+        return estimate, PRETRAINING_MEMORY
+
+    return need
 
 
 def adam(experiment: Experiment, settings: PretrainSettings) -> torch.optim.Adam:
@@ -140,7 +158,9 @@ class Pretraining:
     @classmethod
     def start(cls, config: TrainConfig, settings: PretrainSettings, run_dir: Path) -> Pretraining:
         """A new run in ``run_dir`` (see ``metarl.run.new_run_dir``)."""
-        experiment, optimizer = started_experiment(config, run_dir, lambda experiment: adam(experiment, settings))
+        experiment, optimizer = started_experiment(
+            config, run_dir, lambda experiment: adam(experiment, settings), pretraining_memory(config, settings)
+        )
         return cls(experiment, settings, optimizer, run_dir)
 
     @classmethod
@@ -182,7 +202,9 @@ class Pretraining:
                 ) from None
             return progress, optimizer
 
-        experiment, (progress, optimizer) = started_experiment(config, run_dir, restore)
+        experiment, (progress, optimizer) = started_experiment(
+            config, run_dir, restore, pretraining_memory(config, settings)
+        )
         return cls(experiment, settings, optimizer, run_dir, progress, resumed=True)
 
     def checkpoint_state(self) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from metarl.cli import (
     interrupted_status,
     is_disk_fault,
     require_writable_directory,
+    usage_error,
 )
 from metarl.config import ConfigError, dump_yaml, to_dict
 from metarl.logger import EventLayout, Logger
@@ -108,6 +109,17 @@ class RunKind:
         if run_dir is None or not is_disk_fault(error):
             raise error
         return environment_fault(f"cannot write to {run_dir} ({error.strerror}); {self.resume_hint(run_dir)}")
+
+    def refused(self, error: Exception, run_dir: Path | None, started: bool, new_run: bool) -> int:
+        """The exit status (2) of a launcher stopped by the user's input, after its one line: a bad setting, or
+        one met only once the run ``started`` (an env that raised or returned NaN, a policy that diverged). A new
+        run that this process started and that has no checkpoint yet is removed, as after Ctrl-C, so that the
+        same command runs again once the input is fixed; every other run is kept as it is."""
+        message = str(error)
+        if started and new_run and run_dir is not None and latest_checkpoint(run_dir) is None:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            message += f" (the new run stopped before its first checkpoint, so {run_dir} was removed)"
+        return usage_error(message)
 
     def check_checkpoint(self, state: dict[str, Any], path: Path, run_dir: Path) -> None:
         """Refuse the checkpoint of another kind of run (e.g. pretraining's to train.py), naming its launcher."""

@@ -23,7 +23,7 @@ from metarl.config import (
     to_dict,
     upgrade_saved_config,
 )
-from metarl.experiment import Experiment, build_experiment
+from metarl.experiment import Experiment, MemoryNeed, build_experiment, divergence_hint, hinted_divergence
 from metarl.logger import EventLayout, Logger, print_progress, progress_line
 from metarl.meta_batch import collect_meta_batch
 from metarl.reporting.machine import machine_description
@@ -79,11 +79,14 @@ def resume_checkpoint(run_dir: Path, kind: RunKind) -> tuple[dict[str, Any], Pat
     return state, checkpoint
 
 
-def started_experiment(config: TrainConfig, run_dir: Path, restore: Callable[[Experiment], T]) -> tuple[Experiment, T]:
+def started_experiment(
+    config: TrainConfig, run_dir: Path, restore: Callable[[Experiment], T], memory: MemoryNeed | None = None
+) -> tuple[Experiment, T]:
     """The experiment of ``config`` (built before anything is written, so a bad config fails first), what
     ``restore(experiment)`` returns (a resume loads its checkpoint there), and the config saved in ``run_dir``.
-    If either of the last two fails the experiment is closed: no sampler worker outlives the error."""
-    experiment = build_experiment(config)
+    If either of the last two fails the experiment is closed: no sampler worker outlives the error. ``memory``:
+    what an iteration needs, if not an RL training iteration (see ``build_experiment``)."""
+    experiment = build_experiment(config, memory)
     try:
         restored = restore(experiment)
         write_config(run_dir, config)
@@ -206,9 +209,17 @@ class Trainer:
         run_dir = Path(run_dir)
         config = resumed_config(run_dir, overrides)
         saved = resume_checkpoint(run_dir, RL_TRAINING)
-        experiment, progress = started_experiment(
-            config, run_dir, lambda experiment: Progress() if saved is None else restored_training(*saved, experiment)
-        )
+
+        def restore(experiment: Experiment) -> Progress:
+            progress = Progress() if saved is None else restored_training(*saved, experiment)
+            if progress.iteration > config.num_batches:  # else the saved config.yaml would say fewer than were done
+                raise ConfigError(
+                    f"num_batches={config.num_batches} is fewer than the {progress.iteration} iterations the run "
+                    f"has done; give at least {progress.iteration}, or start a new run"
+                )
+            return progress
+
+        experiment, progress = started_experiment(config, run_dir, restore)
         return cls(experiment, run_dir, progress, resumed=True)
 
     def checkpoint_state(self) -> dict[str, Any]:
@@ -222,15 +233,16 @@ class Trainer:
         config, experiment, it = self.config, self.experiment, self.progress.iteration
         tasks = experiment.tasks.sample_tasks(config.meta_batch_size, task_rng(config.seed, TRAIN_TASKS, it))
         start = time.perf_counter()
-        batch = collect_meta_batch(
-            experiment.sampler,
-            experiment.policy,
-            dict(experiment.policy.named_parameters()),
-            tasks,
-            budget=experiment.budget(config.fast_batch_size),
-            inner=experiment.learner.inner,
-            seed=(config.seed, TRAIN_EPISODES, it),
-        )
+        with hinted_divergence(divergence_hint(config)):
+            batch = collect_meta_batch(
+                experiment.sampler,
+                experiment.policy,
+                dict(experiment.policy.named_parameters()),
+                tasks,
+                budget=experiment.budget(config.fast_batch_size),
+                inner=experiment.learner.inner,
+                seed=(config.seed, TRAIN_EPISODES, it),
+            )
         sampled = time.perf_counter()
         stats = experiment.learner.step(batch.tensors)
         updated = time.perf_counter()

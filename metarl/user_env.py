@@ -35,15 +35,14 @@ def describe_exception(error: BaseException) -> str:
 
 
 @contextmanager
-def env_code(env_id: str, call: str) -> Iterator[None]:
+def env_code(env_id: str, call: str, keep: tuple[type[Exception], ...] = ()) -> Iterator[None]:
     """Run a call into ``env_id``'s own code (``call``: 'import', 'construction', 'reset', ...), turning its
-    exceptions into ``EnvError`` where the env is a user's; metarl's own envs keep their tracebacks."""
+    exceptions into ``EnvError`` where the env is a user's; metarl's own envs keep their tracebacks. Exceptions
+    of the types in ``keep`` pass as they are, for a caller with a more precise message."""
     try:
         yield
-    except EnvError:
-        raise
     except Exception as error:
-        if not is_user_env(env_id):
+        if isinstance(error, (EnvError, *keep)) or not is_user_env(env_id):
             raise
         raise EnvError(
             f"env {env_id} raised {describe_exception(error)} in its {call}; fix the env (or its env_kwargs)"
