@@ -18,7 +18,7 @@ if __name__ == "__main__":  # not in spawned sampler workers, which import this 
     stop_on_sigterm()  # before the seconds of imports below: SIGTERM is then one line, as Ctrl-C is
 try:  # torch and MuJoCo take seconds to import: Ctrl-C then is one line too, not an import traceback
     from metarl.checkpoint import CheckpointError
-    from metarl.cli import OneLineErrorParser, Terminated, environment_fault, usage_error
+    from metarl.cli import OneLineErrorParser, Terminated, environment_fault, output_dir_argument, usage_error
     from metarl.config import ConfigError
     from metarl.evaluation_run import EvaluationRequest, OutputFault, evaluate_run
     from metarl.reporting.evaluation_output import PLOT_FILE, RESULTS_FILE
@@ -80,7 +80,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default=None, help="cpu or cuda (default: the run's device)")
     parser.add_argument(
         "--output-dir",
-        type=Path,
+        type=output_dir_argument,  # an empty one would silently mean the current directory
         default=None,
         help="where results go (default: DIR/evaluation/iter_NNNNNN for the checkpoint's iteration)",
     )

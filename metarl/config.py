@@ -34,6 +34,8 @@ class ConfigError(ValueError):
 DEVICE_NAMES = "'cpu', 'cuda' or 'cuda:N'"
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+"""The largest float32: Adam's step size must convert to it (torch raises a RuntimeError past it)."""
 WORKERS_PER_CPU = 4
 
 
@@ -221,6 +223,7 @@ class TrainConfig:
         )
         for section in ("ppo", "promp"):
             require(self, f"{section}.clip_eps", lambda v: 0 < v < 1, "must be in (0, 1)")
+            require(self, f"{section}.lr", lambda v: v <= FLOAT32_MAX, f"must be at most {FLOAT32_MAX:.3g} (float32)")
         require(self, "promp.inner_kl_penalty", lambda v: v >= 0, "must be non-negative")
         if self.algo == "promp":
             require(
@@ -330,7 +333,21 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
         return float(value)
     if annotation is Any or (isinstance(value, annotation) and not (annotation is int and isinstance(value, bool))):
         return value
+    suggestion = _yaml_float(value) if annotation is float and isinstance(value, str) else None
+    if suggestion is not None:
+        raise ConfigError(
+            f"{key} must be a number, got the text {shown(value)}: YAML reads exponent notation as a number only "
+            f"with a decimal point and a signed exponent; write {suggestion}"
+        )
     raise ConfigError(f"{key} must be of type {annotation.__name__}, got {shown(value)}")
+
+
+def _yaml_float(text: str) -> str | None:
+    """``text`` (e.g. '1e-5', '2.5E3') as YAML reads it as a float ('1.0e-5', '2.5e+3'); None if not such a number."""
+    match = re.fullmatch(r"([+-]?\d+)(\.\d*)?[eE]([+-]?)(\d+)", text.strip())
+    if match is None:
+        return None
+    return f"{match[1]}{match[2] or '.0'}e{match[3] or '+'}{match[4]}"
 
 
 def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:

@@ -138,6 +138,8 @@ def method_results(task_returns: np.ndarray) -> list[dict[str, Any]]:
 def load_run_config(run_dir: Path) -> TrainConfig:
     """The resolved config a run saved beside itself."""
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{run_dir} is a file, not a run directory; pass the --output-dir of a training run")
     if not run_dir.is_dir():
         raise ConfigError(f"run directory {run_dir} does not exist; pass the --output-dir of a training run")
     config_file = run_dir / "config.yaml"

@@ -21,7 +21,7 @@ import torch
 
 from metarl.adaptation import policy_gradient_loss
 from metarl.checkpoint import CheckpointError
-from metarl.config import ConfigError, TrainConfig, to_dict
+from metarl.config import FLOAT32_MAX, ConfigError, TrainConfig, to_dict
 from metarl.experiment import Experiment, MemoryNeed, hinted_divergence
 from metarl.logger import EventLayout, format_duration, print_progress
 from metarl.memory import PRETRAINING as PRETRAINING_MEMORY
@@ -86,6 +86,8 @@ class PretrainSettings:
         for name, value in asdict(self).items():
             if not value > 0:
                 raise ConfigError(f"{SETTING_FLAGS[name]} must be positive, got {value}")
+        if not self.learning_rate <= FLOAT32_MAX:  # inf, or an Adam step torch cannot convert: a traceback
+            raise ConfigError(f"--lr must be a finite number of at most {FLOAT32_MAX:.3g}, got {self.learning_rate}")
         return self
 
 

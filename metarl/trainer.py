@@ -159,6 +159,8 @@ def restored_training(state: dict[str, Any], path: Path, experiment: Experiment)
 def resumed_config(run_dir: Path, overrides: list[str], resumable: frozenset[str] = RESUMABLE_KEYS) -> TrainConfig:
     """The run's saved config with ``key=value`` overrides, refused for keys other than ``resumable``: those
     would change its results."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{run_dir} is a file, not a run directory; check the --resume path")
     if not (run_dir / CONFIG_FILE).is_file():
         raise ConfigError(f"{run_dir} is not a run directory (no {CONFIG_FILE}); check the --resume path")
     saved = upgrade_saved_config(load_yaml(run_dir / CONFIG_FILE))

@@ -164,3 +164,16 @@ def test_pretrained_takes_only_a_pretraining_checkpoint_of_the_run_s_env(
     result = evaluate("--run", tiny_run[0], "--pretrained", checkpoint, *TINY, "--output-dir", tmp_path / "out")
     assert_clean_error(result, str(checkpoint), *fragments)
     assert not (tmp_path / "out").exists()
+
+
+def test_an_empty_output_dir_is_refused_not_the_current_directory(
+    evaluate, tiny_run, tmp_path, monkeypatch, assert_clean_error
+):
+    """Path('') is '.': the evaluation was written into the current directory."""
+    monkeypatch.chdir(tmp_path)
+    assert_clean_error(evaluate("--run", tiny_run[0], *TINY, "--output-dir", ""), "--output-dir", "must not be empty")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_given_as_the_run_is_named_a_file(evaluate, tiny_run, assert_clean_error):
+    assert_clean_error(evaluate("--run", tiny_run[0] / "config.yaml"), "config.yaml is a file, not a run directory")

@@ -82,3 +82,44 @@ def test_the_evaluation_estimate_counts_one_sampling_s_activations():
     assert evaluation.episode_steps == training.episode_steps == 40 * 20 * 100 * 4
     assert evaluation.parameters == training.parameters
     assert evaluation.episode_bytes < training.episode_bytes / 2
+
+
+# --- found by trying bad input (issue 30, round 2) --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "lr, fragment",
+    [("inf", "--lr must be a finite number of at most 3.4e+38, got inf"), ("1e300", "got 1e+300")],
+    ids=["infinite", "past-float32"],
+)
+def test_pretraining_refuses_an_lr_adam_cannot_take(
+    launcher_here, tiny_run_args, tmp_path, assert_clean_error, lr, fragment
+):
+    """inf trained on (NaN at once); 1e300 ended in torch's 'cannot be converted to type float' traceback."""
+    run_dir = tmp_path / "run"
+    assert_clean_error(launcher_here("pretrain.py", *tiny_run_args(), "--lr", lr, "--output-dir", run_dir), fragment)
+    assert not run_dir.exists()
+
+
+@pytest.mark.parametrize("key", ["ppo.lr", "promp.lr"])
+def test_adam_step_sizes_past_float32_are_refused(key):
+    section, name = key.split(".")
+    config = TrainConfig()
+    setattr(getattr(config, section), name, 1e300)
+    with pytest.raises(ConfigError, match=f"^{key} must be at most 3.4e\\+38"):
+        config.validate()
+
+
+@pytest.mark.parametrize(
+    "text, written",
+    [("1e-40", "1.0e-40"), ("2.5E3", "2.5e+3"), ("-3e+2", "-3.0e+2")],
+)
+def test_exponent_notation_yaml_reads_as_text_gets_the_spelling_it_reads(train_here, assert_clean_error, text, written):
+    """YAML 1.1 (PyYAML) reads 1e-40 as a string: 'must be of type float, got '1e-40'' left the user puzzled."""
+    result = train_here("--set", f"init_std={text}", "--print-config")
+    assert_clean_error(result, f"init_std must be a number, got the text '{text}'", f"write {written}")
+
+
+def test_resume_of_a_file_says_it_is_a_file(train_here, tiny_run, assert_clean_error):
+    result = train_here("--resume", tiny_run[0] / "config.yaml")
+    assert_clean_error(result, "config.yaml is a file, not a run directory; check the --resume path")
