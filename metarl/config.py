@@ -416,6 +416,7 @@ class _ConfigLoader(yaml.SafeLoader):
     def __init__(self, text: str, source: str):
         super().__init__(text)
         self.source = source
+        self.name = source  # what PyYAML's error marks name, instead of "<unicode string>"
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         lines: dict[str, int] = {}

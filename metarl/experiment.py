@@ -85,7 +85,8 @@ def registered_env_id(env_id: str) -> str:
         ) from None
     if name not in gymnasium.registry:
         close = difflib.get_close_matches(name, list(envs.ENV_IDS) + list(gymnasium.registry), n=1)
-        prefix = f"{module}:" if module else ""
+        shipped = close and str(gymnasium.registry[close[0]].entry_point).startswith(("gymnasium.", "envs."))
+        prefix = f"{module}:" if module and not shipped else ""  # a built-in id needs no module
         hint = f"did you mean '{prefix}{close[0]}'?" if close else f"metarl envs: {', '.join(envs.ENV_IDS)}"
         where = f"module '{module}' registers no env '{name}'" if module else f"unknown env_id '{env_id}'"
         raise ConfigError(f"{where}: {hint}")

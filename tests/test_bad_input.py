@@ -334,3 +334,11 @@ def test_a_long_bad_value_is_echoed_cut_short(override):
     with pytest.raises(ConfigError) as error:
         load_config(TrainConfig, None, [override]).validate()
     assert len(str(error.value)) < 400
+
+
+def test_a_yaml_syntax_error_names_the_file_not_a_string(tmp_path):
+    config = tmp_path / "tabs.yaml"
+    config.write_text("fast_lr:\t0.1\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(TrainConfig, config)
+    assert f'in "config file {config}", line 1' in str(error.value) and "<unicode string>" not in str(error.value)

@@ -2,6 +2,7 @@
 every sampler backend; an env that returns NaN or inf is named in one error line."""
 
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,6 +10,8 @@ import yaml
 from custom_env_for_tests import ENV_ID
 from run_helpers import assert_same_policy, latest_policy
 
+from metarl.config import ConfigError
+from metarl.experiment import registered_env_id
 from metarl.policies import GaussianMLPPolicy, parameters_of
 from metarl.samplers import NonFiniteEpisodeError, VectorizedSampler
 
@@ -116,3 +119,19 @@ def test_a_diverged_policy_is_blamed_not_the_env():
         assert torch.isfinite(sampler.sample(tasks, [parameters_of(policy)], 2, (0,))[0].rewards_TB).all()
     finally:
         sampler.close()
+
+
+@pytest.mark.parametrize(
+    "env_id, suggestion",
+    [
+        ("custom_env_for_tests:Point1D-v1", "did you mean 'custom_env_for_tests:Point1D-v0'?"),
+        ("envs.navigation:Hoper-v5", "did you mean 'Hopper-v5'?"),
+    ],
+    ids=["the-module-s-own-env", "a-built-in-env"],
+)
+def test_a_misspelled_env_of_a_module_suggests_an_id_that_works(env_id, suggestion, monkeypatch):
+    """The module's own env keeps the module prefix; a Gymnasium or metarl id is suggested as it is registered."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent))
+    with pytest.raises(ConfigError) as error:
+        registered_env_id(env_id)
+    assert str(error.value).endswith(suggestion), str(error.value)
