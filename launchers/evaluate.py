@@ -12,11 +12,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from metarl.cli import interrupted_status, stop_on_sigterm
+from metarl.cli import interrupted_status, launcher_imports
 
-if __name__ == "__main__":  # not in spawned sampler workers, which import this module as __mp_main__
-    stop_on_sigterm()  # before the seconds of imports below: SIGTERM is then one line, as Ctrl-C is
-try:  # torch and MuJoCo take seconds to import: Ctrl-C then is one line too, not an import traceback
+with launcher_imports(__name__):
     from metarl.checkpoint import CheckpointError
     from metarl.cli import OneLineErrorParser, Terminated, environment_fault, output_dir_argument, usage_error
     from metarl.config import ConfigError
@@ -24,9 +22,6 @@ try:  # torch and MuJoCo take seconds to import: Ctrl-C then is one line too, no
     from metarl.reporting.evaluation_output import PLOT_FILE, RESULTS_FILE
     from metarl.samplers import NonFiniteEpisodeError, WorkerError
     from metarl.user_env import EnvError
-except KeyboardInterrupt as stop:
-    print("error: interrupted while starting, before anything was written; run the same command again", file=sys.stderr)
-    sys.exit(interrupted_status(stop))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -13,11 +13,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from metarl.cli import interrupted_status, stop_on_sigterm
+from metarl.cli import launcher_imports
 
-if __name__ == "__main__":  # not in spawned sampler workers, which import this module as __mp_main__
-    stop_on_sigterm()  # before the seconds of imports below: SIGTERM is then one line, as Ctrl-C is
-try:  # torch and MuJoCo take seconds to import: Ctrl-C then is one line too, not an import traceback
+with launcher_imports(__name__):
     from metarl.checkpoint import LATEST, CheckpointError
     from metarl.cli import OneLineErrorParser, add_config_arguments
     from metarl.config import ConfigError, TrainConfig, find_config, load_config
@@ -26,9 +24,6 @@ try:  # torch and MuJoCo take seconds to import: Ctrl-C then is one line too, no
     from metarl.samplers import NonFiniteEpisodeError, WorkerError
     from metarl.trainer import run_name
     from metarl.user_env import EnvError
-except KeyboardInterrupt as stop:
-    print("error: interrupted while starting, before anything was written; run the same command again", file=sys.stderr)
-    sys.exit(interrupted_status(stop))
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "2d-navigation.yaml"
 

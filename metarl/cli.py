@@ -7,7 +7,8 @@ import errno
 import signal
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
@@ -36,6 +37,23 @@ def stop_on_sigterm() -> None:
 
 def _raise_terminated(signum: int, frame: object) -> NoReturn:
     raise Terminated
+
+
+@contextmanager
+def launcher_imports(module_name: str) -> Iterator[None]:
+    """Around a launcher's imports (torch and MuJoCo take seconds): Ctrl-C or SIGTERM then is one line, not an
+    import traceback. SIGTERM is turned into ``Terminated`` only where the launcher runs as ``__main__``, not in
+    spawned sampler workers, which import it as ``__mp_main__`` and are stopped with SIGTERM."""
+    if module_name == "__main__":
+        stop_on_sigterm()
+    try:
+        yield
+    except KeyboardInterrupt as stop:
+        print(
+            "error: interrupted while starting, before anything was written; run the same command again",
+            file=sys.stderr,
+        )
+        sys.exit(interrupted_status(stop))
 
 
 def interrupted_status(interruption: KeyboardInterrupt) -> int:
