@@ -157,3 +157,13 @@ def test_omniglot_launcher_reports_a_bad_data_directory_in_one_line(launcher, tm
     result = launcher("omniglot.py", "--data", str(tmp_path / "missing"), "--output-dir", str(tmp_path / "run"))
     assert result.returncode == 2 and result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
     assert "is not a directory" in result.stderr and not (tmp_path / "run").exists()
+
+
+def test_a_folder_without_images_background_is_named_in_one_line(launcher, tmp_path):
+    """A folder holding a single character and no images_background/ was 'num_train_characters must be between
+    1 and 0'; the one line now names the folder that is missing."""
+    data = write_synthetic_omniglot(tmp_path / "omniglot", 1, characters_per_alphabet=1, drawings_per_character=2)
+    result = launcher("omniglot.py", "--data", str(data / "images_background"), "--output", str(tmp_path / "run"))
+    assert result.returncode == 2 and result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert "only one character folder and no images_background/ folder under" in result.stderr, result.stderr
+    assert "between 1 and" not in result.stderr and not (tmp_path / "run").exists()

@@ -48,10 +48,11 @@ def find_characters(root: Path) -> list[Character]:
                 paths = tuple(sorted(p for p in character.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
                 if paths:
                     characters.append(Character(alphabet.name, character.name, paths))
-    if not characters:
+    if len(characters) < 2:  # a split needs a meta-training and a meta-test character
+        found = "no <alphabet>/<character>/*.png folders" if not characters else "only one character folder"
+        missing = "" if (root / SUBSETS[0]).is_dir() else f" and no {SUBSETS[0]}/ folder"
         raise DatasetError(
-            f"no <alphabet>/<character>/*.png folders under {root}; expected "
-            f"{root}/images_background/<alphabet>/<character>/*.png"
+            f"{found}{missing} under {root}; expected {root}/images_background/<alphabet>/<character>/*.png"
         )
     return characters
 
