@@ -1,7 +1,7 @@
 """Evaluate a run with the MAML paper's k-shot test protocol, against random-init and pretrained baselines.
 
-``python launchers/evaluate.py --run DIR [--checkpoint FILE] [--pretrained FILE] [--num-tasks 40] [--num-steps 3]
-[--fast-batch-size K] [--seed S] [--device cpu|cuda] [--output-dir OUT]``
+``python launchers/evaluate.py RUN_DIR [--checkpoint FILE] [--pretrained FILE] [--num-tasks 40] [--num-steps 3]
+[--fast-batch-size K] [--seed S] [--device cpu|cuda] [--output OUT]``
 
 Writes OUT/evaluation.json, OUT/adaptation.png and TensorBoard scalars under eval/ (see docs/EVALUATION.md).
 """
@@ -12,27 +12,29 @@ import argparse
 import sys
 from pathlib import Path
 
-from metarl.cli import interrupted_status, launcher_imports
-
-with launcher_imports(__name__):
-    from metarl.checkpoint import CheckpointError
-    from metarl.cli import OneLineErrorParser, Terminated, environment_fault, output_dir_argument, usage_error
-    from metarl.config import ConfigError
-    from metarl.evaluation_run import EvaluationRequest, OutputFault, evaluate_run
-    from metarl.reporting.evaluation_output import PLOT_FILE, RESULTS_FILE
-    from metarl.samplers import NonFiniteEpisodeError, WorkerError
-    from metarl.user_env import EnvError
+from metarl.cli import (
+    OneLineErrorParser,
+    Terminated,
+    add_output_argument,
+    add_run_argument,
+    environment_fault,
+    interrupted_status,
+    launcher_imports,
+    parsed_run,
+    usage_error,
+)
+from metarl.config import ConfigError
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = OneLineErrorParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", type=Path, required=True, metavar="DIR", help="a training run directory")
+    add_run_argument(parser, "a training run directory (the one train.py printed)")
     parser.add_argument(
         "--checkpoint",
         type=Path,
         default=None,
         metavar="FILE",
-        help="checkpoint to evaluate (default: DIR/checkpoints/latest.pt)",
+        help="checkpoint to evaluate (default: RUN_DIR/checkpoints/latest.pt)",
     )
     parser.add_argument(
         "--pretrained",
@@ -73,18 +75,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=None, help="test-task seed (default: the run's seed)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: the run's device)")
-    parser.add_argument(
-        "--output-dir",
-        type=output_dir_argument,  # an empty one would silently mean the current directory
-        default=None,
-        help="where results go (default: DIR/evaluation/iter_NNNNNN for the checkpoint's iteration)",
+    add_output_argument(
+        parser, "where results go (default: RUN_DIR/evaluation/iter_NNNNNN, NNNNNN the checkpoint's iteration)"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.run = parsed_run(parser, args)
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = parse_args(argv)  # before torch is imported: --help and bad flags take no time
+    with launcher_imports(__name__):
+        from metarl.checkpoint import CheckpointError
+        from metarl.evaluation_run import EvaluationRequest, OutputFault, evaluate_run
+        from metarl.reporting.evaluation_output import PLOT_FILE, RESULTS_FILE
+        from metarl.samplers import NonFiniteEpisodeError, WorkerError
+        from metarl.user_env import EnvError
     say = (lambda message: None) if args.quiet else (lambda message: print(message, flush=True))
     request = EvaluationRequest(
         run_dir=args.run,

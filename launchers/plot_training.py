@@ -12,10 +12,6 @@ from pathlib import Path
 
 from metarl.cli import OneLineErrorParser, environment_fault, require_output_file, usage_error
 from metarl.config import ConfigError
-from metarl.evaluation import load_run_config
-from metarl.logger import read_returns
-from metarl.reporting.plots import comparison_plot, training_curve_plot
-from metarl.reporting.reference import family_name, reference_for
 
 IMAGE_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg")
 
@@ -28,7 +24,12 @@ def main(argv: list[str] | None = None) -> int:
         "--label", action="append", default=[], help="a name per run, in order (default: the directory names)"
     )
     parser.add_argument("--iterations", type=int, default=None, help="plot the first N iterations only")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # before torch and matplotlib are imported: --help and bad flags take no time
+    from metarl.evaluation import load_run_config
+    from metarl.logger import read_returns
+    from metarl.reporting.plots import comparison_plot, training_curve_plot
+    from metarl.reporting.reference import family_name, reference_for
+
     try:
         require_output_file(args.output, "--output", IMAGE_SUFFIXES)
         if args.label and len(args.label) != len(args.runs):

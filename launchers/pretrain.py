@@ -1,6 +1,8 @@
-"""Pretrain the joint-policy baseline: ``python launchers/pretrain.py [--config FILE] [--set key=value ...]
-[--output-dir DIR] [--iterations N] [--lr LR] [--episodes-per-task E]``, or ``--resume DIR [--iterations N]
-[--set key=value ...]`` to continue a run from its latest checkpoint.
+"""Pretrain the joint-policy baseline that launchers/evaluate.py compares MAML with (its --pretrained).
+
+``python launchers/pretrain.py [--config FILE] [--set key=value ...] [--output DIR] [--iterations N] [--lr LR]
+[--episodes-per-task E]``, or ``--resume DIR [--iterations N] [--set key=value ...]`` to continue a run from its
+latest checkpoint.
 
 One policy trained on all tasks jointly with ordinary policy gradient (Adam), on the same training
 tasks and by default the same env-step budget as MAML. The checkpoint (DIR/checkpoints/latest.pt)
@@ -13,17 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from metarl.cli import launcher_imports
-
-with launcher_imports(__name__):
-    from metarl.checkpoint import LATEST, CheckpointError
-    from metarl.cli import OneLineErrorParser, add_config_arguments
-    from metarl.config import ConfigError, TrainConfig, find_config, load_config
-    from metarl.pretraining import DEFAULT_LEARNING_RATE, Pretraining, PretrainSettings
-    from metarl.run import CHECKPOINTS, PRETRAINING, new_run_dir
-    from metarl.samplers import NonFiniteEpisodeError, WorkerError
-    from metarl.trainer import run_name
-    from metarl.user_env import EnvError
+from metarl.cli import OneLineErrorParser, add_config_arguments, launcher_imports
+from metarl.config import ConfigError, TrainConfig, find_config, load_config
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "2d-navigation.yaml"
 
@@ -44,7 +37,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="iterations (default: the config's num_batches); with --resume, the total to extend the run to",
     )
-    parser.add_argument("--lr", type=float, default=None, help=f"Adam step size (default {DEFAULT_LEARNING_RATE:g})")
+    parser.add_argument("--lr", type=float, default=None, help="Adam step size (default 0.001)")
     parser.add_argument(
         "--episodes-per-task",
         type=int,
@@ -55,14 +48,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = parse_args(argv)  # before torch is imported: --help and bad flags take no time
+    with launcher_imports(__name__):
+        from metarl.checkpoint import CheckpointError
+        from metarl.pretraining import Pretraining, PretrainSettings
+        from metarl.run import PRETRAINING, RunFinished, new_run_dir
+        from metarl.samplers import NonFiniteEpisodeError, WorkerError
+        from metarl.trainer import run_name
+        from metarl.user_env import EnvError
     run_dir: Path | None = args.resume
     run: Pretraining | None = None
     try:
         if args.resume is not None:
             saved = {
                 "--config": args.config,
-                "--output-dir": args.output_dir,
+                "--output": args.output_dir,
                 "--lr": args.lr,
                 "--episodes-per-task": args.episodes_per_task,
             }
@@ -79,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
             run = Pretraining.start(config, settings, run_dir)
         print(f"run directory: {run.run_dir}", flush=True)
         run.run(quiet=args.quiet)
+    except RunFinished as finished:
+        print(finished, flush=True)
+        return 0
     except (ConfigError, CheckpointError, NonFiniteEpisodeError, EnvError) as error:
         return PRETRAINING.refused(error, run_dir, started=run is not None, new_run=args.resume is None)
     except (OSError, KeyboardInterrupt, WorkerError) as error:
@@ -87,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     progress = run.progress
     print(
         f"done: {progress.iteration} iterations, {progress.env_steps:,} env steps, {progress.wall_time_s:.1f} s; "
-        f"evaluate with --pretrained {run.run_dir / CHECKPOINTS / LATEST}",
+        f"{PRETRAINING.done_hint(run.run_dir)}",
         flush=True,
     )
     return 0

@@ -1,7 +1,7 @@
-"""Results tables from evaluations: ``python launchers/report.py EVAL [EVAL ...] [--output FILE]``.
+"""Results tables from evaluations, as Markdown (the paper's numbers beside them).
 
-Each EVAL is an ``evaluation.json`` or a directory holding one (as written by launchers/evaluate.py).
-Prints Markdown, or writes it to FILE.
+``python launchers/report.py EVAL [EVAL ...] [--output FILE]``: each EVAL is an ``evaluation.json`` or a directory
+holding one (as written by launchers/evaluate.py). Prints Markdown, or writes it to FILE.
 """
 
 from __future__ import annotations
@@ -12,11 +12,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from metarl.checkpoint import atomic_write_text
 from metarl.cli import OneLineErrorParser, environment_fault, require_output_file, usage_error
 from metarl.config import ConfigError
-from metarl.reporting.evaluation_output import RESULTS_FILE
-from metarl.reporting.report import report, splice_generated
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -29,6 +26,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def load_evaluation(path: Path) -> dict:
+    from metarl.reporting.evaluation_output import RESULTS_FILE
+    from metarl.reporting.report import report
+
     file = path / RESULTS_FILE if path.is_dir() else path
     if not file.is_file():
         raise ValueError(f"no {RESULTS_FILE} at {path}; run launchers/evaluate.py first")
@@ -47,7 +47,10 @@ def load_evaluation(path: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = parse_args(argv)  # before torch and matplotlib are imported: --help and bad flags take no time
+    from metarl.checkpoint import atomic_write_text
+    from metarl.reporting.report import report, splice_generated
+
     try:
         if args.output is not None:
             require_output_file(args.output, "--output", (".md", ".markdown", ".txt"))

@@ -1,6 +1,6 @@
 """Train a meta-learner on a task distribution: MAML-TRPO, or MAML-PPO or ProMP (config key algo).
 
-``python launchers/train.py [--config FILE] [--set key=value ...] [--output-dir DIR] [--resume DIR]``;
+``python launchers/train.py [--config FILE] [--set key=value ...] [--output DIR] [--resume DIR]``;
 with no arguments it trains the default config, launchers/configs/2d-navigation.yaml.
 ``--list-keys`` lists every config key; ``--print-config`` shows the config a run would use.
 """
@@ -11,16 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from metarl.cli import launcher_imports
-
-with launcher_imports(__name__):
-    from metarl.checkpoint import CheckpointError
-    from metarl.cli import OneLineErrorParser, add_config_arguments
-    from metarl.config import ConfigError, TrainConfig, dump_yaml, find_config, keys_text, load_config
-    from metarl.run import CONFIG_FILE, RL_TRAINING, new_run_dir
-    from metarl.samplers import NonFiniteEpisodeError, WorkerError
-    from metarl.trainer import Trainer, run_name
-    from metarl.user_env import EnvError
+from metarl.cli import OneLineErrorParser, add_config_arguments, launcher_imports
+from metarl.config import ConfigError, TrainConfig, dump_yaml, find_config, keys_text, load_config
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "2d-navigation.yaml"
 
@@ -45,16 +37,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = parse_args(argv)  # before torch is imported: --help, --list-keys and bad flags take no time
     if args.list_keys:
         print(keys_text(TrainConfig))
         return 0
+    with launcher_imports(__name__):
+        from metarl.checkpoint import CheckpointError
+        from metarl.run import CONFIG_FILE, RL_TRAINING, RunFinished, new_run_dir
+        from metarl.samplers import NonFiniteEpisodeError, WorkerError
+        from metarl.trainer import Trainer, run_name
+        from metarl.user_env import EnvError
     run_dir: Path | None = args.resume
     trainer: Trainer | None = None
     try:
         if args.resume is not None:
             if args.config is not None or args.output_dir is not None:
-                raise ConfigError("--resume takes the run's own config and directory; drop --config/--output-dir")
+                raise ConfigError("--resume takes the run's own config and directory; drop --config/--output")
             if args.print_config:
                 raise ConfigError(f"--print-config shows a new run's config; the run's is {args.resume / CONFIG_FILE}")
             trainer = Trainer.resume(args.resume, args.overrides)
@@ -69,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         print(trainer.experiment.sampler.describe(), flush=True)  # on a cluster: did actors spread?
         print(trainer.experiment.learner.describe(), flush=True)
         trainer.run(quiet=args.quiet)
+    except RunFinished as finished:
+        print(finished, flush=True)
+        return 0
     except (ConfigError, CheckpointError, NonFiniteEpisodeError, EnvError) as error:
         return RL_TRAINING.refused(error, run_dir, started=trainer is not None, new_run=args.resume is None)
     except (OSError, KeyboardInterrupt, WorkerError) as error:
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         return RL_TRAINING.stopped(error, run_dir, done, new_run=args.resume is None)
     print(
         f"done: {trainer.progress.iteration} iterations, {trainer.progress.env_steps:,} env steps, "
-        f"{trainer.progress.wall_time_s:.1f} s; tensorboard --logdir {trainer.run_dir}",
+        f"{trainer.progress.wall_time_s:.1f} s; {RL_TRAINING.done_hint(trainer.run_dir)}",
         flush=True,
     )
     return 0

@@ -70,14 +70,38 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
 
 def output_dir_argument(text: str) -> Path:
-    """``--output-dir``'s value; an empty one would silently mean the current directory."""
+    """``--output``'s value; an empty one would silently mean the current directory."""
     if not text.strip():
         raise argparse.ArgumentTypeError("must not be empty")
     return Path(text)
 
 
+def add_output_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--output DIR``: where a launcher writes, spelled as in report.py and plot_training.py (``args.output_dir``).
+    ``--output-dir``, its name before, still works: a deprecated alias that ``--help`` no longer shows."""
+    parser.add_argument("--output", dest="output_dir", type=output_dir_argument, default=None, metavar="DIR", help=help)
+    parser.add_argument("--output-dir", dest="output_dir", type=output_dir_argument, help=argparse.SUPPRESS)
+
+
+def add_run_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    """A training run directory as the first positional argument, as report.py and plot_training.py take theirs.
+    ``--run DIR``, its form before, still works: a deprecated alias that ``--help`` no longer shows."""
+    parser.add_argument("run", type=Path, nargs="?", default=None, metavar="RUN_DIR", help=help)
+    parser.add_argument("--run", dest="run_option", type=Path, default=None, help=argparse.SUPPRESS)
+
+
+def parsed_run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Path:
+    """The run directory ``add_run_argument`` parsed, given once (positionally or as ``--run``)."""
+    if args.run is not None and args.run_option is not None:
+        parser.error("the run directory was given twice (RUN_DIR and --run); give it once, as RUN_DIR")
+    run = args.run if args.run is not None else args.run_option
+    if run is None:
+        parser.error("the run directory is missing: give it as the first argument, RUN_DIR")
+    return run
+
+
 def add_config_arguments(parser: argparse.ArgumentParser, default_config: Path, example: str) -> None:
-    """``--config``, ``--set key=value`` (repeatable), ``--output-dir`` and ``--quiet``."""
+    """``--config``, ``--set key=value`` (repeatable), ``--output`` and ``--quiet``."""
     parser.add_argument(
         "--config",
         type=Path,
@@ -93,9 +117,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, default_config: Path, 
         metavar="KEY=VALUE",
         help=f"override a config key, e.g. {example}",
     )
-    parser.add_argument(
-        "--output-dir", type=output_dir_argument, default=None, help="run directory (default: a new one under runs/)"
-    )
+    add_output_argument(parser, "run directory (default: a new one under runs/)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 

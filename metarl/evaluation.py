@@ -139,12 +139,12 @@ def load_run_config(run_dir: Path) -> TrainConfig:
     """The resolved config a run saved beside itself."""
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"{run_dir} is a file, not a run directory; pass the --output-dir of a training run")
+        raise ConfigError(f"{run_dir} is a file, not a run directory; pass a training run directory")
     if not run_dir.is_dir():
-        raise ConfigError(f"run directory {run_dir} does not exist; pass the --output-dir of a training run")
+        raise ConfigError(f"run directory {run_dir} does not exist; pass a training run directory")
     config_file = run_dir / "config.yaml"
     if not config_file.is_file():
-        raise ConfigError(f"{run_dir} is not a run directory (no config.yaml); pass the --output-dir of a training run")
+        raise ConfigError(f"{run_dir} is not a run directory (no config.yaml); pass a training run directory")
     return from_dict(TrainConfig, upgrade_saved_config(load_yaml(config_file)))
 
 

@@ -101,7 +101,7 @@ def evaluate_run(request: EvaluationRequest, say: Callable[[str], None] = lambda
         seed=config.seed if request.seed is None else request.seed,
     ).validate()
     checkpoint_path = request.checkpoint or request.run_dir / CHECKPOINTS / LATEST
-    flag = "--checkpoint" if request.checkpoint is not None else f"--run (whose {CHECKPOINTS}/{LATEST} it is)"
+    flag = "--checkpoint" if request.checkpoint is not None else f"RUN_DIR (whose {CHECKPOINTS}/{LATEST} it is)"
     state = load_policy_checkpoint(checkpoint_path, config.env_id, device, RL_TRAINING, flag)
     pretrained_state = None
     if request.pretrained is not None:  # checked in a second, before the sampler starts
@@ -110,8 +110,8 @@ def evaluate_run(request: EvaluationRequest, say: Callable[[str], None] = lambda
         )
     output_dir = request.output_dir or request.run_dir / "evaluation" / f"iter_{int(state.get('iteration', 0)):06d}"
     if (output_dir / RESULTS_FILE).exists():
-        raise ConfigError(f"{output_dir} already holds {RESULTS_FILE}; choose another --output-dir or delete it")
-    require_writable_directory(output_dir, "--output-dir")  # before the evaluation, not after it
+        raise ConfigError(f"{output_dir} already holds {RESULTS_FILE}; choose another --output or delete it")
+    require_writable_directory(output_dir, "--output")  # before the evaluation, not after it
 
     experiment = build_experiment(config, evaluation_memory_need(settings, config.hidden_sizes))
     try:

@@ -168,8 +168,9 @@ class Pretraining:
     @classmethod
     def resume(cls, run_dir: Path, overrides: list[str], num_iterations: int | None = None) -> Pretraining:
         """Continue the run in ``run_dir`` from its latest checkpoint, with the settings saved there;
-        ``num_iterations`` extends it. Unlike RL training a run killed before its first checkpoint cannot
-        resume: its settings were never saved."""
+        ``num_iterations`` extends it (a finished run raises ``RunFinished`` otherwise, once its checkpoint is
+        checked, writing nothing). Unlike RL training a run killed before its first checkpoint cannot resume: its
+        settings were never saved."""
         run_dir = Path(run_dir)
         config = resumed_config(run_dir, overrides, PRETRAIN_RESUMABLE_KEYS)
         saved = resume_checkpoint(run_dir, PRETRAINING)
@@ -202,6 +203,8 @@ class Pretraining:
                 raise CheckpointError(
                     f"checkpoint {path}: its optimizer state does not fit the policy ({type(error).__name__})"
                 ) from None
+            if progress.iteration == settings.num_iterations:  # checked, and nothing written yet: leave it so
+                raise PRETRAINING.finished(run_dir, settings.num_iterations)
             return progress, optimizer
 
         experiment, (progress, optimizer) = started_experiment(

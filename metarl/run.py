@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shlex
 import shutil
 import sys
 import time
@@ -57,6 +58,22 @@ class RunKind:
     from_scratch: bool
     """Whether a run stopped before its first checkpoint resumes from iteration 0 (RL training: its config.yaml
     is all that takes) or cannot (pretraining: its settings are saved in its checkpoints only)."""
+    extend: str
+    """The resume option that runs a finished run for longer (its total, N iterations)."""
+    next_steps: str
+    """What to run once a run is done, with ``{run}`` for its directory: the line a finished run ends with."""
+
+    def done_hint(self, run_dir: Path) -> str:
+        """``next_steps`` for the run in ``run_dir``, its path quoted for the shell."""
+        return self.next_steps.format(run=shlex.quote(str(run_dir)))
+
+    def finished(self, run_dir: Path, iterations: int) -> RunFinished:
+        """What a resume of a run that has done all its ``iterations`` raises: it trains and writes nothing."""
+        return RunFinished(
+            f"{run_dir} is finished ({iterations} of {iterations} iterations): nothing to train, and nothing in it "
+            f"was changed; to train it further: python {self.launcher} --resume {shlex.quote(str(run_dir))} "
+            f"{self.extend} (N > {iterations}); {self.done_hint(run_dir)}"
+        )
 
     def resume_hint(self, run_dir: Path) -> str:
         """How to carry on after the run in ``run_dir`` stopped: the end of an interruption's or a fault's message."""
@@ -135,8 +152,30 @@ class RunKind:
         )
 
 
-RL_TRAINING = RunKind("MAML-training", "maml", "launchers/train.py", from_scratch=True)
-PRETRAINING = RunKind("pretraining", "pretrained", "launchers/pretrain.py", from_scratch=False)
+RL_TRAINING = RunKind(
+    "MAML-training",
+    "maml",
+    "launchers/train.py",
+    from_scratch=True,
+    extend="--set num_batches=N",
+    next_steps="evaluate it: python launchers/evaluate.py {run}; its curves: tensorboard --logdir {run}",
+)
+PRETRAINING = RunKind(
+    "pretraining",
+    "pretrained",
+    "launchers/pretrain.py",
+    from_scratch=False,
+    extend="--iterations N",
+    next_steps="evaluate it beside a MAML run: python launchers/evaluate.py RUN_DIR --pretrained "
+    f"{{run}}/{CHECKPOINTS}/{LATEST}",
+)
+
+
+class RunFinished(Exception):
+    """A resume of a run that has done every iteration it was to do: it is left as it is, byte for byte (its
+    config.yaml is not rewritten either), unless the resume extends it. The message says how, in one line."""
+
+
 RUN_KINDS = (RL_TRAINING, PRETRAINING)
 
 
@@ -149,25 +188,25 @@ def new_run_dir(name: str, seed: int, output_dir: Path | None, kind: RunKind | N
     output_dir = Path(output_dir)
     if (output_dir / CONFIG_FILE).exists():
         if kind is None:
-            raise ConfigError(f"{output_dir} already holds a run; choose a new --output-dir")
+            raise ConfigError(f"{output_dir} already holds a run; choose a new --output")
         if latest_checkpoint(output_dir) is None:
             if not kind.from_scratch:
                 raise ConfigError(
                     f"{output_dir} holds a run that stopped before its first checkpoint, so there is nothing to "
-                    "resume; delete it or choose a new --output-dir"
+                    "resume; delete it or choose a new --output"
                 )
             raise ConfigError(
                 f"{output_dir} holds a run that stopped before its first checkpoint; start it "
-                f"with --resume {output_dir} (its saved config), or choose a new --output-dir"
+                f"with --resume {output_dir} (its saved config), or choose a new --output"
             )
         raise ConfigError(
-            f"{output_dir} already holds a run; continue it with --resume {output_dir} or choose a new --output-dir"
+            f"{output_dir} already holds a run; continue it with --resume {output_dir} or choose a new --output"
         )
-    require_writable_directory(output_dir, "--output-dir")
+    require_writable_directory(output_dir, "--output")
     if output_dir.is_dir() and not all(is_stale_temporary(path) for path in output_dir.iterdir()):
         raise ConfigError(
             f"{output_dir} is not empty but holds no run (no {CONFIG_FILE}); choose a new or "
-            "empty --output-dir so that nothing in it gets overwritten"
+            "empty --output so that nothing in it gets overwritten"
         )
     _NEW_RUNS.add(output_dir.resolve())
     return output_dir
@@ -193,14 +232,14 @@ def claim_run_dir(run_dir: Path) -> None:
             os.close(descriptor)
             raise ConfigError(
                 f"{run_dir} is in use by another process (a run training or resuming there); wait for it to "
-                "end, or stop it, before resuming it, or choose another --output-dir"
+                "end, or stop it, before resuming it, or choose another --output"
             ) from None
         _CLAIMED[key] = descriptor
     if key in _NEW_RUNS and (key / CONFIG_FILE).exists():
         release_run_dir(run_dir)
         raise ConfigError(
             f"{run_dir} already holds a run, started by another process at the same moment; "
-            f"continue it with --resume {run_dir} or choose a new --output-dir"
+            f"continue it with --resume {run_dir} or choose a new --output"
         )
 
 

@@ -207,7 +207,9 @@ class Trainer:
     @classmethod
     def resume(cls, run_dir: Path, overrides: list[str]) -> Trainer:
         """Continue the run in ``run_dir`` from its latest checkpoint, or from iteration 0 if it was killed
-        before its first one (its config is all a fresh start needs, and gives the same numbers)."""
+        before its first one (its config is all a fresh start needs, and gives the same numbers). A finished
+        run raises ``RunFinished`` once its checkpoint is checked, before anything is written, unless ``overrides``
+        extend it."""
         run_dir = Path(run_dir)
         config = resumed_config(run_dir, overrides)
         saved = resume_checkpoint(run_dir, RL_TRAINING)
@@ -219,6 +221,8 @@ class Trainer:
                     f"num_batches={config.num_batches} is fewer than the {progress.iteration} iterations the run "
                     f"has done; give at least {progress.iteration}, or start a new run"
                 )
+            if progress.iteration == config.num_batches:  # checked, and nothing written yet: leave it so
+                raise RL_TRAINING.finished(run_dir, config.num_batches)
             return progress
 
         experiment, progress = started_experiment(config, run_dir, restore)

@@ -254,7 +254,7 @@ def test_evaluate_checks_the_output_directory_first(launcher, assert_clean_error
     blocker = tmp_path / "file"
     blocker.write_text("keep me")
     result = launcher("evaluate.py", "--run", tiny_run[0], *TINY_EVALUATION, "--output-dir", blocker / "out")
-    assert_clean_error(result, "--output-dir", "is a file")
+    assert_clean_error(result, "--output", "is a file")
     assert sorted(tmp_path.iterdir()) == [blocker] and blocker.read_text() == "keep me"
 
 

@@ -1,7 +1,12 @@
 """The train launcher's command line: bad input exits with code 2, one `error:` line, and touches nothing."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import yaml
+from run_helpers import launcher_module
 
 from metarl.config import TrainConfig, describe_keys, from_dict
 
@@ -141,3 +146,50 @@ def test_print_config_shows_the_resolved_config_and_writes_nothing(train, tmp_pa
     config = from_dict(TrainConfig, yaml.safe_load(result.stdout))
     assert config.env_id == "metarl/HalfCheetahVel-v0" and config.seed == 7
     assert not (tmp_path / "run").exists()
+
+
+LAUNCHERS = ["train.py", "pretrain.py", "evaluate.py", "report.py", "plot_training.py"]
+
+
+@pytest.mark.parametrize("script", LAUNCHERS)
+def test_help_comes_before_torch_is_imported(script):
+    """Torch takes seconds to import (20 s on a loaded machine): --help must not wait for it."""
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = ['launchers/{script}', '--help']\n"
+        "try:\n"
+        f"    runpy.run_path('launchers/{script}', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('imported:', sorted(m for m in ('torch', 'matplotlib', 'gymnasium') if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "usage:" in result.stdout and result.stdout.splitlines()[-1] == "imported: []", result.stdout
+
+
+@pytest.mark.parametrize("script", LAUNCHERS)
+def test_help_shows_no_markup(launcher_here, script):
+    """Docstrings' ``code`` markup does not leak into --help's description."""
+    result = launcher_here(script, "--help")
+    assert result.returncode == 0 and "usage:" in result.stdout
+    assert "``" not in result.stdout
+
+
+@pytest.mark.parametrize("script", ["train.py", "pretrain.py", "evaluate.py"])
+def test_output_is_the_flag_and_output_dir_its_old_spelling(script):
+    """Every launcher writes where --output says (report.py and plot_training.py too); --output-dir still works."""
+    run = ["runs/x"] if script == "evaluate.py" else []
+    parse = launcher_module(script).parse_args
+    assert parse([*run, "--output", "out"]).output_dir == Path("out")
+    assert parse([*run, "--output-dir", "out"]).output_dir == Path("out")
+    assert "--output-dir" not in launcher_module(script).__doc__
+
+
+def test_evaluate_takes_the_run_as_its_first_argument_and_run_still_works():
+    """One form across evaluate, report and plot_training: the positional RUN_DIR; --run DIR still parses."""
+    parse = launcher_module("evaluate.py").parse_args
+    assert parse(["runs/x"]).run == Path("runs/x")
+    assert parse(["--run", "runs/x"]).run == Path("runs/x")

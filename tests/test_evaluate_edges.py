@@ -71,12 +71,13 @@ def test_a_stop_while_writing_removes_what_it_wrote(
     [
         (["--bogus"], ["unrecognized arguments: --bogus", "--help"]),
         (["--num-tasks", "many"], ["--num-tasks", "invalid int value: 'many'"]),
-        ([], ["--run"]),
+        ([], ["the run directory is missing", "RUN_DIR"]),
+        (["--run", "elsewhere"], ["the run directory was given twice", "give it once, as RUN_DIR"]),
     ],
-    ids=["unknown-flag", "bad-value", "missing-run"],
+    ids=["unknown-flag", "bad-value", "missing-run", "run-given-twice"],
 )
 def test_argument_errors_are_one_line(evaluate, tiny_run, assert_clean_error, args, fragments):
-    run = [] if args == [] else ["--run", str(tiny_run[0])]
+    run = [] if args == [] else [str(tiny_run[0])]
     line = assert_clean_error(evaluate(*run, *args), *fragments)
     assert "usage:" not in line
 

@@ -192,12 +192,15 @@ def test_a_new_run_on_one_stopped_before_its_first_checkpoint(
     assert "--resume" not in result.stderr
 
 
-def test_resuming_a_finished_run_does_nothing(two_iterations_copy, pretrain_here):
-    before = load(two_iterations_copy)
+def test_resuming_a_finished_run_does_nothing(two_iterations_copy, pretrain_here, directory_snapshot):
+    """Nothing is written (config.yaml included), and one line says how to extend the run or use it."""
+    before = directory_snapshot(two_iterations_copy)
     result = pretrain_here("--resume", two_iterations_copy, "--quiet")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[-1].startswith("done: 2 iterations")
-    assert_same_policy(before["policy"], load(two_iterations_copy)["policy"])
+    [line] = result.stdout.splitlines()
+    assert line.startswith(f"{two_iterations_copy} is finished (2 of 2 iterations): nothing to train"), line
+    assert "--iterations N (N > 2)" in line and f"--pretrained {two_iterations_copy}/checkpoints/latest.pt" in line
+    assert directory_snapshot(two_iterations_copy) == before
 
 
 def test_a_new_run_in_a_pretraining_run_points_to_resume(two_iterations, pretrain_here, assert_clean_error):
@@ -220,7 +223,7 @@ def test_a_new_run_in_a_pretraining_run_points_to_resume(two_iterations, pretrai
         ),
         (None, ["--lr", "0.01"], ["drop --lr"]),
         (None, ["--episodes-per-task", "3", "--config", "2d-navigation"], ["drop --config, --episodes-per-task"]),
-        (None, ["--output-dir", "elsewhere"], ["drop --output-dir"]),
+        (None, ["--output-dir", "elsewhere"], ["drop --output"]),
         (None, ["--iterations", "1"], ["--iterations 1 is fewer than the 2 iterations the run has done"]),
         (None, ["--iterations", "0"], ["--iterations must be positive, got 0"]),
         (None, ["--set", "fast_lr=0.2"], ["cannot change fast_lr"]),

@@ -97,9 +97,29 @@ def test_stale_temporaries_are_removed_when_a_finished_run_resumes(tiny_run_copy
     """Only the temporaries of the run's own files go; a user's files of the same shape stay."""
     for name in [*STALE, *NOT_OURS]:
         (tiny_run_copy / name).write_bytes(b"partial")
-    assert train_here("--resume", tiny_run_copy, "--quiet").returncode == 0
+    assert train_here("--resume", tiny_run_copy, "--set", "num_batches=4", "--quiet").returncode == 0
     assert not any((tiny_run_copy / name).exists() for name in STALE)
     assert all((tiny_run_copy / name).read_bytes() == b"partial" for name in NOT_OURS)
+
+
+@pytest.mark.parametrize("layout", ["today's", "before trpo:"])
+def test_a_finished_run_is_read_only_unless_extended(tiny_run_copy, train_here, directory_snapshot, layout):
+    """A resume of a run that has done all its iterations (results/nav-paper's case, its config.yaml in the layout
+    before `trpo:`) trains nothing, rewrites nothing, and says so in one line with what to run instead."""
+    if layout == "before trpo:":
+        nested = yaml.safe_load((tiny_run_copy / "config.yaml").read_text())
+        flat = {key: value for key, value in nested.items() if key != "trpo"} | nested["trpo"]
+        (tiny_run_copy / "config.yaml").write_text(yaml.safe_dump(flat))
+    before = directory_snapshot(tiny_run_copy)
+    result = train_here("--resume", tiny_run_copy, "--set", "checkpoint_every=1")
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    [line] = result.stdout.splitlines()
+    assert line.startswith(f"{tiny_run_copy} is finished (3 of 3 iterations): nothing to train"), line
+    assert f"--resume {tiny_run_copy} --set num_batches=N (N > 3)" in line
+    assert f"python launchers/evaluate.py {tiny_run_copy}" in line
+    assert directory_snapshot(tiny_run_copy) == before
+    assert train_here("--resume", tiny_run_copy, "--set", "num_batches=4", "--quiet").returncode == 0  # extended
+    assert torch.load(tiny_run_copy / "checkpoints" / "latest.pt", weights_only=True)["iteration"] == 4
 
 
 # --- output directories that cannot take a new run ----------------------------------------------------------
@@ -266,7 +286,7 @@ def test_a_full_disk_while_writing_the_config(
     run_dir = tmp_path / "new"
     assert_fault_line(train_here(*tiny_run_args(), "--output-dir", run_dir), "nothing of the run was written")
     before = directory_snapshot(tiny_run_copy)
-    assert_fault_line(train_here("--resume", tiny_run_copy), "No space left", "--resume")
+    assert_fault_line(train_here("--resume", tiny_run_copy, "--set", "num_batches=4"), "No space left", "--resume")
     assert directory_snapshot(tiny_run_copy) == before
     monkeypatch.undo()
     assert train_here(*tiny_run_args(num_batches=1), "--output-dir", run_dir, "--quiet").returncode == 0

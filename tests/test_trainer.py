@@ -1,11 +1,12 @@
 """Whole runs through the launcher: determinism, bit-identical resume, and the progress line."""
 
 import re
+import shlex
 import shutil
 
 import pytest
 import torch
-from run_helpers import assert_same_policy, latest_policy
+from run_helpers import assert_same_policy, latest_policy, launcher_module
 from torch.utils.tensorboard import SummaryWriter
 
 from metarl.logger import read_returns
@@ -106,6 +107,17 @@ def test_progress_line_per_iteration(tiny_run, run_scalars):
         assert float(match["kl"]) == pytest.approx(kl, abs=6e-5)
         assert int(match["speed"].replace(",", "")) > 0
     assert matches[-1].group(0).endswith("ETA 0m00s")
+
+
+def test_the_last_line_names_the_commands_that_come_next(tiny_run):
+    """As pretraining's does: evaluate this very run (the README's next block), and its TensorBoard."""
+    run_dir, stdout = tiny_run
+    last = stdout.splitlines()[-1]
+    assert last.startswith("done: 3 iterations") and f"tensorboard --logdir {run_dir}" in last, last
+    evaluate = re.search(r"python launchers/evaluate\.py [^;]+", last)
+    assert evaluate is not None, last
+    command = shlex.split(evaluate.group(0))
+    assert launcher_module("evaluate.py").parse_args(command[2:]).run == run_dir
 
 
 def test_resume_override_of_one_section_key_keeps_the_others(tiny_run_copy):
