@@ -131,12 +131,15 @@ TRPO_KEYS = tuple(f.name for f in dataclasses.fields(TRPOSettings))
 
 @dataclass
 class TrainConfig:
+    """A run's settings. The defaults are one set, the MAML paper's 2D navigation (launchers/configs/2d-navigation.yaml
+    is them with their sources), and what ``--list-keys`` shows: a config file or ``--set`` says what differs."""
+
     env_id: str = "metarl/Navigation2D-v0"
     """Gymnasium id of a task-distributed env (see `envs.ENV_IDS`), or `module:EnvId` for one a module registers."""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments for the env constructor."""
     horizon: int | None = None
-    """Maximum episode length; None takes the env's registered max_episode_steps."""
+    """Maximum episode length; None takes the env's registered max_episode_steps (2D navigation's: 100)."""
     meta_batch_size: int = 20
     """Tasks per meta-iteration."""
     fast_batch_size: int = 20
@@ -146,9 +149,9 @@ class TrainConfig:
     2K episodes), as the paper's code sampled (differs only where episodes end early, e.g. Ant)."""
     num_steps: int = 1
     """Inner gradient steps per task."""
-    fast_lr: float = 0.1
-    """Inner step size α."""
-    num_batches: int = 500
+    fast_lr: float = 0.5
+    """Inner step size α (2D navigation's, as the paper's code took it; its MuJoCo tasks took 0.1)."""
+    num_batches: int = 100
     """Meta-iterations to train."""
     gamma: float = 0.99
     """Discount factor."""

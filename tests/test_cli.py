@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from custom_env_for_tests import ENV_ID
 from run_helpers import launcher_module
 
-from metarl.config import TrainConfig, describe_keys, from_dict
+from metarl.config import TrainConfig, describe_keys, from_dict, keys_text, load_config
+from metarl.experiment import build_experiment
 
 
 @pytest.mark.parametrize(
@@ -131,7 +133,7 @@ def test_list_keys_prints_every_key_with_default_and_explanation(train):
     assert result.returncode == 0, result.stderr
     lines = {line.split()[0]: line for line in result.stdout.splitlines()}
     assert set(lines) == {key for key, _, _ in describe_keys(TrainConfig)}
-    assert lines["fast_lr"].split()[1] == "0.1" and "Inner step size" in lines["fast_lr"]
+    assert lines["fast_lr"].split()[1] == "0.5" and "Inner step size" in lines["fast_lr"]
     assert "Worker processes" in lines["sampler.num_workers"]
 
 
@@ -193,3 +195,32 @@ def test_evaluate_takes_the_run_as_its_first_argument_and_run_still_works():
     parse = launcher_module("evaluate.py").parse_args
     assert parse(["runs/x"]).run == Path("runs/x")
     assert parse(["--run", "runs/x"]).run == Path("runs/x")
+
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "launchers" / "configs" / "2d-navigation.yaml"
+
+
+def test_the_default_config_file_is_the_defaults_list_keys_shows():
+    """One set of defaults: a run with no --config (2d-navigation.yaml, annotated with its sources) gets exactly
+    TrainConfig's defaults, which --list-keys prints; a key a config file leaves out means the same thing."""
+    assert load_config(TrainConfig, DEFAULT_CONFIG) == TrainConfig()
+    lines = {line.split()[0]: line.split()[1] for line in keys_text(TrainConfig).splitlines()}
+    assert (lines["horizon"], lines["fast_lr"], lines["num_batches"]) == ("null", "0.5", "100")
+
+
+@pytest.mark.parametrize(
+    "overrides, horizon",
+    [
+        ([], 100),  # 2D navigation's registered horizon: the default run is the one it was
+        ([f"env_id={ENV_ID}"], 20),  # a user's env: its own registered horizon, not navigation's 100
+        ([f"env_id={ENV_ID}", "horizon=7"], 7),  # unless told otherwise
+    ],
+    ids=["navigation", "custom-env", "custom-env-with-horizon"],
+)
+def test_a_run_takes_its_env_s_registered_horizon_unless_told_otherwise(overrides, horizon):
+    config = load_config(TrainConfig, DEFAULT_CONFIG, [*overrides, "hidden_sizes=[4]", "meta_batch_size=1"])
+    experiment = build_experiment(config.validate())
+    try:
+        assert experiment.horizon == horizon
+    finally:
+        experiment.close()

@@ -23,7 +23,9 @@ from metarl.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 NUM_TASKS, NUM_STEPS = 8, 2
-TINY = dict(meta_batch_size=8, fast_batch_size=10, num_batches=4, hidden_sizes=[32, 32], checkpoint_every=2)
+TINY = dict(
+    meta_batch_size=8, fast_batch_size=10, num_batches=4, hidden_sizes=[32, 32], checkpoint_every=2, fast_lr=0.1
+)
 
 
 @pytest.fixture(scope="module")
