@@ -18,6 +18,7 @@ core and on all cores (one process per core); it exists only for MuJoCo envs. It
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import multiprocessing
 import os
 import statistics
@@ -137,15 +138,13 @@ def make_backends(args: argparse.Namespace, policy: torch.nn.Module) -> dict[str
         ),
     }
     if not args.no_ray:
-        try:
-            import ray
-        except ImportError:
+        if importlib.util.find_spec("ray") is None:
             print("ray not installed: skipping the ray backend (pip install -e '.[ray]')")
         else:
-            from metarl.samplers.ray_backend import RaySampler
+            from metarl.samplers.ray_backend import RaySampler, init_ray
 
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local instance
-            ray.init(include_dashboard=False, log_to_driver=False)
+            init_ray(None, log_to_driver=False)  # a fresh one: leftover Ray state or RAY_ADDRESS cannot stall it
             backends["ray, 2 actors"] = RaySampler(args.env_id, {}, policy, args.horizon, 2)
     return backends
 

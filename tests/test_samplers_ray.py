@@ -188,6 +188,55 @@ def test_an_actor_imports_a_user_env_and_its_nan_comes_back_named(local_ray):
 
 
 @needs_ray
+def test_no_ray_address_starts_a_fresh_local_instance_whatever_ray_address_or_leftover_state_name(monkeypatch):
+    """Ray's address=None joins the cluster RAY_ADDRESS or a stopped cluster's leftover state names, and retries
+    a dead one for minutes ("Connecting to existing Ray cluster..."); metarl asks Ray for a new instance."""
+    import ray
+
+    import metarl.samplers.ray_backend as ray_backend
+
+    asked = []
+
+    def init(**kwargs):
+        asked.append(kwargs["address"])
+        raise RuntimeError("stop here: no Ray is started by this test")
+
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{free_port()}")  # a dead cluster, as leftover state would name
+    monkeypatch.setattr(ray, "init", init)
+    with pytest.raises(ConfigError, match="a local Ray instance"):
+        ray_backend.init_ray(None)
+    assert asked == ["local"]
+
+
+@needs_ray
+@pytest.mark.parametrize("address", ["127.0.0.1:{port}", "auto"])
+def test_a_dead_cluster_address_is_one_line_in_bounded_time(
+    address, monkeypatch, launcher_here, tiny_run_args, tmp_path
+):
+    """Joining nothing (a stopped head, RAY_ADDRESS naming one) ends in one line saying what to do within
+    ANSWER_WAIT_S (shortened here), not after Ray's 12 minutes of retries."""
+    import metarl.samplers.ray_backend as ray_backend
+
+    port = free_port()
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")  # what 'auto' finds
+    monkeypatch.setattr(ray_backend, "ANSWER_WAIT_S", 2.0)
+    start = time.monotonic()
+    result = launcher_here(
+        "train.py",
+        *tiny_run_args(num_batches=1),
+        *("--set", "sampler.backend=ray", "--set", f"sampler.ray_address={address.format(port=port)}"),
+        *("--output", tmp_path / "run"),
+    )
+    assert time.monotonic() - start < 60
+    assert result.returncode == 2 and result.stdout == "", result
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: nothing answers at the Ray cluster address "), line
+    assert f":{port}" in line and "Connection refused for " in line, line
+    assert "leave sampler.ray_address null to start a fresh local Ray instance" in line and "`ray stop`" in line
+    assert not (tmp_path / "run").exists()
+
+
+@needs_ray
 @pytest.mark.slow
 def test_training_run_joins_a_separate_head_by_address(tmp_path):
     ray_bin = shutil.which("ray", path=str(Path(sys.executable).parent)) or shutil.which("ray")
@@ -209,7 +258,7 @@ def test_training_run_joins_a_separate_head_by_address(tmp_path):
             "--set", "sampler.num_workers=2", "--set", "num_batches=2", "--set", "meta_batch_size=4",
             "--set", "fast_batch_size=4", "--set", "hidden_sizes=[16,16]",
         ]  # fmt: skip
-        # The head may take a while to come up; the launcher's ray.init retries while it does.
+        # The head may take a while to come up; the launcher waits up to ray_backend.ANSWER_WAIT_S for it.
         result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240)
         assert result.returncode == 0, result.stderr[-3000:]
         assert "done: 2 iterations" in result.stdout

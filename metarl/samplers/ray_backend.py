@@ -4,6 +4,11 @@ Named ``ray_backend`` so that it never shadows the ``ray`` package. Ray is impor
 backend is built. Actors wrap the same ``RolloutWorker`` as the process backend's workers, get the
 same one-request-per-call shares, and return the same episodes for the same seed key.
 
+Starting: ``sampler.ray_address: null`` starts a fresh local Ray instance, never the cluster that ``RAY_ADDRESS``
+or leftover local state names (Ray's own ``address=None`` joins those, and retries a dead one for minutes); an
+address to join is checked to answer first, and Ray's connection attempts are capped, so a dead cluster is one
+line within seconds, saying what to do.
+
 Sizing: actors ask for a fractional CPU share that always leaves at least one CPU of the cluster
 free (or half of it on a one-CPU cluster), so Ray's default one-CPU tasks can still be scheduled
 and sampling can never deadlock waiting for resources the actors themselves hold.
@@ -18,9 +23,12 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import time
 import warnings
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +51,16 @@ WAIT_TICK_S = 1.0
 START_TIMEOUT_S = 300.0
 """How long a new actor may take to come up (placement, a worker process, imports) before it counts as
 stalled; a share's ``worker_timeout_s`` starts only once its actor is up."""
+ANSWER_WAIT_S = 60.0
+"""How long a cluster's address may take to answer (a head that is coming up) before the join is given up."""
+GCS_CONNECT_ATTEMPTS = "3"
+"""Ray's attempts to reach a cluster's GCS (each up to about 35 s) while joining: Ray's default, 20, waits 12 minutes
+on a cluster that is gone. An operator's own ``RAY_gcs_server_port_wait_time_s`` is kept."""
+GCS_WAIT_VARIABLE = "RAY_gcs_server_port_wait_time_s"
+LOCAL_RAY_HINT = (
+    "leave sampler.ray_address null to start a fresh local Ray instance, or start the cluster (ray start --head) "
+    "and give its address; leftover processes of a stopped one: `ray stop` (it ends every Ray process here)"
+)
 SOURCE_ROOT = str(Path(__file__).resolve().parents[2])
 """The directory holding ``metarl`` and ``envs``: put on the actors' PYTHONPATH for same-host clusters."""
 
@@ -53,6 +71,76 @@ def import_ray() -> Any:
     except ImportError:
         raise ConfigError(INSTALL_HINT) from None
     return ray
+
+
+def init_ray(address: str | None, log_to_driver: bool = True) -> None:
+    """Start a fresh local Ray instance (``address`` None) or join the cluster at ``address`` ('auto' or
+    host:port), within a bounded wait; a ``ConfigError`` in one line with what to do otherwise."""
+    ray = import_ray()
+    if address is not None:
+        require_answering(address)
+    try:
+        with capped_gcs_attempts(joining=address is not None):
+            # "local": a new instance even where RAY_ADDRESS or a stopped cluster's state names another
+            ray.init(
+                address=address or "local",
+                ignore_reinit_error=True,
+                include_dashboard=False,
+                log_to_driver=log_to_driver,
+            )
+    except Exception as error:  # unreachable address, token mismatch, ...
+        where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+        raise ConfigError(
+            f"could not start or join {where}: {type(error).__name__}: {str(error).splitlines()[0]}; "
+            "check sampler.ray_address (see `ray status` on the head node) and that RAY_AUTH_MODE "
+            "(and the auth token) agree between this machine and the cluster"
+        ) from error
+
+
+def require_answering(address: str) -> None:
+    """Refuse a cluster address nothing listens at, in seconds, before Ray retries it for minutes; 'auto' is the
+    address Ray would take (RAY_ADDRESS, or the last ``ray start`` on this machine)."""
+    from ray._private.services import canonicalize_bootstrap_address  # how ray.init reads an address
+
+    try:
+        resolved = canonicalize_bootstrap_address(address)
+    except (ConnectionError, ValueError) as error:
+        raise ConfigError(
+            f"sampler.ray_address {address!r} names no Ray cluster ({str(error).splitlines()[0]}); {LOCAL_RAY_HINT}"
+        ) from None
+    host, _, port = str(resolved).rpartition(":")
+    started = time.monotonic()
+    deadline = started + ANSWER_WAIT_S
+    while True:
+        try:
+            socket.create_connection((host, int(port)), timeout=max(deadline - time.monotonic(), 0.1)).close()
+            return
+        except (OSError, ValueError) as error:
+            if time.monotonic() < deadline and isinstance(error, ConnectionRefusedError):
+                time.sleep(WAIT_TICK_S)  # a head that is coming up opens its port within seconds
+                continue
+            shown = (
+                address if address != "auto" else f"{resolved} (found by 'auto': RAY_ADDRESS or the last `ray start`)"
+            )
+            reason = getattr(error, "strerror", None) or type(error).__name__
+            waited = time.monotonic() - started
+            waited_for = f" for {waited:.0f} s" if waited >= 1 else ""
+            raise ConfigError(
+                f"nothing answers at the Ray cluster address {shown} ({reason}{waited_for}); {LOCAL_RAY_HINT}"
+            ) from None
+
+
+@contextmanager
+def capped_gcs_attempts(joining: bool) -> Iterator[None]:
+    """While joining a cluster, Ray tries its GCS at most ``GCS_CONNECT_ATTEMPTS`` times (see there)."""
+    if not joining or GCS_WAIT_VARIABLE in os.environ:
+        yield
+        return
+    os.environ[GCS_WAIT_VARIABLE] = GCS_CONNECT_ATTEMPTS
+    try:
+        yield
+    finally:
+        os.environ.pop(GCS_WAIT_VARIABLE, None)
 
 
 class RolloutActor:
@@ -103,15 +191,7 @@ class RaySampler(ShardedSampler):
         self.worker_timeout_s = worker_timeout_s
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
-            try:
-                ray.init(address=address, ignore_reinit_error=True, include_dashboard=False, log_to_driver=True)
-            except Exception as error:  # unreachable address, token mismatch, ...
-                where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-                raise ConfigError(
-                    f"could not start or join {where}: {type(error).__name__}: {str(error).splitlines()[0]}; "
-                    "check sampler.ray_address (see `ray status` on the head node) and that RAY_AUTH_MODE "
-                    "(and the auth token) agree between this machine and the cluster"
-                ) from error
+            init_ray(address)
         if num_cpus_per_actor is None:
             num_cpus_per_actor = actor_cpus(ray.available_resources().get("CPU", 0.0), num_workers)
         if num_cpus_per_actor <= 0:
