@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     with launcher_imports(__name__):
         from metarl.checkpoint import CheckpointError
         from metarl.evaluation_run import EvaluationRequest, OutputFault, evaluate_run
+        from metarl.heartbeat import Heartbeat
         from metarl.reporting.evaluation_output import PLOT_FILE, RESULTS_FILE
         from metarl.samplers import NonFiniteEpisodeError, WorkerError
         from metarl.user_env import EnvError
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
     )
     try:
-        output_dir = evaluate_run(request, say)
+        output_dir = evaluate_run(request, say, Heartbeat.unless(args.quiet))
     except (ConfigError, CheckpointError, NonFiniteEpisodeError, EnvError) as error:
         return usage_error(error)
     except (OutputFault, WorkerError) as fault:  # a fault of the machine: exit 1

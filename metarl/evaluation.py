@@ -24,6 +24,7 @@ from envs import Task, TaskDistribution
 from metarl.adaptation import InnerStep
 from metarl.checkpoint import CheckpointError, load_checkpoint
 from metarl.config import BATCH_UNITS, ConfigError, TrainConfig, from_dict, load_yaml, shown, upgrade_saved_config
+from metarl.heartbeat import Note, silent
 from metarl.meta_batch import collect_meta_batch
 from metarl.policies import parameters_of
 from metarl.reporting.reference import PaperReference, reference_for
@@ -88,8 +89,10 @@ def evaluate_policy(
     gamma: float,
     gae_lambda: float,
     horizon: int,
+    note: Note = silent,
 ) -> np.ndarray:
-    """Per-task mean episode return after 0..num_steps inner steps from ``policy``'s parameters, [K + 1, tasks]."""
+    """Per-task mean episode return after 0..num_steps inner steps from ``policy``'s parameters, [K + 1, tasks];
+    ``note`` hears each sampling as it starts."""
     batch = collect_meta_batch(
         sampler,
         policy,
@@ -98,6 +101,7 @@ def evaluate_policy(
         budget=EpisodeBudget.of(settings.batch_unit, settings.episodes_per_step, horizon),
         inner=InnerStep(tuple(settings.step_sizes()), gamma, gae_lambda, first_order=True),
         seed=(settings.seed, EVAL_EPISODES, 0),
+        note=note,
     )
     return batch.task_returns()
 

@@ -37,6 +37,7 @@ from metarl.experiment import (
     make_task_env,
     resolve_device,
 )
+from metarl.heartbeat import Heartbeat
 from metarl.memory import EVALUATION, MemoryEstimate, MemoryWording, evaluation_memory
 from metarl.reporting.evaluation_output import RESULTS_FILE, results_document, write_outputs
 from metarl.reporting.reference import reference_for
@@ -73,10 +74,16 @@ class OutputFault(Exception):
         )
 
 
-def evaluate_run(request: EvaluationRequest, say: Callable[[str], None] = lambda message: None) -> Path:
-    """Evaluate and write the outputs; returns the output directory. Raises ``ConfigError`` or
+def evaluate_run(
+    request: EvaluationRequest,
+    say: Callable[[str], None] = lambda message: None,
+    heartbeat: Heartbeat | None = None,
+) -> Path:
+    """Evaluate and write the outputs; returns the output directory. ``say`` gets the results of each method as
+    they come, ``heartbeat`` lines within a method that takes minutes (None: none). Raises ``ConfigError`` or
     ``CheckpointError`` before any episode for a user's mistake, ``NonFiniteEpisodeError`` for an env or
     policy gone non-finite, ``OutputFault`` for a storage failure at the end."""
+    heartbeat = heartbeat or Heartbeat.unless(quiet=True)
     if request.device is not None and not is_device_name(request.device):
         raise ConfigError(f"--device must be {DEVICE_NAMES}, got {request.device!r}")
     config = load_run_config(request.run_dir)
@@ -134,6 +141,7 @@ def evaluate_run(request: EvaluationRequest, say: Callable[[str], None] = lambda
         # "±" is the standard error here but the 95% half-width in report.py's tables: say which
         say(f"mean return over {settings.num_tasks} test tasks after each step, ± its standard error:")
         for name, policy in policies.items():
+            heartbeat.begin(f"evaluating {name}")
             with hinted_divergence(f"try a smaller --step-size or --later-step-size ({name}'s policy)"):
                 task_returns = evaluate_policy(
                     experiment.sampler,
@@ -143,6 +151,7 @@ def evaluate_run(request: EvaluationRequest, say: Callable[[str], None] = lambda
                     config.gamma,
                     config.gae_lambda,
                     experiment.horizon,
+                    heartbeat,
                 )
             methods[name] = method_results(task_returns)
             steps = "  ".join(f"step {e['step']} {e['mean']:8.2f} ± {e['std_error']:.2f}" for e in methods[name])

@@ -161,5 +161,6 @@ def progress_line(
     )
 
 
-def print_progress(line: str, stream: TextIO = sys.stdout) -> None:
-    print(line, file=stream, flush=True)
+def print_progress(line: str, stream: TextIO | None = None) -> None:
+    """``line`` on ``stream``, by default the stdout of the moment (not the one this module was imported under)."""
+    print(line, file=stream or sys.stdout, flush=True)

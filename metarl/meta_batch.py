@@ -16,6 +16,7 @@ from torch import nn
 from envs import Task
 from metarl.adaptation import InnerStep, adapt
 from metarl.episodes import EpisodeBatch, stack_tasks
+from metarl.heartbeat import Note, silent
 from metarl.policies import Params, detached, for_tasks
 from metarl.samplers.base import Sampler, SeedKey
 from metarl.samplers.budget import EpisodeBudget
@@ -99,9 +100,10 @@ def collect_meta_batch(
     budget: EpisodeBudget,
     inner: InnerStep,
     seed: SeedKey,
+    note: Note = silent,
 ) -> MetaBatch:
     """Sample, adapt, sample again, ``inner.num_steps`` times, then sample the query episodes; every
-    sampling takes ``budget``'s episodes per task.
+    sampling takes ``budget``'s episodes per task. ``note`` hears each sampling as it starts.
 
     ``params`` (and ``policy``) may live on the GPU; the sampler always gets CPU copies. The stacked
     tensors and advantages the inner steps use are kept for the meta-update, not recomputed.
@@ -111,7 +113,9 @@ def collect_meta_batch(
     support: list[list[EpisodeBatch]] = [[] for _ in tasks]
     support_stacked: list[EpisodeBatch] = []
     support_advantages: list[torch.Tensor] = []
+    rounds = inner.num_steps + 1
     for step, step_size in enumerate(inner.step_sizes):
+        note(f"sampling {len(tasks)} tasks' episodes before inner step {step + 1} (sampling {step + 1}/{rounds})")
         batches = budget.sample(sampler, tasks, per_task_on_cpu(task_params), (*seed, step))
         for task_support, batch in zip(support, batches, strict=True):
             task_support.append(batch)
@@ -122,6 +126,7 @@ def collect_meta_batch(
         with torch.enable_grad():  # all tasks' inner steps at once, as the learner takes them
             leaves = {name: value.detach().requires_grad_() for name, value in task_params.items()}
             task_params = detached(adapt(policy, leaves, [stacked], [advantages], [step_size], True, inner.objective))
+    note(f"sampling {len(tasks)} tasks' query episodes (sampling {rounds}/{rounds})")
     query = budget.sample(sampler, tasks, per_task_on_cpu(task_params), (*seed, inner.num_steps))
     stacked_query = stack_tasks(query).to(device)
     tensors = MetaBatchTensors(

@@ -37,16 +37,23 @@ class ConjugateGradientResult:
 
 
 def conjugate_gradient(
-    matvec: MatVec, b: torch.Tensor, iterations: int = 10, residual_tol: float = 1e-10
+    matvec: MatVec,
+    b: torch.Tensor,
+    iterations: int = 10,
+    residual_tol: float = 1e-10,
+    on_iteration: Callable[[int], None] | None = None,
 ) -> ConjugateGradientResult:
-    """Approximately solve A x = b for symmetric positive-definite A given only v ↦ A v."""
+    """Approximately solve A x = b for symmetric positive-definite A given only v ↦ A v. ``on_iteration(i)`` is
+    told as iteration i (from 1) starts: each costs a product with A, the slow part."""
     x = torch.zeros_like(b)
     residual = b.clone()
     direction = b.clone()
     residual_sq = residual @ residual
-    for _ in range(iterations):
+    for iteration in range(1, iterations + 1):
         if residual_sq < residual_tol:
             break
+        if on_iteration is not None:
+            on_iteration(iteration)
         a_direction = matvec(direction)
         alpha = residual_sq / (direction @ a_direction)
         x = x + alpha * direction
@@ -74,14 +81,18 @@ def backtracking_line_search(
     max_kl: float,
     max_steps: int = 15,
     backtrack_ratio: float = 0.8,
+    on_step: Callable[[int], None] | None = None,
 ) -> LineSearchResult:
     """Try start + ratio^k · full_step for k = 0, 1, ...; accept the first that lowers the loss within max_kl.
 
     ``evaluate`` maps parameters to (loss, KL from the starting policy). If no step is accepted the
-    starting parameters come back unchanged, so a bad direction never moves the policy.
+    starting parameters come back unchanged, so a bad direction never moves the policy. ``on_step(k)`` is told
+    as the k-th evaluation (from 1) starts.
     """
     fraction = 1.0
     for step in range(1, max_steps + 1):
+        if on_step is not None:
+            on_step(step)
         candidate = start + fraction * full_step
         loss, kl = evaluate(candidate)
         if loss < loss_before and kl <= max_kl:

@@ -23,6 +23,7 @@ from metarl.adaptation import policy_gradient_loss
 from metarl.checkpoint import CheckpointError
 from metarl.config import FLOAT32_MAX, ConfigError, TrainConfig, to_dict
 from metarl.experiment import Experiment, MemoryNeed, hinted_divergence
+from metarl.heartbeat import Heartbeat, Note, silent
 from metarl.logger import EventLayout, format_duration, print_progress
 from metarl.memory import PRETRAINING as PRETRAINING_MEMORY
 from metarl.memory import MemoryEstimate, MemoryWording, iteration_memory
@@ -92,16 +93,22 @@ class PretrainSettings:
 
 
 def pretrain_iteration(
-    experiment: Experiment, optimizer: torch.optim.Optimizer, settings: PretrainSettings, iteration: int
+    experiment: Experiment,
+    optimizer: torch.optim.Optimizer,
+    settings: PretrainSettings,
+    iteration: int,
+    note: Note = silent,
 ) -> dict[str, float]:
     config, policy = experiment.config, experiment.policy
     tasks = experiment.tasks.sample_tasks(config.meta_batch_size, task_rng(config.seed, TRAIN_TASKS, iteration))
     params = to_cpu(parameters_of(policy))
+    note(f"sampling {len(tasks)} tasks' episodes")
     with hinted_divergence("try a smaller --lr (a new run's; a resumed one keeps its own)"):
         batches = experiment.budget(settings.episodes_per_task).sample(
             experiment.sampler, tasks, [params] * len(tasks), (config.seed, PRETRAIN_EPISODES, iteration)
         )
     device = next(policy.parameters()).device
+    note("policy-gradient step")
     losses = []
     for batch in batches:
         batch = batch.to(device)
@@ -229,10 +236,12 @@ class Pretraining:
         if progress.iteration == 0:
             logger.hyperparameters({**to_dict(config), "pretrain": asdict(settings)})
         eta = ETA(settings.num_iterations)
+        heartbeat = Heartbeat.unless(quiet)  # lines within an iteration that takes minutes
         try:
             while progress.iteration < settings.num_iterations:
+                heartbeat.begin(f"pretrain {progress.iteration + 1}/{settings.num_iterations}")
                 start = time.perf_counter()
-                scalars = pretrain_iteration(self.experiment, self.optimizer, settings, progress.iteration)
+                scalars = pretrain_iteration(self.experiment, self.optimizer, settings, progress.iteration, heartbeat)
                 seconds = time.perf_counter() - start
                 progress.iteration += 1
                 progress.env_steps += int(scalars["pretrain/env_steps"])

@@ -24,6 +24,7 @@ from metarl.config import (
     upgrade_saved_config,
 )
 from metarl.experiment import Experiment, MemoryNeed, build_experiment, divergence_hint, hinted_divergence
+from metarl.heartbeat import Heartbeat, Note, silent
 from metarl.logger import EventLayout, Logger, print_progress, progress_line
 from metarl.meta_batch import collect_meta_batch
 from metarl.reporting.machine import machine_description
@@ -234,8 +235,8 @@ class Trainer:
     def save(self) -> None:
         save_checkpoints(self.run_dir, self.checkpoint_state(), self.config.checkpoint_every)
 
-    def iteration(self) -> dict[str, float]:
-        """One meta-iteration; returns everything it logs."""
+    def iteration(self, note: Note = silent) -> dict[str, float]:
+        """One meta-iteration; returns everything it logs. ``note`` hears each sampling and meta-update stage."""
         config, experiment, it = self.config, self.experiment, self.progress.iteration
         tasks = experiment.tasks.sample_tasks(config.meta_batch_size, task_rng(config.seed, TRAIN_TASKS, it))
         start = time.perf_counter()
@@ -248,9 +249,10 @@ class Trainer:
                 budget=experiment.budget(config.fast_batch_size),
                 inner=experiment.learner.inner,
                 seed=(config.seed, TRAIN_EPISODES, it),
+                note=note,
             )
         sampled = time.perf_counter()
-        stats = experiment.learner.step(batch.tensors)
+        stats = experiment.learner.step(batch.tensors, note)
         updated = time.perf_counter()
 
         scalars = {f"returns/step_{k}": value for k, value in enumerate(batch.mean_returns())}
@@ -290,9 +292,11 @@ class Trainer:
         logger = self.open_logger()
         history = []
         eta = ETA(config.num_batches)
+        heartbeat = Heartbeat.unless(quiet)  # lines within an iteration that takes minutes
         try:
             while self.progress.iteration < config.num_batches:
-                scalars = self.iteration()
+                heartbeat.begin(f"iter {self.progress.iteration + 1}/{config.num_batches}")
+                scalars = self.iteration(heartbeat)
                 self.log(logger, scalars)
                 self.save()
                 history.append(scalars)

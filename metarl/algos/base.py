@@ -9,6 +9,7 @@ algorithm; an algorithm is one file in this package and one entry in ``metarl.ex
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -16,6 +17,7 @@ import torch
 from torch.distributions import Distribution, kl_divergence
 
 from metarl.adaptation import InnerStep
+from metarl.heartbeat import Note
 from metarl.meta_batch import MetaBatchTensors
 from metarl.policies import diagonal_gaussian, gaussian_parameters
 from metarl.returns import masked_mean
@@ -29,10 +31,10 @@ class MetaLearner(Protocol):
     device: torch.device
     """Where the meta-step runs (the policy's device)."""
 
-    def step(self, data: MetaBatchTensors) -> dict[str, float]:
+    def step(self, data: MetaBatchTensors, note: Note = ...) -> dict[str, float]:
         """Update the policy from one meta-batch; its statistics, logged as ``meta/<key>``. ``kl`` is among them:
         the mean KL between the adapted policies before and after the update, on the query states (the
-        progress line's ``kl``)."""
+        progress line's ``kl``). ``note`` (default: silent) hears each costly stage as it starts."""
         ...
 
     def describe(self) -> str:
@@ -91,6 +93,17 @@ def clip_fraction(distribution: Distribution, data: MetaBatchTensors, old: OldPo
     ratio = torch.exp(distribution.log_prob(data.query.actions_TBA) - old.log_probs)
     outside = ((ratio - 1).abs() > clip_eps).to(ratio.dtype)
     return float(masked_mean(outside, data.query.mask_TB, dims=(-2, -1)).mean())
+
+
+def adam_steps(
+    optimizer: torch.optim.Optimizer, loss: Callable[[], torch.Tensor], steps: int, note: Note
+) -> list[float]:
+    """``steps`` optimiser steps on ``loss()``, each told to ``note`` as it starts; the loss before each."""
+    losses = []
+    for step in range(1, steps + 1):
+        note(f"meta-update, Adam step {step}/{steps}")
+        losses.append(adam_step(optimizer, loss()))
+    return losses
 
 
 def adam_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> float:

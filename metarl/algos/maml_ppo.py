@@ -21,8 +21,9 @@ from torch.distributions import Distribution
 from torch.func import functional_call
 
 from metarl.adaptation import InnerStep
-from metarl.algos.base import OldPolicy, adam_step, clip_fraction, clipped_surrogate, load_optimizer_state, mean_kl
+from metarl.algos.base import OldPolicy, adam_steps, clip_fraction, clipped_surrogate, load_optimizer_state, mean_kl
 from metarl.config import PPOSettings
+from metarl.heartbeat import Note, silent
 from metarl.meta_batch import MetaBatchTensors
 from metarl.policies import Params, detached, for_tasks, parameters_of
 
@@ -66,12 +67,12 @@ class MAMLPPO:
         distribution = self.query_distribution(self.adapted(params, data), data)
         return clipped_surrogate(distribution, data, old, self.settings.clip_eps)
 
-    def step(self, data: MetaBatchTensors) -> dict[str, float]:
+    def step(self, data: MetaBatchTensors, note: Note = silent) -> dict[str, float]:
         """``adam_steps`` Adam steps on one meta-batch; the surrogate before the first and after the last, the KL
         between old and new adapted policies, and the share of query steps the clip holds."""
         params = parameters_of(self.policy)
         old = self.old_policy(params, data)
-        losses = [adam_step(self.optimizer, self.loss(params, data, old)) for _ in range(self.settings.adam_steps)]
+        losses = adam_steps(self.optimizer, lambda: self.loss(params, data, old), self.settings.adam_steps, note)
         adapted = detached(self.adapted(params, data, first_order=True))
         with torch.no_grad():
             distribution = self.query_distribution(adapted, data)

@@ -21,6 +21,7 @@ from metarl.adaptation import InnerStep
 from metarl.algos.base import OldPolicy
 from metarl.config import TRPOSettings
 from metarl.episodes import EpisodeBatch
+from metarl.heartbeat import Note, silent
 from metarl.meta_batch import MetaBatchTensors
 from metarl.optim import (
     MatVec,
@@ -210,8 +211,9 @@ class MAMLTRPO:
             distribution = self.query_distribution(adapted_params, data)
             return float(self.surrogate(distribution, data, old)), float(self.kl(distribution, data, old))
 
-    def step(self, data: MetaBatchTensors) -> dict[str, float]:
+    def step(self, data: MetaBatchTensors, note: Note = silent) -> dict[str, float]:
         """One TRPO meta-update from the meta-batch's stacked support and query episodes."""
+        note("meta-update, the surrogate's gradient through the inner step")
         params = parameters_of(self.policy)
         # One graph through the inner step serves the loss, its gradient and (unsubsampled) the curvature.
         adapted = self.adapted(params, data, self.inner.first_order)
@@ -228,7 +230,12 @@ class MAMLTRPO:
             product = self.subsampled_curvature_product(params, data, adapted)
         else:
             product = self.curvature_product(params, data, old, distribution if graph_reused else None, adapted)
-        solved = conjugate_gradient(product, loss_grad, self.trpo.cg_iters)
+        solved = conjugate_gradient(
+            product,
+            loss_grad,
+            self.trpo.cg_iters,
+            on_iteration=lambda i: note(f"meta-update, conjugate gradient {i}/{self.trpo.cg_iters}"),
+        )
         del product, adapted, distribution, loss  # frees the graphs before the line search
         direction = solved.solution
         step_scale = torch.sqrt(2 * self.trpo.max_kl / (direction @ solved.product).clamp(min=1e-12))
@@ -243,6 +250,7 @@ class MAMLTRPO:
             self.trpo.max_kl,
             self.trpo.ls_max_steps,
             self.trpo.ls_backtrack_ratio,
+            on_step=lambda k: note(f"meta-update, line search step {k}/{self.trpo.ls_max_steps}"),
         )
         with torch.no_grad():
             for name, value in unflatten(result.params, params).items():

@@ -27,8 +27,9 @@ from torch.distributions import Distribution
 from torch.func import functional_call
 
 from metarl.adaptation import InnerStep
-from metarl.algos.base import OldPolicy, adam_step, clip_fraction, clipped_surrogate, load_optimizer_state, mean_kl
+from metarl.algos.base import OldPolicy, adam_steps, clip_fraction, clipped_surrogate, load_optimizer_state, mean_kl
 from metarl.config import ProMPSettings
+from metarl.heartbeat import Note, silent
 from metarl.meta_batch import MetaBatchTensors
 from metarl.policies import Params, detached, for_tasks, parameters_of
 
@@ -130,7 +131,7 @@ class ProMP:
         coefficients = torch.tensor(self.inner_kl_coefficients, dtype=inner_kls.dtype, device=inner_kls.device)
         return surrogate + (coefficients * inner_kls).mean()
 
-    def step(self, data: MetaBatchTensors) -> dict[str, float]:
+    def step(self, data: MetaBatchTensors, note: Note = silent) -> dict[str, float]:
         """``adam_steps`` Adam steps on one meta-batch, then the KL coefficients' update. Statistics: the loss
         before the first step, the surrogate after the last, the KL between old and new adapted policies on the
         query states, the share of query steps the clip holds, the inner steps' mean KL after the update and
@@ -138,9 +139,7 @@ class ProMP:
         params = parameters_of(self.policy)
         sampled_by = self.sampling_policies(params, data)
         coefficients = self.inner_kl_coefficients
-        losses = [
-            adam_step(self.optimizer, self.loss(params, data, sampled_by)) for _ in range(self.settings.adam_steps)
-        ]
+        losses = adam_steps(self.optimizer, lambda: self.loss(params, data, sampled_by), self.settings.adam_steps, note)
         surrogate, inner_kls, distribution = self.objective(params, data, sampled_by, first_order=True)
         kls = [float(kl) for kl in inner_kls.detach()]
         if self.settings.adaptive_inner_kl_penalty:
