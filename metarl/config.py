@@ -172,6 +172,11 @@ class TrainConfig:
     """Seeds tasks, episodes and the policy initialisation."""
     device: str = "cpu"
     """Where the inner steps and meta-update run: cpu or cuda (sampling always runs on the CPU)."""
+    num_threads: int = 1
+    """Torch CPU threads for the inner steps and meta-update, fixed by the run rather than the machine's cores:
+    a float sum's order, so its last bits, depends on it. Same seed, num_threads, torch build and CPU instruction
+    set (AVX2, AVX-512: MKL picks kernels by it), same numbers. More threads are faster on many cores; sampling
+    always takes one."""
     checkpoint_every: int = 50
     """Keep a numbered checkpoint every N iterations (checkpoints/latest.pt is written every iteration)."""
     algo: str = "maml_trpo"
@@ -201,6 +206,7 @@ class TrainConfig:
             "promp.inner_kl_target",
             "init_std",
             "checkpoint_every",
+            "num_threads",
             "sampler.num_workers",
             "sampler.worker_timeout_s",
         ]:

@@ -169,6 +169,7 @@ def build_experiment(config: TrainConfig, memory: MemoryNeed | None = None) -> E
     done needs (default an RL training iteration), refused up front where it cannot fit."""
     config.validate()
     device = resolve_device(config.device)
+    torch.set_num_threads(config.num_threads)  # the run's numbers depend on it: fixed by the config, not the machine
     env = make_task_env(config.env_id, config.env_kwargs)
     assert env.spec is not None  # gymnasium.make always sets it
     horizon = config.horizon or env.spec.max_episode_steps
