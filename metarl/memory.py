@@ -128,6 +128,8 @@ class MemoryWording:
     episode_fix: str
     parameter_use: str
     parameter_fix: str
+    unit: str = "episode steps"
+    """What the estimate's data count counts (a few-shot iteration's are images)."""
 
 
 TRAINING = MemoryWording(
@@ -184,7 +186,7 @@ def require_memory(estimate: MemoryEstimate, device: torch.device, wording: Memo
     if available is None or estimate.total_bytes <= available:
         return
     if estimate.episode_bytes >= estimate.parameter_bytes:
-        cause = f"{estimate.episode_steps:,} episode steps: {wording.episode_steps}"
+        cause = f"{estimate.episode_steps:,} {wording.unit}: {wording.episode_steps}"
         fix = wording.episode_fix
     else:
         cause = f"a policy of {estimate.parameters:,} parameters, {wording.parameter_use}"

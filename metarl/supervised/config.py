@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
-from metarl.config import require, require_finite
+from metarl.config import DEVICE_NAMES, is_device_name, require, require_finite
 
 ALGORITHMS = ("maml", "reptile")
 
@@ -106,33 +107,71 @@ class SinusoidConfig(MetaLearningConfig):
 
 
 @dataclass
-class OmniglotConfig(MetaLearningConfig):
-    """N-way K-shot Omniglot classification, Finn et al. (2017) section 5.2 and appendix A.1."""
+class FewShotConfig(MetaLearningConfig):
+    """N-way K-shot image classification with the paper's conv net (section 5.2): what every image benchmark has."""
 
     num_ways: int = 5
     """N: classes per task."""
+    image_size: int = 28
+    """Images are resized to image_size × image_size."""
+    num_filters: int = 64
+    """Filters per conv layer."""
+    eval_steps: int = 3
+    """Inner steps at evaluation."""
+    eval_every: int = 500
+    """Evaluate accuracy on eval_every_tasks tasks every N iterations, a multiple of log_every (0: only at the
+    end); on the validation classes where the dataset has them, and the best such checkpoint is the one tested."""
+    eval_every_tasks: int = 100
+    """Tasks of the periodic evaluation."""
+    device: str = "cpu"
+    """Where the network runs: cpu, cuda or cuda:N."""
+
+    channels: ClassVar[int] = 1
+    """Colour channels of the benchmark's images."""
+
+    def validate(self) -> FewShotConfig:
+        super().validate()
+        for name in ["num_ways", "image_size", "num_filters", "eval_steps", "eval_every_tasks"]:
+            require(self, name, lambda v: v > 0, "must be positive")
+        require(self, "eval_every", lambda v: v >= 0, "must be non-negative")
+        require(
+            self,
+            "eval_every",
+            lambda v: v % self.log_every == 0,
+            f"must be a multiple of log_every ({self.log_every}): evaluations happen when a progress line is logged",
+        )
+        require(self, "image_size", lambda v: v >= 16, "must be at least 16 (four 2×2 poolings)")
+        require(self, "device", is_device_name, f"must be {DEVICE_NAMES}")
+        return self
+
+
+@dataclass
+class OmniglotConfig(FewShotConfig):
+    """N-way K-shot Omniglot classification, Finn et al. (2017) section 5.2 and appendix A.1."""
+
     num_train_characters: int = 1200
     """Characters for meta-training; the rest are meta-test (MAML's code: 1200 of 1623)."""
     split_seed: int = 1
     """Seeds the shuffle of characters into meta-train and meta-test (separate from seed, like MAML's code)."""
     rotations: bool = True
     """Each character at 0°, 90°, 180° and 270° is its own class (4× the classes)."""
-    image_size: int = 28
-    """Images are resized to image_size × image_size."""
-    num_filters: int = 64
-    """Filters per conv layer."""
-    eval_steps: int = 3
-    """Inner steps at evaluation (paper: 3 for 5-way Omniglot)."""
-    eval_every: int = 500
-    """Evaluate meta-test accuracy on eval_every_tasks tasks every N iterations (0: only at the end)."""
-    eval_every_tasks: int = 100
-    """Tasks of the periodic evaluation."""
 
     def validate(self) -> OmniglotConfig:
         super().validate()
-        for name in ["num_ways", "num_train_characters", "image_size", "num_filters", "eval_steps", "eval_every_tasks"]:
-            require(self, name, lambda v: v > 0, "must be positive")
-        require(self, "eval_every", lambda v: v >= 0, "must be non-negative")
+        require(self, "num_train_characters", lambda v: v > 0, "must be positive")
         require(self, "split_seed", lambda v: v >= 0, "must be non-negative")
-        require(self, "image_size", lambda v: v >= 16, "must be at least 16 (four 2×2 poolings)")
         return self
+
+
+@dataclass
+class MiniImagenetConfig(FewShotConfig):
+    """N-way K-shot MiniImagenet classification, Finn et al. (2017) section 5.2 and appendix A.1."""
+
+    image_size: int = 84
+    """Images are resized to image_size × image_size (the split's 84 × 84)."""
+    num_filters: int = 32
+    """Filters per conv layer (the paper's 32 for MiniImagenet, against overfitting)."""
+    eval_steps: int = 10
+    """Inner steps at evaluation (paper: 10 for MiniImagenet)."""
+
+    channels: ClassVar[int] = 3

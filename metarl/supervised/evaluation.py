@@ -46,7 +46,7 @@ def adaptation_curve(
             with torch.no_grad():
                 rows.append(task_losses(model, task_params, chunk.query_inputs, chunk.query_targets, metric_fn))
         curves.append(torch.stack(rows))
-    return torch.cat(curves, dim=1).numpy()
+    return torch.cat(curves, dim=1).cpu().numpy()
 
 
 def summarize(curve: np.ndarray, steps: list[int]) -> dict[str, dict[str, float]]:

@@ -78,9 +78,7 @@ class ConvClassifier(nn.Module):
         self.blocks = nn.Sequential(
             *(ConvBlock(c_in, c_out, generator) for c_in, c_out in itertools.pairwise(channels))
         )
-        side = image_size
-        for _ in range(num_blocks):
-            side //= 2
+        side = feature_side(image_size, num_blocks)
         self.head = nn.Linear(num_filters * side * side, num_classes)
         nn.init.xavier_uniform_(self.head.weight, generator=generator)
         nn.init.zeros_(self.head.bias)
@@ -88,3 +86,26 @@ class ConvClassifier(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """[B, C, H, W] images → [B, num_classes] logits."""
         return self.head(self.blocks(images).flatten(1))
+
+
+def feature_side(image_size: int, num_blocks: int) -> int:
+    """The side of the feature map after ``num_blocks`` 2×2 poolings (each floors an odd side)."""
+    for _ in range(num_blocks):
+        image_size //= 2
+    return image_size
+
+
+def conv_classifier_size(
+    num_classes: int, in_channels: int, num_filters: int, image_size: int, num_blocks: int = 4
+) -> tuple[int, int]:
+    """(parameters, floats kept per image for the backward pass) of a ``ConvClassifier``, without building it:
+    a memory check must refuse ``num_filters=10**6`` before allocating it. Per image each block keeps its
+    convolution's, batch norm's and ReLU's outputs and the pooled map; the input image too."""
+    channels = [in_channels] + [num_filters] * num_blocks
+    parameters = sum(c_in * c_out * 9 + 3 * c_out for c_in, c_out in itertools.pairwise(channels))
+    parameters += num_filters * feature_side(image_size, num_blocks) ** 2 * num_classes + num_classes
+    activations, side = in_channels * image_size**2, image_size
+    for _ in range(num_blocks):
+        activations += 3 * num_filters * side**2 + num_filters * (side // 2) ** 2
+        side //= 2
+    return parameters, activations

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from metarl.supervised.tasks import TaskBatch
+from metarl.supervised.config import OmniglotConfig
+from metarl.supervised.image_classes import DatasetError, FewShotSplits, ImageClasses
 
 SUBSETS = ("images_background", "images_evaluation")
 IMAGE_SUFFIXES = {".png"}
@@ -26,10 +27,6 @@ class Character:
     alphabet: str
     name: str
     image_paths: tuple[Path, ...]
-
-
-class DatasetError(ValueError):
-    """The data directory cannot be used; the message says what was expected."""
 
 
 def find_characters(root: Path) -> list[Character]:
@@ -81,14 +78,15 @@ def split_characters(characters: list[Character], num_train: int, seed: int) -> 
     return shuffled[:num_train], shuffled[num_train:]
 
 
-class OmniglotClasses:
+class OmniglotClasses(ImageClasses):
     """The classes of one split: each character, and with ``rotations`` each of its 90° rotations, is a class."""
+
+    unit = "drawings"
 
     def __init__(self, characters: list[Character], image_size: int = 28, rotations: bool = True):
         self.characters = characters
         self.rotations = (0, 1, 2, 3) if rotations else (0,)
         self.images = [np.stack([load_image(p, image_size) for p in c.image_paths]) for c in characters]
-        self.min_drawings = min(len(images) for images in self.images)
 
     @property
     def num_classes(self) -> int:
@@ -99,41 +97,14 @@ class OmniglotClasses:
         character, rotation = divmod(class_index, len(self.rotations))
         return np.rot90(self.images[character], k=self.rotations[rotation], axes=(1, 2))
 
-    def sample_episodes(
-        self, num_tasks: int, num_ways: int, num_shots: int, num_query: int, rng: np.random.Generator
-    ) -> TaskBatch:
-        """``num_tasks`` N-way K-shot tasks: N distinct classes labelled 0..N−1 in random order, K support and
-        ``num_query`` query drawings per class, never the same drawing twice in a task.
+    def class_size(self, class_index: int) -> int:
+        return len(self.images[class_index // len(self.rotations)])
 
-        Inputs are [T, N·K, 1, H, W] (support) and [T, N·Q, 1, H, W] (query); targets are int64 labels.
-        """
-        if num_ways > self.num_classes:
-            raise DatasetError(f"num_ways={num_ways} is more than the {self.num_classes} classes of this split")
-        if num_shots + num_query > self.min_drawings:
-            raise DatasetError(
-                f"num_shots + num_query = {num_shots + num_query} drawings per class are needed, "
-                f"but some characters have only {self.min_drawings}"
-            )
-        support, query = [], []
-        for _ in range(num_tasks):
-            classes = rng.choice(self.num_classes, size=num_ways, replace=False)
-            drawings = [
-                self.class_images(c)[
-                    rng.choice(len(self.images[c // len(self.rotations)]), size=num_shots + num_query, replace=False)
-                ]
-                for c in classes
-            ]
-            support.append(np.concatenate([d[:num_shots] for d in drawings]))
-            query.append(np.concatenate([d[num_shots:] for d in drawings]))
-        labels = np.arange(num_ways)
-        support_labels = torch.as_tensor(np.repeat(labels, num_shots)).expand(num_tasks, -1)
-        query_labels = torch.as_tensor(np.repeat(labels, num_query)).expand(num_tasks, -1)
-        return TaskBatch(
-            torch.as_tensor(np.stack(support)).unsqueeze(2),
-            support_labels.contiguous(),
-            torch.as_tensor(np.stack(query)).unsqueeze(2),
-            query_labels.contiguous(),
-        )
+    def images_of(self, class_index: int, which: np.ndarray) -> np.ndarray:
+        return self.class_images(class_index)[which]
+
+    def as_inputs(self, images: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(images).unsqueeze(2)
 
 
 def load_omniglot(
@@ -142,6 +113,15 @@ def load_omniglot(
     """(meta-train classes, meta-test classes) from an Omniglot-format directory."""
     train, test = split_characters(find_characters(root), num_train_characters, split_seed)
     return OmniglotClasses(train, image_size, rotations), OmniglotClasses(test, image_size, rotations)
+
+
+def omniglot_splits(root: Path, config: OmniglotConfig) -> FewShotSplits:
+    """The config's meta-train and meta-test classes; Omniglot's split has no validation classes."""
+    train, test = load_omniglot(
+        root, config.num_train_characters, config.split_seed, config.image_size, config.rotations
+    )
+    sizes = {"meta_train_characters": len(train.characters), "meta_test_characters": len(test.characters)}
+    return FewShotSplits(train, None, test, sizes)
 
 
 def write_synthetic_omniglot(

@@ -34,6 +34,15 @@ class TaskBatch:
             self.support_inputs[index], self.support_targets[index], self.query_inputs[index], self.query_targets[index]
         )
 
+    def to(self, device: torch.device) -> TaskBatch:
+        """The same tasks on ``device`` (where the network runs)."""
+        return TaskBatch(
+            self.support_inputs.to(device),
+            self.support_targets.to(device),
+            self.query_inputs.to(device),
+            self.query_targets.to(device),
+        )
+
 
 @dataclass(frozen=True)
 class SinusoidTask:
