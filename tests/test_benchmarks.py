@@ -46,6 +46,10 @@ TINY = {
         *("--task-chunks", "1"),
     ],
     "mujoco_step_rate.py": ["--num-envs", "2", "--steps", "5", "--repeats", "1"],
+    "few_shot_iteration.py": [
+        *("--variants", "1-shot", "1-shot reptile", "--iterations", "1", "--eval-tasks", "2"),
+        *("--set", "image_size=16", "--set", "num_filters=4", "--set", "num_query=2", "--set", "eval_steps=2"),
+    ],
 }
 
 
@@ -87,7 +91,11 @@ def test_curvature_floor_counts_sixteen_gemms_per_product(tmp_path):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
 @pytest.mark.parametrize(
     ("script", "device_flag"),
-    [("meta_update.py", ["--device", "cuda"]), ("iteration.py", ["--set", "device=cuda"])],
+    [
+        ("meta_update.py", ["--device", "cuda"]),
+        ("iteration.py", ["--set", "device=cuda"]),
+        ("few_shot_iteration.py", ["--set", "device=cuda"]),
+    ],
 )
 def test_gpu_benchmarks_refuse_in_one_line_without_cuda(script, device_flag, tmp_path):
     """The GPU path is one flag away; where there is no GPU it says so in one line instead of a traceback."""
