@@ -485,7 +485,42 @@ def shown(value: Any) -> str:
     return shortened(repr(value))
 
 
-def load_yaml(path: Path) -> dict[str, Any]:
+EXTENDS = "extends"
+"""The config-file key naming a base file (relative to the file itself) whose keys this file's override, section
+by section: a family's configs state only what differs from their base."""
+
+
+def load_yaml(path: Path, extending: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A config file's keys, with those of the file it ``extends:`` (and so on) beneath them."""
+    data = read_config_file(path)
+    base = data.pop(EXTENDS, None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"config file {path}: {EXTENDS} must name a config file, got {shown(base)}")
+    chain = (*extending, Path(path).resolve())
+    base_path = (Path(path).parent / base).resolve()
+    if base_path in chain:
+        cycle = " -> ".join(p.name for p in (*chain[chain.index(base_path) :], base_path))
+        raise ConfigError(f"config files extend each other in a cycle ({cycle}); remove one {EXTENDS}")
+    if not base_path.is_file():
+        raise ConfigError(
+            f"config file {path} extends {base}, which does not exist; name a file relative to {Path(path).parent}"
+        )
+    return merged(load_yaml(base_path, chain), data)
+
+
+def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` on top; a mapping present in both (a section, env_kwargs) is merged key by key."""
+    result = dict(base)
+    for key, value in overrides.items():
+        both_mappings = isinstance(value, dict) and isinstance(result.get(key), dict)
+        result[key] = merged(result[key], value) if both_mappings else value
+    return result
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The keys a config file states itself (its ``extends:`` unresolved)."""
     try:
         data = safe_load_config(Path(path).read_text(), f"config file {path}")
     except FileNotFoundError:

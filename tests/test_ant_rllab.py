@@ -14,6 +14,7 @@ import pytest
 import envs  # noqa: F401  (registers the envs)
 from envs.ant_rllab import ANT_RLLAB
 from envs.mujoco_model import load_model, model_path
+from metarl.config import load_yaml
 
 IDS = ["metarl/AntVel-rllab-v0", "metarl/AntDir-rllab-v0"]
 RLLAB_INIT_QPOS = [0.0, 0.0, 0.55, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, -1.0, 0.0, -1.0, 0.0, 1.0]
@@ -178,11 +179,6 @@ def test_direction_env_takes_the_backward_probability_like_ant_dir():
 
 @pytest.mark.parametrize(("rllab", "gymnasium_config"), [("ant-vel-rllab", "ant-vel"), ("ant-dir-rllab", "ant-dir")])
 def test_configs_are_the_gymnasium_ant_configs_but_for_the_env(rllab, gymnasium_config):
-    yaml = pytest.importorskip("yaml")
-    loaded = {}
-    for name in (rllab, gymnasium_config):
-        with open(os.path.join(CONFIGS, f"{name}.yaml")) as f:
-            loaded[name] = yaml.safe_load(f)
-    ours, theirs = loaded[rllab], loaded[gymnasium_config]
+    ours, theirs = (load_yaml(os.path.join(CONFIGS, f"{name}.yaml")) for name in (rllab, gymnasium_config))
     assert ours.pop("env_id") == theirs.pop("env_id").replace("-v0", "-rllab-v0")
     assert ours == theirs
