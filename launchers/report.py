@@ -1,7 +1,8 @@
 """Results tables from evaluations, as Markdown (the paper's numbers beside them).
 
 ``python launchers/report.py EVAL [EVAL ...] [--output FILE]``: each EVAL is an ``evaluation.json`` or a directory
-holding one (as written by launchers/evaluate.py). Prints Markdown, or writes it to FILE.
+holding one (as written by launchers/evaluate.py). Prints Markdown, or writes it to FILE. With ``--compare`` the
+runs (the first is the control) are compared on their shared test tasks, one row each, named by ``--label``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "evaluations", type=Path, nargs="+", metavar="EVAL", help="evaluation.json files or directories holding one"
     )
     parser.add_argument("--output", type=Path, default=None, help="Markdown file to write (default: stdout)")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="one table of the runs on their shared test tasks, each paired against the first (the control)",
+    )
+    parser.add_argument(
+        "--label", action="append", default=[], help="a run's name in the --compare table, once per EVAL in order"
+    )
+    args = parser.parse_args(argv)
+    if args.label and not args.compare:
+        parser.error("--label names the rows of a --compare table; add --compare")
+    if args.label and len(args.label) != len(args.evaluations):
+        parser.error(f"give one --label per EVAL ({len(args.evaluations)}), or none, got {len(args.label)}")
+    return args
 
 
 def load_evaluation(path: Path) -> dict:
@@ -58,7 +72,16 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, ConfigError) as error:
         return usage_error(error)
     command = "python launchers/report.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    text = report(evaluations, command.strip())
+    if args.compare:
+        from metarl.reporting.comparison import comparison_table
+
+        labels = args.label or [Path(evaluation["run_dir"]).name for evaluation in evaluations]
+        try:
+            text = comparison_table(list(zip(labels, evaluations, strict=True)))
+        except ValueError as error:
+            return usage_error(error)
+    else:
+        text = report(evaluations, command.strip())
     if args.output is None:
         sys.stdout.write(text)
     else:
