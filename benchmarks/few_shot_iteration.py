@@ -22,8 +22,8 @@ import torch
 from common import config_errors_exit, device_label, print_table, timed, write_json
 
 from metarl.config import load_config
-from metarl.experiment import resolve_device
 from metarl.memory import human_bytes, keep_freed_memory
+from metarl.parts import resolve_device
 from metarl.supervised.config import MiniImagenetConfig
 from metarl.supervised.few_shot_memory import iteration_memory
 from metarl.supervised.few_shot_run import evaluate

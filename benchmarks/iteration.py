@@ -17,8 +17,8 @@ from pathlib import Path
 from common import config_errors_exit, device_label, print_table, write_json
 
 from metarl.config import TrainConfig, load_config
-from metarl.experiment import resolve_device
 from metarl.memory import keep_freed_memory
+from metarl.parts import resolve_device
 from metarl.trainer import Trainer
 
 CONFIGS = Path(__file__).resolve().parent.parent / "launchers" / "configs"

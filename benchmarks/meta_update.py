@@ -25,8 +25,8 @@ from metarl.adaptation import InnerStep
 from metarl.algos.maml_trpo import MAMLTRPO
 from metarl.config import TRPOSettings
 from metarl.episodes import EpisodeBatch
-from metarl.experiment import resolve_device
 from metarl.memory import keep_freed_memory
+from metarl.parts import resolve_device
 from metarl.policies import GaussianMLPPolicy
 
 

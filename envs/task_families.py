@@ -52,7 +52,7 @@ class VelocityTasks:
 class TaskFamilyOptionError(TypeError, ValueError):
     """A task family's option out of its range. A ``ValueError``; also a ``TypeError``, which is what
     Python raises for a constructor argument that does not fit, so callers that turn a bad env kwarg
-    into a one-line message (``metarl.experiment.make_task_env``) do so for this too."""
+    into a one-line message (``metarl.parts.make_task_env``) do so for this too."""
 
 
 PAPER_CODE_BACKWARD_PROBABILITY = 3 / 7

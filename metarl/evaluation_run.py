@@ -29,20 +29,14 @@ from metarl.evaluation import (
     method_results,
     sample_test_tasks,
 )
-from metarl.experiment import (
-    MemoryNeed,
-    build_experiment,
-    build_policy,
-    hinted_divergence,
-    make_task_env,
-    resolve_device,
-)
 from metarl.heartbeat import Heartbeat
 from metarl.memory import EVALUATION, MemoryEstimate, MemoryWording, evaluation_memory
+from metarl.parts import MemoryNeed, build_policy, build_sampler, compute_device, open_task_env
 from metarl.reporting.evaluation_output import RESULTS_FILE, results_document, write_outputs
 from metarl.reporting.reference import reference_for
 from metarl.run import CHECKPOINTS, PRETRAINING, RL_TRAINING
 from metarl.samplers.budget import EpisodeBudget
+from metarl.samplers.rollout import hinted_divergence
 from metarl.seeding import EVAL_POLICY_INIT
 
 
@@ -88,12 +82,11 @@ def evaluate_run(
         raise ConfigError(f"--device must be {DEVICE_NAMES}, got {request.device!r}")
     config = load_run_config(request.run_dir)
     if config.sampler.backend == "process":  # trained on a larger machine, it may have more workers than this takes
-        sampler = dataclasses.replace(config.sampler, num_workers=min(config.sampler.num_workers, max_workers()))
-        config = dataclasses.replace(config, sampler=sampler)  # episodes are the same for any split
+        workers = min(config.sampler.num_workers, max_workers())  # episodes are the same for any split
+        config = dataclasses.replace(config, sampler=dataclasses.replace(config.sampler, num_workers=workers))
     if request.device is not None:
         config = dataclasses.replace(config, device=request.device)
-    config.validate()
-    device = resolve_device(config.device, fix="pass --device cpu")
+    device = compute_device(config, fix="pass --device cpu")
     # `is None`, not `or`: an explicit 0 is refused by validate(), never replaced by the run's value.
     step_size = config.fast_lr if request.step_size is None else request.step_size
     settings = EvalSettings(
@@ -120,44 +113,46 @@ def evaluate_run(
         raise ConfigError(f"{output_dir} already holds {RESULTS_FILE}; choose another --output or delete it")
     require_writable_directory(output_dir, "--output")  # before the evaluation, not after it
 
-    experiment = build_experiment(config, evaluation_memory_need(settings, config.hidden_sizes))
-    try:
-        load_policy_weights(experiment.policy, state, checkpoint_path)
-        env = make_task_env(config.env_id, config.env_kwargs)
-        policies = {"maml": experiment.policy, "random_init": build_policy(config, env, device, EVAL_POLICY_INIT)}
-        pretrained: tuple[dict[str, Any], Path] | None = None
-        if request.pretrained is not None and pretrained_state is not None:
-            policies["pretrained"] = build_policy(config, env, device)
-            load_policy_weights(policies["pretrained"], pretrained_state, request.pretrained)
-            pretrained = (pretrained_state, request.pretrained)
-        env.close()
+    task_env = open_task_env(config, device, evaluation_memory_need(settings, config.hidden_sizes))
+    policies = {
+        "maml": build_policy(config, task_env, device),
+        "random_init": build_policy(config, task_env, device, EVAL_POLICY_INIT),
+    }
+    load_policy_weights(policies["maml"], state, checkpoint_path)
+    pretrained: tuple[dict[str, Any], Path] | None = None
+    if request.pretrained is not None and pretrained_state is not None:
+        policies["pretrained"] = build_policy(config, task_env, device)
+        load_policy_weights(policies["pretrained"], pretrained_state, request.pretrained)
+        pretrained = (pretrained_state, request.pretrained)
+    tasks = sample_test_tasks(task_env.tasks, settings.num_tasks, settings.seed)
+    reference = reference_for(config.env_id)
+    explicit = request.step_size is not None or request.later_step_size is not None
+    method_settings = {"maml": settings, **baseline_settings(settings, reference, explicit)}
+    methods: dict[str, list[dict[str, Any]]] = {}
 
-        tasks = sample_test_tasks(experiment.tasks, settings.num_tasks, settings.seed)
-        reference = reference_for(config.env_id)
-        explicit = request.step_size is not None or request.later_step_size is not None
-        method_settings = {"maml": settings, **baseline_settings(settings, reference, explicit)}
-        methods: dict[str, list[dict[str, Any]]] = {}
-        start = time.perf_counter()
+    sampler = build_sampler(config, policies["maml"], task_env.horizon)
+    start = time.perf_counter()
+    try:
         # "±" is the standard error here but the 95% half-width in report.py's tables: say which
         say(f"mean return over {settings.num_tasks} test tasks after each step, ± its standard error:")
         for name, policy in policies.items():
             heartbeat.begin(f"evaluating {name}")
             with hinted_divergence(f"try a smaller --step-size or --later-step-size ({name}'s policy)"):
                 task_returns = evaluate_policy(
-                    experiment.sampler,
+                    sampler,
                     policy,
                     tasks,
                     method_settings[name],
                     config.gamma,
                     config.gae_lambda,
-                    experiment.horizon,
+                    task_env.horizon,
                     heartbeat,
                 )
             methods[name] = method_results(task_returns)
             steps = "  ".join(f"step {e['step']} {e['mean']:8.2f} ± {e['std_error']:.2f}" for e in methods[name])
             say(f"{name:>12}: {steps}")
     finally:
-        experiment.close()
+        sampler.close()
     wall_time_s = time.perf_counter() - start
 
     results = results_document(

@@ -22,15 +22,17 @@ import torch
 from metarl.adaptation import policy_gradient_loss
 from metarl.checkpoint import CheckpointError
 from metarl.config import FLOAT32_MAX, ConfigError, TrainConfig, to_dict
-from metarl.experiment import Experiment, MemoryNeed, hinted_divergence
+from metarl.experiment import Experiment
 from metarl.heartbeat import Heartbeat, Note, silent
 from metarl.logger import EventLayout, format_duration, print_progress
 from metarl.memory import PRETRAINING as PRETRAINING_MEMORY
 from metarl.memory import MemoryEstimate, MemoryWording, iteration_memory
 from metarl.meta_batch import to_cpu
+from metarl.parts import MemoryNeed
 from metarl.policies import parameters_of
 from metarl.run import ETA, PRETRAINING, open_logger, process_settings, release_run_dir, save_checkpoints
 from metarl.samplers.budget import EpisodeBudget
+from metarl.samplers.rollout import hinted_divergence
 from metarl.seeding import PRETRAIN_EPISODES, TRAIN_TASKS, task_rng
 from metarl.trainer import (
     RESUMABLE_KEYS,

@@ -23,10 +23,11 @@ from metarl.config import (
     to_dict,
     upgrade_saved_config,
 )
-from metarl.experiment import Experiment, MemoryNeed, build_experiment, divergence_hint, hinted_divergence
+from metarl.experiment import Experiment, build_experiment, divergence_hint
 from metarl.heartbeat import Heartbeat, Note, silent
 from metarl.logger import EventLayout, Logger, print_progress, progress_line
 from metarl.meta_batch import collect_meta_batch
+from metarl.parts import MemoryNeed
 from metarl.reporting.machine import machine_description
 from metarl.run import (
     CONFIG_FILE,
@@ -41,6 +42,7 @@ from metarl.run import (
     save_checkpoints,
     write_config,
 )
+from metarl.samplers.rollout import hinted_divergence
 from metarl.seeding import TRAIN_EPISODES, TRAIN_TASKS, task_rng
 
 # Keys a resumed run may change: they alter how long it runs or where it samples, never its numbers.

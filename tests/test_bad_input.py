@@ -16,7 +16,7 @@ import torch
 from metarl.cli import require_writable_directory
 from metarl.config import ConfigError, TrainConfig, apply_overrides, find_config, load_config
 from metarl.evaluation import EvalSettings
-from metarl.experiment import resolve_device
+from metarl.parts import resolve_device
 from metarl.supervised.config import OmniglotConfig, SinusoidConfig
 
 CONFIGS = Path(__file__).resolve().parents[1] / "launchers" / "configs"

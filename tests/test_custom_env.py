@@ -11,7 +11,7 @@ from custom_env_for_tests import ENV_ID
 from run_helpers import assert_same_policy, latest_policy
 
 from metarl.config import ConfigError
-from metarl.experiment import registered_env_id
+from metarl.parts import registered_env_id
 from metarl.policies import GaussianMLPPolicy, parameters_of
 from metarl.samplers import NonFiniteEpisodeError, VectorizedSampler
 

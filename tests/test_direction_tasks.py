@@ -15,7 +15,7 @@ import pytest
 import envs
 from envs.task_families import PAPER_CODE_BACKWARD_PROBABILITY, DirectionTasks, TaskFamilyOptionError
 from metarl.config import ConfigError
-from metarl.experiment import make_task_env
+from metarl.parts import make_task_env
 
 DIRECTION_IDS = ["metarl/HalfCheetahDir-v0", "metarl/AntDir-v0"]
 DRAWS = 70_000

@@ -16,7 +16,8 @@ import metarl.reporting.evaluation_output
 from metarl.checkpoint import load_checkpoint
 from metarl.config import TrainConfig, from_dict
 from metarl.evaluation import EvalSettings, evaluate_policy, sample_test_tasks
-from metarl.experiment import build_experiment, make_task_env
+from metarl.evaluation_run import evaluation_memory_need
+from metarl.parts import build_policy, build_sampler, compute_device, make_task_env, open_task_env
 from metarl.pretraining import Pretraining, PretrainSettings
 from metarl.seeding import EVAL_TASKS, TRAIN_TASKS, task_rng
 from metarl.trainer import Trainer
@@ -137,14 +138,17 @@ def test_maml_improves_from_step_0_to_step_1(evaluation):
 def test_same_seed_same_returns(trained_run):
     """Every method is evaluated on identical tasks and episode seeds, so a rerun is bit-identical."""
     config = from_dict(TrainConfig, TINY)
-    experiment = build_experiment(config)
+    settings = EvalSettings(num_tasks=2, num_steps=1, episodes_per_step=4)
+    device = compute_device(config)
+    task_env = open_task_env(config, device, evaluation_memory_need(settings, config.hidden_sizes))
+    policy = build_policy(config, task_env, device)
+    sampler = build_sampler(config, policy, task_env.horizon)
     try:
-        settings = EvalSettings(num_tasks=2, num_steps=1, episodes_per_step=4)
-        tasks = sample_test_tasks(experiment.tasks, 2, settings.seed)
-        first = evaluate_policy(experiment.sampler, experiment.policy, tasks, settings, 0.99, 1.0, experiment.horizon)
-        second = evaluate_policy(experiment.sampler, experiment.policy, tasks, settings, 0.99, 1.0, experiment.horizon)
+        tasks = sample_test_tasks(task_env.tasks, 2, settings.seed)
+        first = evaluate_policy(sampler, policy, tasks, settings, 0.99, 1.0, task_env.horizon)
+        second = evaluate_policy(sampler, policy, tasks, settings, 0.99, 1.0, task_env.horizon)
     finally:
-        experiment.close()
+        sampler.close()
     np.testing.assert_array_equal(first, second)
     assert first.shape == (2, 2)
 

@@ -25,7 +25,7 @@ def shipped_config_estimates():
     from test_configs_smoke import RL_CONFIGS
 
     from metarl.config import TrainConfig, load_config
-    from metarl.experiment import make_task_env, policy_dims
+    from metarl.parts import make_task_env, policy_dims
 
     estimates = {}
     for path in RL_CONFIGS:

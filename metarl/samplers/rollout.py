@@ -5,7 +5,8 @@ Shared by every sampler backend: a backend only decides which environments a wor
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import gymnasium
@@ -46,7 +47,16 @@ class NonFiniteEpisodeError(ValueError):
 
 class DivergedPolicyError(NonFiniteEpisodeError):
     """A non-finite action from finite observations: the policy's parameters diverged, not the env. Its message
-    names no setting: the caller, which knows the settings behind the parameters, adds them."""
+    names no setting: the caller, which knows the settings behind the parameters, adds them (``hinted_divergence``)."""
+
+
+@contextmanager
+def hinted_divergence(hint: str) -> Iterator[None]:
+    """Add ``hint`` (the settings of the run at hand that set the policy's steps) to a ``DivergedPolicyError``."""
+    try:
+        yield
+    except DivergedPolicyError as error:
+        raise DivergedPolicyError(f"{error}; {hint}") from None
 
 
 @dataclass(frozen=True)
