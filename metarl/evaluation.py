@@ -55,6 +55,10 @@ class EvalSettings:
     def step_sizes(self) -> list[float]:
         return [self.step_size] + [self.later_step_size] * (self.num_steps - 1)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as ``evaluation.json`` records them, with every step's size spelled out."""
+        return {**dataclasses.asdict(self), "step_sizes": self.step_sizes()}
+
     def validate(self) -> EvalSettings:
         """Refuse settings no evaluation can use, naming the launcher flag that sets each one."""
         for name in ("num_tasks", "num_steps", "episodes_per_step"):
@@ -205,19 +209,3 @@ def load_policy_weights(policy: nn.Module, state: Mapping[str, Any], path: Path)
             f"checkpoint {path} holds non-finite parameters ({', '.join(non_finite)}): its run diverged; "
             "evaluate an earlier checkpoint"
         )
-
-
-def checkpoint_summary(state: Mapping[str, Any], path: Path) -> dict[str, Any]:
-    return {
-        "path": str(path),
-        "iteration": int(state.get("iteration", 0)),
-        "env_steps": int(state.get("env_steps", 0)),
-        "wall_time_s": float(state.get("wall_time_s", 0.0)),
-        "metarl_version": state.get("metarl_version"),
-        "method": state.get("method", "maml"),
-        "machine": state.get("machine"),
-    }
-
-
-def settings_dict(settings: EvalSettings) -> dict[str, Any]:
-    return {**dataclasses.asdict(settings), "step_sizes": settings.step_sizes()}

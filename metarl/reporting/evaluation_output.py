@@ -1,11 +1,12 @@
 """What an evaluation writes: ``evaluation.json`` (the schema ``metarl.reporting.report`` reads), the adaptation plot
-and TensorBoard scalars. ``launchers/evaluate.py`` only parses flags and calls ``metarl.evaluation`` and this."""
+and TensorBoard scalars. It takes plain values (settings as dicts, checkpoints as they were loaded), so that the
+evaluation (``metarl.evaluation_run``), a layer above, calls it and is not called back."""
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,6 @@ from torch.utils.tensorboard import SummaryWriter
 from envs import Task
 from metarl.checkpoint import atomic_write_text
 from metarl.config import TrainConfig, to_dict
-from metarl.evaluation import EvalSettings, checkpoint_summary, settings_dict
 from metarl.reporting.machine import machine_description
 from metarl.reporting.plots import adaptation_plot
 from metarl.reporting.reference import PaperReference, family_name
@@ -42,16 +42,16 @@ def results_document(
     run_dir: Path,
     checkpoint: tuple[dict[str, Any], Path],
     pretrained: tuple[dict[str, Any], Path] | None,
-    settings: EvalSettings,
-    method_settings: dict[str, EvalSettings],
+    settings: dict[str, Any],
+    step_sizes_by_method: dict[str, list[float]],
     device: torch.device,
     tasks: Sequence[Task],
     methods: dict[str, list[dict[str, Any]]],
     wall_time_s: float,
     reference: PaperReference | None,
 ) -> dict[str, Any]:
-    """The content of ``evaluation.json``: the methods' returns per step, the settings and checkpoints they
-    came from, the machine, and the paper's row to compare with."""
+    """The content of ``evaluation.json``: the methods' returns per step, the settings (``EvalSettings.to_dict()``)
+    and checkpoints they came from, the machine, and the paper's row to compare with."""
     return {
         "metarl_version": __version__,
         "env_id": config.env_id,
@@ -60,10 +60,7 @@ def results_document(
         "checkpoint": checkpoint_summary(*checkpoint),
         "pretrained_checkpoint": checkpoint_summary(*pretrained) if pretrained else None,
         "config": {
-            "evaluation": {
-                **settings_dict(settings),
-                "step_sizes_by_method": {name: method_settings[name].step_sizes() for name in methods},
-            },
+            "evaluation": {**settings, "step_sizes_by_method": {name: step_sizes_by_method[name] for name in methods}},
             "device": str(device),
             "run": to_dict(config),
         },
@@ -79,6 +76,19 @@ def results_document(
             "oracle": reference.oracle,
             "episodes_per_step": reference.episodes_per_step,
         },
+    }
+
+
+def checkpoint_summary(state: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    """What ``evaluation.json`` records of a checkpoint: where it is, how far its run had come, and on what."""
+    return {
+        "path": str(path),
+        "iteration": int(state.get("iteration", 0)),
+        "env_steps": int(state.get("env_steps", 0)),
+        "wall_time_s": float(state.get("wall_time_s", 0.0)),
+        "metarl_version": state.get("metarl_version"),
+        "method": state.get("method", "maml"),
+        "machine": state.get("machine"),
     }
 
 

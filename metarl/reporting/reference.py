@@ -9,6 +9,7 @@ from importlib import resources
 
 DATA_FILE = "maml_paper_returns.json"
 METHODS = ("maml", "pretrained", "random_init")
+"""The methods an evaluation compares, in the order the paper's tables (and ours) list them."""
 
 
 @dataclass(frozen=True)

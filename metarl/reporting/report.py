@@ -9,9 +9,8 @@ import numpy as np
 
 from metarl.logger import format_duration
 from metarl.reporting.plots import LABELS
+from metarl.reporting.reference import METHODS
 from metarl.reporting.statistics import summarize
-
-METHOD_ORDER = ("maml", "pretrained", "random_init")
 
 
 def _cell(entry: Mapping[str, Any]) -> str:
@@ -70,7 +69,7 @@ def shortfalls(results: Mapping[str, Any]) -> list[str]:
 def adaptation_gain(results: Mapping[str, Any]) -> list[str]:
     """Paired (same task) improvement from 0 to 1 step, per method: the evidence that adaptation helps."""
     lines = []
-    for name in METHOD_ORDER:
+    for name in METHODS:
         entries = results["methods"].get(name)
         if not entries or len(entries) < 2:
             continue
@@ -93,7 +92,7 @@ def step_sizes_text(settings: Mapping[str, Any]) -> str:
     by_method = settings.get("step_sizes_by_method") or {}
     if len({tuple(v) for v in by_method.values()}) <= 1:
         return sizes(settings["step_sizes"])
-    return "; ".join(f"{LABELS[name]} {sizes(by_method[name])}" for name in METHOD_ORDER if name in by_method)
+    return "; ".join(f"{LABELS[name]} {sizes(by_method[name])}" for name in METHODS if name in by_method)
 
 
 def batch_text(settings: Mapping[str, Any]) -> str:
@@ -111,7 +110,7 @@ def family_table(results: Mapping[str, Any]) -> str:
     header = ["method"] + [f"{k} step{'s' if k != 1 else ''}" for k in range(num_steps + 1)]
     title = f"### {results['family']}, MAML iteration {results['checkpoint']['iteration']}"
     lines = [title, "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    for name in METHOD_ORDER:
+    for name in METHODS:
         if name in methods:
             lines.append(f"| {LABELS[name]} (ours) | " + " | ".join(_cell(e) for e in methods[name]) + " |")
         if paper and name in paper:
