@@ -76,6 +76,8 @@ class MetaBatch:
     """query[i]: task i's episodes sampled with the fully adapted parameters."""
     tensors: MetaBatchTensors
     """The same episodes stacked on the learner's device with their advantages, for the meta-update."""
+    adapted: Params
+    """Each task's parameters after its inner steps, [tasks, ...], detached: what the query episodes ran."""
 
     def task_returns(self) -> np.ndarray:
         """Per-task mean return after each number of inner steps, [K + 1, tasks]."""
@@ -132,7 +134,7 @@ def collect_meta_batch(
     tensors = MetaBatchTensors(
         tuple(support_stacked), tuple(support_advantages), stacked_query, inner.advantages(stacked_query)
     )
-    return MetaBatch(list(tasks), support, query, tensors)
+    return MetaBatch(list(tasks), support, query, tensors, task_params)
 
 
 def per_task_on_cpu(task_params: Params) -> list[Params]:

@@ -288,7 +288,11 @@ class Trainer:
             logger.record(ADAPTATION_TAG, scalars[f"returns/step_{k}"], run=f"step_{k}")
         logger.dump(self.events.step(self.progress.iteration))
 
-    def run(self, quiet: bool = False) -> list[dict[str, float]]:
+    def run(
+        self, quiet: bool = False, callback: Callable[[int, dict[str, float]], bool | None] | None = None
+    ) -> list[dict[str, float]]:
+        """Train to ``num_batches``; returns each iteration's scalars. ``callback(iteration, scalars)`` runs after
+        each iteration is saved; returning False stops the run there (resumable)."""
         config = self.config
         process_settings()
         logger = self.open_logger()
@@ -314,6 +318,8 @@ class Trainer:
                             eta.after(self.progress.iteration, scalars["time/iteration_s"]),
                         )
                     )
+                if callback is not None and callback(self.progress.iteration, scalars) is False:
+                    break
         finally:
             logger.close()
             self.experiment.close()
