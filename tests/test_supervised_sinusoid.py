@@ -180,3 +180,21 @@ def test_a_stopped_sinusoid_run_is_one_line_and_the_same_command_runs_again(tmp_
     assert not (tmp_path / "run").exists()
     assert module.main(args) == 0
     assert (tmp_path / "run" / "evaluation.json").is_file()
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_the_pretrained_baseline_reports_progress_unless_quiet(tmp_path, capsys, monkeypatch, quiet):
+    """The baseline's thousands of iterations take minutes: heartbeat lines say where it is (here every line, the
+    heartbeat's interval set to zero), and --quiet silences them."""
+    from metarl import heartbeat
+    from metarl.supervised.sinusoid import run_sinusoid
+
+    monkeypatch.setattr(heartbeat, "EVERY_S", 0.0)
+    settings = ["num_iterations=2", "baseline_iterations=3", "eval_tasks=2", "log_every=1", "plot_tasks=0"]
+    config = load_config(SinusoidConfig, None, settings).validate()
+    (tmp_path / "checkpoints").mkdir()
+    run_sinusoid(config, tmp_path, quiet=quiet)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "pretrained baseline" in line]
+    assert [re.sub(r"\(\d+ s in\)", "(s in)", line) for line in lines] == (
+        [] if quiet else [f"  pretrained baseline: iteration {i}/3 (s in)" for i in (1, 2, 3)]
+    )

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from metarl.heartbeat import Note, silent
 from metarl.policies import Params, for_tasks, parameters_of
 from metarl.reporting.statistics import summarize as summarize_values
 from metarl.supervised.meta_learning import LossFn, adapt, task_losses
@@ -64,15 +65,18 @@ def pretrain_jointly(
     num_iterations: int,
     lr: float,
     loss_fn: LossFn,
+    note: Note = silent,
 ) -> list[float]:
     """The paper's baseline: ordinary regression with Adam on the pooled examples of all tasks, no inner loop.
 
     ``sample_batch(iteration)`` returns fresh tasks each iteration; support and query examples are
-    both used as training data. Returns the loss per iteration.
+    both used as training data. Returns the loss per iteration. ``note`` hears each iteration as it starts
+    (thousands of them take minutes).
     """
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     history = []
     for iteration in range(num_iterations):
+        note(f"iteration {iteration + 1}/{num_iterations}")
         batch = sample_batch(iteration)
         task_params = for_tasks(parameters_of(model), len(batch))
         inputs = torch.cat([batch.support_inputs, batch.query_inputs], dim=1)

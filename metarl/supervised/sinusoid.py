@@ -14,6 +14,7 @@ import torch
 
 from metarl.checkpoint import atomic_write_text
 from metarl.config import to_dict
+from metarl.heartbeat import Heartbeat
 from metarl.policies import for_tasks, parameters_of
 from metarl.run import CHECKPOINTS, open_logger
 from metarl.seeding import EVAL_TASKS, POLICY_INIT, TRAIN_TASKS, task_rng, torch_generator
@@ -136,6 +137,8 @@ def run_sinusoid(config: SinusoidConfig, run_dir: Path, quiet: bool = False) -> 
         timing = meta_train(learner, training_batch, config, run_dir, logger, quiet)
 
         baseline = new_model(config, BASELINE_INIT)
+        heartbeat = Heartbeat.unless(quiet)
+        heartbeat.begin("pretrained baseline")  # minutes without a progress line otherwise
         if config.baseline_iterations:
             pretrain_jointly(
                 baseline,
@@ -148,6 +151,7 @@ def run_sinusoid(config: SinusoidConfig, run_dir: Path, quiet: bool = False) -> 
                 config.baseline_iterations,
                 config.meta_lr,
                 mse_per_task,
+                heartbeat,
             )
             torch.save(baseline.state_dict(), run_dir / CHECKPOINTS / "baseline.pt")
 
