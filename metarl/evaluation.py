@@ -23,13 +23,13 @@ from torch import nn
 from envs import Task, TaskDistribution
 from metarl.adaptation import InnerStep
 from metarl.checkpoint import CheckpointError, load_checkpoint
-from metarl.config import BATCH_UNITS, ConfigError, TrainConfig, from_dict, load_yaml, shown, upgrade_saved_config
+from metarl.config import BATCH_UNITS, ConfigError, TrainConfig, shown, upgrade_saved_config
 from metarl.heartbeat import Note, silent
 from metarl.meta_batch import collect_meta_batch
 from metarl.policies import parameters_of
 from metarl.reporting.reference import PaperReference, reference_for
 from metarl.reporting.statistics import summarize
-from metarl.run import RL_TRAINING, RUN_KINDS, RunKind
+from metarl.run import RL_TRAINING, RUN_KINDS, RunKind, saved_run_config
 from metarl.samplers.base import Sampler
 from metarl.samplers.budget import EpisodeBudget
 from metarl.seeding import EVAL_EPISODES, EVAL_TASKS, task_rng
@@ -144,16 +144,8 @@ def method_results(task_returns: np.ndarray) -> list[dict[str, Any]]:
 
 
 def load_run_config(run_dir: Path) -> TrainConfig:
-    """The resolved config a run saved beside itself."""
-    run_dir = Path(run_dir)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"{run_dir} is a file, not a run directory; pass a training run directory")
-    if not run_dir.is_dir():
-        raise ConfigError(f"run directory {run_dir} does not exist; pass a training run directory")
-    config_file = run_dir / "config.yaml"
-    if not config_file.is_file():
-        raise ConfigError(f"{run_dir} is not a run directory (no config.yaml); pass a training run directory")
-    return from_dict(TrainConfig, upgrade_saved_config(load_yaml(config_file)))
+    """The resolved config a training run saved beside itself."""
+    return saved_run_config(run_dir, TrainConfig, "pass a training run directory", upgrade=upgrade_saved_config)
 
 
 def load_policy_checkpoint(

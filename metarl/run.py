@@ -15,9 +15,10 @@ import shutil
 import sys
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from metarl.checkpoint import (
     LATEST,
@@ -36,7 +37,7 @@ from metarl.cli import (
     require_writable_directory,
     usage_error,
 )
-from metarl.config import ConfigError, dump_yaml, to_dict
+from metarl.config import ConfigError, apply_overrides, dump_yaml, from_dict, load_yaml, to_dict
 from metarl.logger import EventLayout, Logger
 from metarl.memory import keep_freed_memory
 from metarl.samplers.base import WorkerError
@@ -44,6 +45,7 @@ from metarl.version import __version__
 
 CONFIG_FILE = "config.yaml"
 CHECKPOINTS = "checkpoints"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -261,6 +263,37 @@ def write_config(run_dir: Path, config: Any) -> None:
     remove_stale_temporaries(run_dir)
     remove_stale_temporaries(run_dir / CHECKPOINTS)
     atomic_write_text(run_dir / CONFIG_FILE, dump_yaml(config))
+
+
+def saved_run_config(
+    run_dir: Path,
+    cls: type[T],
+    fix: str,
+    overrides: Sequence[str] = (),
+    resumable: frozenset[str] = frozenset(),
+    upgrade: Callable[[dict[str, Any]], dict[str, Any]] = lambda saved: saved,
+) -> T:
+    """The config a run saved beside itself, read the one way that resuming, evaluating and plotting a run share:
+    ``upgrade`` brings an older layout up to date, and ``key=value`` ``overrides`` are refused for keys other than
+    ``resumable`` (those would change the run's results). A directory that holds no run is a ConfigError ending
+    in ``fix``, how the caller's user names another."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{run_dir} is a file, not a run directory; {fix}")
+    if not run_dir.is_dir():
+        raise ConfigError(f"run directory {run_dir} does not exist; {fix}")
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise ConfigError(f"{run_dir} is not a run directory (no {CONFIG_FILE}); {fix}")
+    saved = upgrade(load_yaml(run_dir / CONFIG_FILE))
+    merged = apply_overrides(saved, list(overrides))
+    config = from_dict(cls, merged)  # a misspelled key is named here, with the closest valid one
+    forbidden = sorted(key for key in merged if saved.get(key) != merged[key] and key not in resumable)
+    if forbidden:
+        raise ConfigError(
+            f"cannot change {', '.join(forbidden)} when resuming (only {', '.join(sorted(resumable))}); "
+            "start a new run instead"
+        )
+    return config
 
 
 def discard_unresumable_run(run_dir: Path, stop: KeyboardInterrupt) -> int:

@@ -17,9 +17,6 @@ from metarl.checkpoint import (
 from metarl.config import (
     ConfigError,
     TrainConfig,
-    apply_overrides,
-    from_dict,
-    load_yaml,
     to_dict,
     upgrade_saved_config,
 )
@@ -40,11 +37,13 @@ from metarl.run import (
     process_settings,
     release_run_dir,
     save_checkpoints,
+    saved_run_config,
     write_config,
 )
 from metarl.samplers.rollout import hinted_divergence
 from metarl.seeding import TRAIN_EPISODES, TRAIN_TASKS, task_rng
 
+RESUME_FIX = "check the --resume path"
 # Keys a resumed run may change: they alter how long it runs or where it samples, never its numbers.
 RESUMABLE_KEYS = frozenset({"num_batches", "checkpoint_every", "sampler", "device"})
 ADAPTATION_TAG = "adaptation/return"
@@ -162,20 +161,7 @@ def restored_training(state: dict[str, Any], path: Path, experiment: Experiment)
 def resumed_config(run_dir: Path, overrides: list[str], resumable: frozenset[str] = RESUMABLE_KEYS) -> TrainConfig:
     """The run's saved config with ``key=value`` overrides, refused for keys other than ``resumable``: those
     would change its results."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"{run_dir} is a file, not a run directory; check the --resume path")
-    if not (run_dir / CONFIG_FILE).is_file():
-        raise ConfigError(f"{run_dir} is not a run directory (no {CONFIG_FILE}); check the --resume path")
-    saved = upgrade_saved_config(load_yaml(run_dir / CONFIG_FILE))
-    merged = apply_overrides(saved, overrides)
-    config = from_dict(TrainConfig, merged)  # a misspelled key is named here, with the closest valid one
-    forbidden = sorted(key for key in merged if saved.get(key) != merged[key] and key not in resumable)
-    if forbidden:
-        allowed = ", ".join(sorted(resumable))
-        raise ConfigError(
-            f"cannot change {', '.join(forbidden)} when resuming (only {allowed}); start a new run instead"
-        )
-    return config
+    return saved_run_config(run_dir, TrainConfig, RESUME_FIX, overrides, resumable, upgrade_saved_config)
 
 
 def policy_checkpoint(experiment: Experiment, progress: Progress, **payload: Any) -> dict[str, Any]:
