@@ -15,7 +15,7 @@ Labelled = tuple[str, Mapping[str, Any]]
 
 
 def _interval(values: np.ndarray) -> str:
-    summary = summarize(values)
+    summary = summarize(values.tolist())
     return f"{summary.mean:+.1f} ({summary.ci_low:.1f} to {summary.ci_high:.1f})"
 
 
