@@ -1,4 +1,6 @@
-"""Meta-train and evaluate sinusoid regression: ``python launchers/sinusoid.py [--config FILE] [--set key=value ...]``.
+"""Meta-train and evaluate sinusoid regression.
+
+``python launchers/sinusoid.py [--config FILE] [--set key=value ...] [--output RUN_DIR]``.
 
 Trains MAML (or first-order MAML, or Reptile) with the MAML paper's settings by default, then the
 pretrained baseline, then evaluates both on fresh tasks: MSE after ``eval_steps`` inner steps with
@@ -11,11 +13,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from metarl.cli import add_config_arguments, stop_on_sigterm, usage_error
+from metarl.cli import add_config_arguments, launcher_imports, stop_on_sigterm, usage_error
 from metarl.config import ConfigError, find_config, load_config
-from metarl.run import discard_unresumable_run, new_run_dir, release_run_dir, write_config
 from metarl.supervised.config import SinusoidConfig
-from metarl.supervised.sinusoid import run_sinusoid
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "sinusoid.yaml"
 
@@ -28,7 +28,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     stop_on_sigterm()
-    args = parse_args(argv)
+    args = parse_args(argv)  # before torch is imported: --help and bad flags take no time
+    with launcher_imports(__name__):
+        from metarl.run import discard_unresumable_run, new_run_dir, release_run_dir, write_config
+        from metarl.supervised.sinusoid import run_sinusoid
     try:
         config = load_config(SinusoidConfig, find_config(args.config, DEFAULT_CONFIG), args.overrides).validate()
         run_dir = new_run_dir("sinusoid", config.seed, args.output_dir, kind=None)

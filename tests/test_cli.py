@@ -150,7 +150,8 @@ def test_print_config_shows_the_resolved_config_and_writes_nothing(train, tmp_pa
     assert not (tmp_path / "run").exists()
 
 
-LAUNCHERS = ["train.py", "pretrain.py", "evaluate.py", "report.py", "plot_training.py"]
+LAUNCHERS = ["train.py", "pretrain.py", "evaluate.py", "report.py", "plot_training.py", "sinusoid.py", "omniglot.py"]
+LAUNCHERS += ["miniimagenet.py"]
 
 
 @pytest.mark.parametrize("script", LAUNCHERS)

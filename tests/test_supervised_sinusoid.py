@@ -172,7 +172,7 @@ def test_a_stopped_sinusoid_run_is_one_line_and_the_same_command_runs_again(tmp_
         raise stop
 
     with monkeypatch.context() as patch:
-        patch.setattr(module, "run_sinusoid", stopped)
+        patch.setattr("metarl.supervised.sinusoid.run_sinusoid", stopped)  # main imports it after parsing
         status = module.main(args)
     assert status == (143 if stop is Terminated else 130)
     lines = capsys.readouterr().err.strip().splitlines()

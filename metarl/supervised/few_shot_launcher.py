@@ -4,24 +4,18 @@ checked before anything is written, one line for every problem a user can fix, a
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from metarl.checkpoint import CheckpointError
 from metarl.cli import OneLineErrorParser, add_config_arguments
 from metarl.config import ConfigError, apply_overrides, find_config, from_dict, load_config, load_yaml
-from metarl.experiment import resolve_device
-from metarl.run import CONFIG_FILE, RunFinished, RunKind, new_run_dir, release_run_dir, write_config
 from metarl.supervised.config import FewShotConfig, MiniImagenetConfig, OmniglotConfig
-from metarl.supervised.few_shot_memory import require_few_shot_memory
-from metarl.supervised.few_shot_run import run_few_shot
-from metarl.supervised.image_classes import DatasetError, FewShotSplits
-from metarl.supervised.miniimagenet import miniimagenet_splits
-from metarl.supervised.omniglot import omniglot_splits
-from metarl.supervised.training import Progress
-from metarl.trainer import resume_checkpoint
+
+if TYPE_CHECKING:  # the rest imports torch: loaded once the command line is parsed, so --help takes no time
+    from metarl.run import RunKind
+    from metarl.supervised.image_classes import FewShotSplits
 
 T = TypeVar("T")
 RESUMABLE_KEYS = frozenset({"num_iterations", "checkpoint_every", "device"})
@@ -36,14 +30,20 @@ class Benchmark:
     """The launcher's, its config's, its runs' and its checkpoints' name: launchers/<name>.py."""
     title: str
     config_class: type[FewShotConfig]
-    load: Callable[[Path, Any], FewShotSplits]
-    """(--data, config) → the splits; raises DatasetError with the fix."""
+    splits: str
+    """The module whose ``<name>_splits(--data, config)`` gives the splits (raising DatasetError with the fix)."""
     data_help: str
     example: str
     """A ``--set`` example for ``--help``."""
 
+    def load(self, data: Path, config: FewShotConfig) -> FewShotSplits:
+        module = importlib.import_module(self.splits)
+        return getattr(module, f"{self.name}_splits")(data, config)
+
     @property
     def kind(self) -> RunKind:
+        from metarl.run import RunKind
+
         return RunKind(
             f"{self.title} meta-training",
             self.name,
@@ -61,7 +61,7 @@ BENCHMARKS = {
             "omniglot",
             "Omniglot",
             OmniglotConfig,
-            omniglot_splits,
+            "metarl.supervised.omniglot",
             "Omniglot directory (holding images_background/)",
             "--set num_shots=5 --set num_iterations=1000",
         ),
@@ -69,7 +69,7 @@ BENCHMARKS = {
             "miniimagenet",
             "MiniImagenet",
             MiniImagenetConfig,
-            miniimagenet_splits,
+            "metarl.supervised.miniimagenet",
             "MiniImagenet split directory (holding images/, train.csv, val.csv and test.csv)",
             "--set num_shots=5 --set meta_batch_size=2",
         ),
@@ -95,6 +95,8 @@ def parse_args(benchmark: Benchmark, default_config: Path, argv: list[str] | Non
 def resumed_config(run_dir: Path, cls: type[T], overrides: list[str], resumable: frozenset[str]) -> T:
     """The config saved in ``run_dir`` with ``key=value`` overrides, refused for keys other than ``resumable``:
     those would change the run's results."""
+    from metarl.run import CONFIG_FILE
+
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"{run_dir} is a file, not a run directory; check the --resume path")
     if not (run_dir / CONFIG_FILE).is_file():
@@ -113,6 +115,8 @@ def resumed_config(run_dir: Path, cls: type[T], overrides: list[str], resumable:
 
 def resume_point(benchmark: Benchmark, run_dir: Path, config: FewShotConfig) -> tuple[dict[str, Any], Path] | None:
     """The checkpoint a resume continues from (None: the run stopped before its first, so it starts at 0)."""
+    from metarl.trainer import resume_checkpoint
+
     saved = resume_checkpoint(run_dir, benchmark.kind)
     if saved is None:
         return None
@@ -139,6 +143,14 @@ def run_benchmark(name: str, launcher: str, argv: list[str] | None = None) -> in
     benchmark = BENCHMARKS[name]
     default_config = Path(launcher).resolve().parent / "configs" / f"{name}.yaml"
     args = parse_args(benchmark, default_config, argv)
+    from metarl.checkpoint import CheckpointError
+    from metarl.parts import resolve_device
+    from metarl.run import RunFinished, new_run_dir, release_run_dir, write_config
+    from metarl.supervised.few_shot_memory import require_few_shot_memory
+    from metarl.supervised.few_shot_run import run_few_shot
+    from metarl.supervised.image_classes import DatasetError
+    from metarl.supervised.training import Progress
+
     kind, new_run = benchmark.kind, args.resume is None
     run_dir: Path | None = args.resume
     progress: Progress | None = None
