@@ -12,6 +12,7 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 TINY = {
     "meta_update.py": ["--tasks", "2", "--episodes", "2", "--horizon", "5", "--repeats", "1", "--subsamples", "0.5"],
+    "meta_steps.py": ["--tasks", "2", "--episodes", "2", "--horizon", "5", "--repeats", "1"],
     "sampling.py": [
         "--env-id",
         "metarl/HalfCheetahVel-v0",
