@@ -7,17 +7,16 @@ import argparse
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from metarl.cli import OneLineErrorParser, add_config_arguments
-from metarl.config import ConfigError, apply_overrides, find_config, from_dict, load_config, load_yaml
+from metarl.config import ConfigError, find_config, load_config
 from metarl.supervised.config import FewShotConfig, MiniImagenetConfig, OmniglotConfig
 
 if TYPE_CHECKING:  # the rest imports torch: loaded once the command line is parsed, so --help takes no time
     from metarl.run import RunKind
     from metarl.supervised.image_classes import FewShotSplits
 
-T = TypeVar("T")
 RESUMABLE_KEYS = frozenset({"num_iterations", "checkpoint_every", "device"})
 """Keys a resume may change: they change how long and where it runs, not what a finished run's numbers are."""
 
@@ -92,27 +91,6 @@ def parse_args(benchmark: Benchmark, default_config: Path, argv: list[str] | Non
     return parser.parse_args(argv)
 
 
-def resumed_config(run_dir: Path, cls: type[T], overrides: list[str], resumable: frozenset[str]) -> T:
-    """The config saved in ``run_dir`` with ``key=value`` overrides, refused for keys other than ``resumable``:
-    those would change the run's results."""
-    from metarl.run import CONFIG_FILE
-
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"{run_dir} is a file, not a run directory; check the --resume path")
-    if not (run_dir / CONFIG_FILE).is_file():
-        raise ConfigError(f"{run_dir} is not a run directory (no {CONFIG_FILE}); check the --resume path")
-    saved = load_yaml(run_dir / CONFIG_FILE)
-    merged = apply_overrides(saved, overrides)
-    config = from_dict(cls, merged)  # a misspelled key is named here, with the closest valid one
-    forbidden = sorted(key for key in merged if saved.get(key) != merged[key] and key not in resumable)
-    if forbidden:
-        raise ConfigError(
-            f"cannot change {', '.join(forbidden)} when resuming (only {', '.join(sorted(resumable))}); "
-            "start a new run instead"
-        )
-    return config
-
-
 def resume_point(benchmark: Benchmark, run_dir: Path, config: FewShotConfig) -> tuple[dict[str, Any], Path] | None:
     """The checkpoint a resume continues from (None: the run stopped before its first, so it starts at 0)."""
     from metarl.trainer import resume_checkpoint
@@ -145,7 +123,7 @@ def run_benchmark(name: str, launcher: str, argv: list[str] | None = None) -> in
     args = parse_args(benchmark, default_config, argv)
     from metarl.checkpoint import CheckpointError
     from metarl.parts import resolve_device
-    from metarl.run import RunFinished, new_run_dir, release_run_dir, write_config
+    from metarl.run import RunFinished, new_run_dir, release_run_dir, saved_run_config, write_config
     from metarl.supervised.few_shot_memory import require_few_shot_memory
     from metarl.supervised.few_shot_run import run_few_shot
     from metarl.supervised.image_classes import DatasetError
@@ -165,7 +143,9 @@ def run_benchmark(name: str, launcher: str, argv: list[str] | None = None) -> in
             run_dir = Path(args.resume)
             if args.config is not None or args.output_dir is not None:
                 raise ConfigError("--resume takes the run's own config and directory; drop --config/--output")
-            config = resumed_config(run_dir, benchmark.config_class, args.overrides, RESUMABLE_KEYS).validate()
+            config = saved_run_config(
+                run_dir, benchmark.config_class, "check the --resume path", args.overrides, RESUMABLE_KEYS
+            ).validate()
             start = resume_point(benchmark, run_dir, config)
         require_few_shot_memory(config, resolve_device(config.device))
         splits = benchmark.load(args.data, config)
