@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,14 +22,15 @@ from torch import nn
 
 from envs import Task, TaskDistribution
 from metarl.adaptation import InnerStep
-from metarl.checkpoint import CheckpointError, load_checkpoint
-from metarl.config import BATCH_UNITS, ConfigError, TrainConfig, shown, upgrade_saved_config
+from metarl.checkpoint_check import EVALUATED_POLICY_KEYS, CheckpointUse, read_checkpoint
+from metarl.checkpoint_check import load_policy_weights as load_policy_weights  # metarl.api imports it from here
+from metarl.config import BATCH_UNITS, ConfigError, TrainConfig, upgrade_saved_config
 from metarl.heartbeat import Note, silent
 from metarl.meta_batch import collect_meta_batch
 from metarl.policies import parameters_of
 from metarl.reporting.reference import PaperReference, reference_for
 from metarl.reporting.statistics import summarize
-from metarl.run import RL_TRAINING, RUN_KINDS, RunKind, saved_run_config
+from metarl.run import RL_TRAINING, RunKind, saved_run_config
 from metarl.samplers.base import Sampler
 from metarl.samplers.budget import EpisodeBudget
 from metarl.seeding import EVAL_EPISODES, EVAL_TASKS, task_rng
@@ -151,53 +152,6 @@ def load_run_config(run_dir: Path) -> TrainConfig:
 def load_policy_checkpoint(
     path: Path, env_id: str, device: torch.device, kind: RunKind = RL_TRAINING, flag: str = "--checkpoint"
 ) -> dict[str, Any]:
-    """A checkpoint, checked to be a metarl policy checkpoint of a ``kind`` run (what ``flag``, the option that
-    named it, takes) for ``env_id``: a pretraining checkpoint is not evaluated as MAML's, nor MAML's as the
-    pretrained baseline."""
-    state = load_checkpoint(path, map_location=device, made_by=kind.launcher)
-    missing = [key for key in ("policy", "env_id") if not isinstance(state, dict) or key not in state]
-    if missing:
-        raise CheckpointError(
-            f"{path} is not a metarl checkpoint (no {', '.join(missing)}); "
-            "pass a file from a run's checkpoints/ or written by launchers/pretrain.py"
-        )
-    iteration = state.get("iteration", 0)
-    if not isinstance(iteration, int) or isinstance(iteration, bool) or iteration < 0:
-        raise CheckpointError(f"checkpoint {path}: iteration is {shown(iteration)}, not a non-negative integer")
-    if state["env_id"] != env_id:
-        raise CheckpointError(
-            f"checkpoint {path} was trained on {state['env_id']}, not on {env_id}; pass a checkpoint of a {env_id} run"
-        )
-    method = state.get("method", RL_TRAINING.method)
-    if method != kind.method:
-        other = next((run for run in RUN_KINDS if run.method == method), None)
-        what = f"a {other.name} checkpoint (of {other.launcher})" if other else f"of method {shown(method)}"
-        raise CheckpointError(
-            f"checkpoint {path} is {what}, not a {kind.name} one; {flag} takes one of {kind.launcher}"
-        )
-    return state
-
-
-def load_policy_weights(policy: nn.Module, state: Mapping[str, Any], path: Path) -> None:
-    """Load a checkpoint's policy, refusing one that is not a dict of tensors or holds non-finite parameters
-    (a run that diverged: every episode would stop at its first action)."""
-    weights = state["policy"]
-    if not isinstance(weights, dict) or not all(isinstance(value, torch.Tensor) for value in weights.values()):
-        raise CheckpointError(
-            f"checkpoint {path}: its policy is a {type(weights).__name__}, not a dict of tensors; it is damaged "
-            "or was not written by metarl"
-        )
-    try:
-        policy.load_state_dict(weights)
-    except RuntimeError as error:
-        first = str(error).strip().splitlines()[1:2] or [str(error)]
-        raise CheckpointError(
-            f"checkpoint {path} does not fit this run's policy ({first[0].strip()}); "
-            "it comes from a run with another architecture"
-        ) from None
-    non_finite = [name for name, value in weights.items() if value.is_floating_point() and not value.isfinite().all()]
-    if non_finite:
-        raise CheckpointError(
-            f"checkpoint {path} holds non-finite parameters ({', '.join(non_finite)}): its run diverged; "
-            "evaluate an earlier checkpoint"
-        )
+    """A policy checkpoint of a ``kind`` run (what ``flag``, the option that named it, takes) for ``env_id``: a
+    pretraining checkpoint is not evaluated as MAML's, nor MAML's as the pretrained baseline."""
+    return read_checkpoint(path, CheckpointUse(kind, EVALUATED_POLICY_KEYS, env_id, flag=flag), device)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from metarl.checkpoint import LATEST
+from metarl.checkpoint_check import load_policy_weights
 from metarl.cli import is_disk_fault, require_writable_directory
 from metarl.config import DEVICE_NAMES, ConfigError, is_device_name, max_workers
 from metarl.evaluation import (
@@ -24,7 +25,6 @@ from metarl.evaluation import (
     default_episodes_per_step,
     evaluate_policy,
     load_policy_checkpoint,
-    load_policy_weights,
     load_run_config,
     method_results,
     sample_test_tasks,

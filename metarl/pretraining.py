@@ -21,6 +21,7 @@ import torch
 
 from metarl.adaptation import policy_gradient_loss
 from metarl.checkpoint import CheckpointError
+from metarl.checkpoint_check import RESUMED_POLICY_KEYS, resume_checkpoint
 from metarl.config import FLOAT32_MAX, ConfigError, TrainConfig, to_dict
 from metarl.experiment import Experiment
 from metarl.heartbeat import Heartbeat, Note, silent
@@ -39,7 +40,6 @@ from metarl.trainer import (
     Progress,
     policy_checkpoint,
     restored_progress,
-    resume_checkpoint,
     resumed_config,
     started_experiment,
 )
@@ -182,7 +182,7 @@ class Pretraining:
         settings were never saved."""
         run_dir = Path(run_dir)
         config = resumed_config(run_dir, overrides, PRETRAIN_RESUMABLE_KEYS)
-        saved = resume_checkpoint(run_dir, PRETRAINING)
+        saved = resume_checkpoint(run_dir, PRETRAINING, RESUMED_POLICY_KEYS, config.env_id)
         if saved is None:
             raise CheckpointError(
                 f"{run_dir} has no checkpoint to resume from: it stopped before its first, and a pretraining "
@@ -199,7 +199,7 @@ class Pretraining:
             settings = replace(settings, num_iterations=num_iterations).validated()
 
         def restore(experiment: Experiment) -> tuple[Progress, torch.optim.Optimizer]:
-            progress = restored_progress(state, path, experiment, PRETRAINING)
+            progress = restored_progress(state, path, experiment)
             if progress.iteration > settings.num_iterations:
                 raise ConfigError(
                     f"--iterations {settings.num_iterations} is fewer than the {progress.iteration} "

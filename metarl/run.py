@@ -140,19 +140,6 @@ class RunKind:
             message += f" (the new run stopped before its first checkpoint, so {run_dir} was removed)"
         return usage_error(message)
 
-    def check_checkpoint(self, state: dict[str, Any], path: Path, run_dir: Path) -> None:
-        """Refuse the checkpoint of another kind of run (e.g. pretraining's to train.py), naming its launcher."""
-        method = state.get("method", RL_TRAINING.method)
-        if method == self.method:
-            return
-        other = next((kind for kind in RUN_KINDS if kind.method == method), None)
-        if other is None:
-            raise CheckpointError(f"checkpoint {path} is not a {self.name} checkpoint (its method is {method!r})")
-        raise CheckpointError(
-            f"{run_dir} holds a {other.name} run, not a {self.name} one; "
-            f"resume it with python {other.launcher} --resume {run_dir}"
-        )
-
 
 RL_TRAINING = RunKind(
     "MAML-training",

@@ -8,12 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import torch
-
-from metarl.checkpoint import (
-    CheckpointError,
-    load_checkpoint,
-)
+from metarl.checkpoint import CheckpointError
+from metarl.checkpoint_check import RESUMED_POLICY_KEYS, load_policy_weights, resume_checkpoint
 from metarl.config import (
     ConfigError,
     TrainConfig,
@@ -27,12 +23,9 @@ from metarl.meta_batch import collect_meta_batch
 from metarl.parts import MemoryNeed
 from metarl.reporting.machine import machine_description
 from metarl.run import (
-    CONFIG_FILE,
     ETA,
     RL_TRAINING,
-    RunKind,
     checkpoint_state,
-    latest_checkpoint,
     open_logger,
     process_settings,
     release_run_dir,
@@ -67,20 +60,6 @@ def run_name(config: TrainConfig) -> str:
 T = TypeVar("T")
 
 
-def resume_checkpoint(run_dir: Path, kind: RunKind) -> tuple[dict[str, Any], Path] | None:
-    """What the latest checkpoint of the ``kind`` run in ``run_dir`` holds, and its path; None if it has none yet.
-    Read before the experiment is built: a corrupt file or another kind's run fails in a second, not after
-    the sampler's workers started."""
-    checkpoint = latest_checkpoint(run_dir)
-    if checkpoint is None:
-        return None
-    state = load_checkpoint(checkpoint, made_by=kind.launcher)
-    if not isinstance(state, dict):
-        raise CheckpointError(f"checkpoint {checkpoint} holds a {type(state).__name__}, not a training checkpoint")
-    kind.check_checkpoint(state, checkpoint, run_dir)
-    return state, checkpoint
-
-
 def started_experiment(
     config: TrainConfig, run_dir: Path, restore: Callable[[Experiment], T], memory: MemoryNeed | None = None
 ) -> tuple[Experiment, T]:
@@ -99,52 +78,18 @@ def started_experiment(
     return experiment, restored
 
 
-def restored_progress(state: dict[str, Any], path: Path, experiment: Experiment, kind: RunKind) -> Progress:
-    """Load ``state`` into the experiment's policy and return where the run stood. A checkpoint of another
-    run, env or network size fails here with one line naming the mismatch, not with a KeyError or torch's
-    page of size mismatches."""
-    missing = [key for key in ("policy", "iteration", "env_steps", "wall_time_s") if key not in state]
-    if missing:
-        raise CheckpointError(
-            f"checkpoint {path} lacks {', '.join(missing)}; it was not written by {kind.launcher}, or is damaged"
-        )
-    env_id = experiment.config.env_id
-    if state.get("env_id", env_id) != env_id:
-        raise CheckpointError(
-            f"checkpoint {path} was trained on {state['env_id']} but the run's {CONFIG_FILE} "
-            f"says env_id: {env_id}; check the --resume path"
-        )
-    policy = state["policy"]
-    if not isinstance(policy, dict) or not all(isinstance(value, torch.Tensor) for value in policy.values()):
-        raise CheckpointError(f"checkpoint {path}: its policy is a {type(policy).__name__}, not a dict of tensors")
-    expected = experiment.policy.state_dict()
-    if policy.keys() != expected.keys():
-        raise CheckpointError(
-            f"checkpoint {path} does not fit the run's policy: it has parameters "
-            f"{sorted(policy)}, the config's policy {sorted(expected)}"
-        )
-    for name, tensor in expected.items():
-        if policy[name].shape != tensor.shape:
-            raise CheckpointError(
-                f"checkpoint {path} does not fit the run's policy: {name} has shape "
-                f"{tuple(policy[name].shape)} there but {tuple(tensor.shape)} for the env and "
-                f"hidden_sizes in {CONFIG_FILE}"
-            )
-    counters = {key: state[key] for key in ("iteration", "env_steps")}
-    for key, value in counters.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise CheckpointError(f"checkpoint {path}: {key} is {value!r}, not a non-negative integer")
-    if not isinstance(state["wall_time_s"], (int, float)):
-        raise CheckpointError(f"checkpoint {path}: wall_time_s is {state['wall_time_s']!r}, not a number")
-    experiment.policy.load_state_dict(policy)
-    return Progress(counters["iteration"], counters["env_steps"], float(state["wall_time_s"]))
+def restored_progress(state: dict[str, Any], path: Path, experiment: Experiment) -> Progress:
+    """Load a checked checkpoint (see ``metarl.checkpoint_check``) into the experiment's policy and return where the
+    run stood."""
+    load_policy_weights(experiment.policy, state, path)
+    return Progress(state["iteration"], state["env_steps"], float(state["wall_time_s"]))
 
 
 def restored_training(state: dict[str, Any], path: Path, experiment: Experiment) -> Progress:
     """``restored_progress`` for a training run, with the meta-learner's state (Adam's moments, ProMP's KL
     coefficients): without it a resumed run would not give the numbers of one that never stopped. Checkpoints
     from before the key existed are MAML-TRPO's, which keeps no state."""
-    progress = restored_progress(state, path, experiment, RL_TRAINING)
+    progress = restored_progress(state, path, experiment)
     learner_state = state.get("learner", {})
     try:
         if not isinstance(learner_state, dict):
@@ -201,7 +146,7 @@ class Trainer:
         extend it."""
         run_dir = Path(run_dir)
         config = resumed_config(run_dir, overrides)
-        saved = resume_checkpoint(run_dir, RL_TRAINING)
+        saved = resume_checkpoint(run_dir, RL_TRAINING, RESUMED_POLICY_KEYS, config.env_id)
 
         def restore(experiment: Experiment) -> Progress:
             progress = Progress() if saved is None else restored_training(*saved, experiment)

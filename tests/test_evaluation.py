@@ -229,7 +229,7 @@ def test_corrupt_checkpoint(capsys, trained_run, tmp_path):
     assert "corrupt or unreadable" in evaluate_error(capsys, "--run", trained_run, "--checkpoint", corrupt)
     foreign = tmp_path / "foreign.pt"
     torch.save({"weights": torch.zeros(2)}, foreign)
-    assert "not a metarl checkpoint" in evaluate_error(capsys, "--run", trained_run, "--checkpoint", foreign)
+    assert "lacks policy, env_id" in evaluate_error(capsys, "--run", trained_run, "--checkpoint", foreign)
 
 
 def test_checkpoint_of_another_env_or_architecture(capsys, trained_run, pretrained_checkpoint, tmp_path):
@@ -243,7 +243,8 @@ def test_checkpoint_of_another_env_or_architecture(capsys, trained_run, pretrain
     wider = tmp_path / "wider.pt"
     policy = {**state["policy"], "mean.0.weight": torch.zeros(64, 2), "mean.0.bias": torch.zeros(64)}
     torch.save({**state, "policy": policy}, wider)
-    assert "does not fit this run's policy" in evaluate_error(capsys, "--run", trained_run, "--checkpoint", wider)
+    err = evaluate_error(capsys, "--run", trained_run, "--checkpoint", wider)
+    assert "does not fit the run's policy: mean.0.weight has shape (64, 2)" in err
 
 
 def test_other_bad_arguments(capsys, trained_run, evaluation):
