@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from miniimagenet_data import write_tiny_miniimagenet
+from omniglot_data import write_synthetic_omniglot
 
 from metarl.config import load_config
 from metarl.supervised.config import MiniImagenetConfig
@@ -18,7 +19,6 @@ from metarl.supervised.image_classes import DatasetError
 from metarl.supervised.meta_learning import MAML
 from metarl.supervised.miniimagenet import CACHE_DIR, MiniImagenetClasses, load_miniimagenet
 from metarl.supervised.models import ConvClassifier, conv_classifier_size
-from metarl.supervised.omniglot import write_synthetic_omniglot
 
 CONFIGS = Path(__file__).resolve().parents[1] / "launchers" / "configs"
 TINY = {

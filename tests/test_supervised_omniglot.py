@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from omniglot_data import write_synthetic_omniglot
 from PIL import Image
 
 from metarl.supervised.models import ConvClassifier
@@ -18,7 +19,6 @@ from metarl.supervised.omniglot import (
     find_characters,
     load_omniglot,
     split_characters,
-    write_synthetic_omniglot,
 )
 
 
