@@ -30,14 +30,13 @@ from common import print_table, timed, write_json
 from meta_update import synthetic_meta_batch
 
 from metarl.adaptation import InnerStep
-from metarl.algos.base import OldPolicy
 from metarl.algos.maml_trpo import MAMLTRPO
 from metarl.config import TRPOSettings
 from metarl.episodes import EpisodeBatch
 from metarl.memory import keep_freed_memory
 from metarl.meta_batch import MetaBatchTensors
 from metarl.optim import MatVec
-from metarl.policies import GaussianMLPPolicy, Params, parameters_of
+from metarl.policies import GaussianMLPPolicy, parameters_of
 
 PRODUCTS_PER_CG_SOLVE = 10
 METHODS = {
@@ -96,18 +95,15 @@ def tasks_of(data: MetaBatchTensors, chunk: slice) -> MetaBatchTensors:
     )
 
 
-def exact_product(learner: MAMLTRPO, params: Params, data: MetaBatchTensors) -> MatVec:
+def exact_product(learner: MAMLTRPO, data: MetaBatchTensors) -> MatVec:
     """The learner's exact curvature product, built once (as ``MAMLTRPO.step`` builds it)."""
-    adapted = learner.adapted(params, data, False)
-    distribution = learner.query_distribution(adapted, data)
-    old = OldPolicy.frozen(distribution, data)
-    return learner.curvature_product(params, data, old, distribution, {k: v.detach() for k, v in adapted.items()})
+    return learner.problem(data).curvature
 
 
-def chunked_product(learner: MAMLTRPO, params: Params, data: MetaBatchTensors, size: int) -> MatVec:
+def chunked_product(learner: MAMLTRPO, data: MetaBatchTensors, size: int) -> MatVec:
     """The same product as a weighted sum over chunks of ``size`` tasks (the KL is a mean over tasks)."""
     chunks = [tasks_of(data, slice(start, start + size)) for start in range(0, data.num_tasks, size)]
-    parts = [(exact_product(learner, params, chunk), chunk.num_tasks / data.num_tasks) for chunk in chunks]
+    parts = [(exact_product(learner, chunk), chunk.num_tasks / data.num_tasks) for chunk in chunks]
     return lambda vector: sum(weight * product(vector) for product, weight in parts)  # damping sums to one
 
 
@@ -134,7 +130,7 @@ def main() -> None:
     policy = GaussianMLPPolicy(17, 6, (args.hidden, args.hidden), generator=generator)
     initial = {name: value.clone() for name, value in policy.state_dict().items()}
     learners = {method: MAMLTRPO(policy, InnerStep((0.1,)), trpo=TRPOSettings(curvature=method)) for method in METHODS}
-    data = learners["gauss_newton"].prepare(support, query)
+    data = MetaBatchTensors.from_episodes(support, query, learners["gauss_newton"].inner, "cpu")
     params = parameters_of(policy)
     vector = torch.randn(sum(p.numel() for p in params.values()), generator=generator)
 
@@ -148,7 +144,7 @@ def main() -> None:
     product_seconds, update_seconds, chunked_seconds = {}, {}, {}
     reference = None
     for method, learner in learners.items():
-        product = exact_product(learner, params, data)
+        product = exact_product(learner, data)
         product_seconds[method] = timed(partial(product, vector), args.repeats)[0]
         result = product(vector)
         reference = result if reference is None else reference
@@ -156,7 +152,7 @@ def main() -> None:
         assert difference < 1e-4, f"the {method} product differs from the Gauss-Newton one by {difference:.1e}"
         del product  # frees the product's graphs before the others build their own
     for size in args.task_chunks:
-        chunked = chunked_product(learners["gauss_newton"], params, data, size)
+        chunked = chunked_product(learners["gauss_newton"], data, size)
         chunked_seconds[size] = timed(partial(chunked, vector), args.repeats)[0]
         difference = float((chunked(vector) - reference).norm() / reference.norm())
         assert difference < 1e-4, f"the chunked product differs from the learner's by {difference:.1e}"
@@ -165,7 +161,8 @@ def main() -> None:
 
         def update(learner=learner):
             policy.load_state_dict(initial)  # the same update each time
-            return learner.step(learner.prepare(support, query))  # stacking and advantages included, as in training
+            # stacking and advantages included, as in training
+            return learner.step(MetaBatchTensors.from_episodes(support, query, learner.inner, "cpu"))
 
         update_seconds[method] = timed(update, args.repeats)[0]
     solve_floor = PRODUCTS_PER_CG_SOLVE * floor

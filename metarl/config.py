@@ -80,9 +80,9 @@ class TRPOSettings:
     ls_backtrack_ratio: float = 0.8
     """Step shrink factor per line-search step."""
     curvature: str = "gauss_newton"
-    """KL-Hessian-vector products, all exact: 'gauss_newton' (autograd, batched over tasks), 'r_operator'
-    (written out for the MLP policy, task by task: faster on the CPU; 'gauss_newton' where it does not
-    apply) or 'double_backprop' (the plain Hessian-vector product)."""
+    """KL-Hessian-vector products, both exact (see metarl/algos/trpo_curvature.py): 'r_operator' (written out for
+    the MLP policy, task by task: the fastest on the CPU; 'gauss_newton' where it does not apply) or 'gauss_newton'
+    (autograd, batched over tasks)."""
     curvature_subsample: float = 1.0
     """Fraction of each task's episodes the curvature products use: 1.0 exact; less is faster, approximate."""
 
@@ -125,7 +125,7 @@ class ProMPSettings:
 BATCH_UNITS = ("episodes", "transitions")
 INNER_OBJECTIVES = ("pg", "lvc")
 ALGORITHMS = ("maml_trpo", "maml_ppo", "promp")
-CURVATURE_METHODS = ("r_operator", "gauss_newton", "double_backprop")
+CURVATURE_METHODS = ("r_operator", "gauss_newton")
 TRPO_KEYS = tuple(f.name for f in dataclasses.fields(TRPOSettings))
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import make_episode_batch, make_tiny_policy
+from meta_step_helpers import tensors
 from sampler_helpers import assert_same_episodes, one_torch_thread
 
 import envs  # noqa: F401  (registers the env ids)
@@ -80,18 +81,19 @@ def test_padding_a_task_with_empty_episodes_changes_no_quantity_of_the_meta_upda
         # (to ~1e-11 here, with damping keeping the solve well conditioned), while a padded episode that
         # counted would move every quantity by percents.
         learner = MAMLTRPO(policy, InnerStep((0.3,)), TRPOSettings(cg_damping=0.1, curvature=curvature))
-        assert learner.writes_out_curvature() == (curvature == "r_operator")
-        data = learner.prepare(s, q)
+        assert learner.curvature.written_out == (curvature == "r_operator")
+        data = tensors(learner, s, q)
         assert data.query.rewards_TB.shape[-1] == (3 if name == "plain" else 5)
-        params = parameters_of(policy)
-        old = learner.old_policy(params, data)
-        vector = torch.linspace(-1, 1, sum(p.numel() for p in params.values()), dtype=torch.float64)
+        problem = learner.problem(data)
+        vector = torch.linspace(-1, 1, sum(p.numel() for p in policy.parameters()), dtype=torch.float64)
         results[name] = {
             "support_advantages": data.support_advantages[0][..., :3],
             "query_advantages": data.query_advantages[..., :3],
-            "gradient": learner.meta_gradient(data),
-            "surrogate_and_kl": torch.stack(learner.surrogate_and_kl(params, data, old, False)),
-            "curvature": learner.curvature_product(params, data, old)(vector),
+            "gradient": problem.gradient,
+            "surrogate_and_kl": torch.tensor(
+                learner.evaluate(parameters_of(policy), data, problem.old), dtype=torch.float64
+            ),
+            "curvature": problem.curvature(vector),
             "step": torch.tensor(list(learner.step(data).values()), dtype=torch.float64),
             "updated": torch.cat([p.detach().flatten() for p in policy.parameters()]),
         }

@@ -1,13 +1,15 @@
 """The fast curvature products (Gauss-Newton, the written-out R-operator) are the exact KL Hessian-vector
-product at the current θ."""
+product at the current θ: each is the one a learner's step takes (``MAMLTRPO.problem``), checked against double
+backprop."""
 
 import numpy as np
 import pytest
 import torch
+from meta_step_helpers import double_backprop_curvature, random_vector, tensors
 
 from metarl.adaptation import InnerStep
 from metarl.algos.maml_trpo import MAMLTRPO
-from metarl.config import TrainConfig, TRPOSettings
+from metarl.config import ConfigError, TrainConfig, TRPOSettings
 from metarl.episodes import EpisodeBatch, stack_tasks
 from metarl.experiment import build_experiment
 from metarl.meta_batch import collect_meta_batch
@@ -38,23 +40,18 @@ def navigation_meta_batch():
 
 @pytest.mark.parametrize("first_order", [False, True])
 def test_gauss_newton_equals_double_backprop(navigation_meta_batch, first_order):
-    """Both curvature methods give the same product (float64, through two inner steps)."""
+    """The Gauss-Newton product is the KL's Hessian (float64, through two inner steps)."""
     policy, support, query = navigation_meta_batch
-    products = {}
-    vector = torch.randn(
-        sum(p.numel() for p in policy.parameters()), generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    vector = random_vector(policy, 0)
+    learner = MAMLTRPO(
+        policy,
+        InnerStep.repeated(0.1, 2, first_order=first_order),
+        trpo=TRPOSettings(cg_damping=0.0, curvature="gauss_newton"),
     )
-    for method in ("gauss_newton", "double_backprop"):
-        learner = MAMLTRPO(
-            policy,
-            InnerStep.repeated(0.1, 2, first_order=first_order),
-            trpo=TRPOSettings(cg_damping=0.0, curvature=method),
-        )
-        data = learner.prepare(support, query)
-        params = parameters_of(policy)
-        products[method] = learner.curvature_product(params, data, learner.old_policy(params, data))(vector)
-    assert products["double_backprop"].abs().max() > 1e-6
-    torch.testing.assert_close(products["gauss_newton"], products["double_backprop"], rtol=1e-7, atol=1e-10)
+    data = tensors(learner, support, query)
+    reference = double_backprop_curvature(learner, data)(vector)
+    assert reference.abs().max() > 1e-6
+    torch.testing.assert_close(learner.problem(data).curvature(vector), reference, rtol=1e-7, atol=1e-10)
 
 
 def one_step_learner(policy, method, first_order=False, **settings):
@@ -82,43 +79,37 @@ def test_written_out_product_equals_double_backprop(navigation_meta_batch, nonli
     _, support, query = navigation_meta_batch
     support = [task[:1] for task in support]  # one inner step, which the written-out product is for
     policy = navigation_policy(nonlinearity, log_std)
-    vector = torch.randn(
-        sum(p.numel() for p in policy.parameters()), generator=torch.Generator().manual_seed(5), dtype=torch.float64
-    )
-    products = {}
-    for method in ("r_operator", "double_backprop"):
-        learner = one_step_learner(policy, method, first_order)
-        assert learner.writes_out_curvature() == (method == "r_operator")
-        data = learner.prepare(support, query)
-        params = parameters_of(policy)
-        products[method] = learner.curvature_product(params, data, learner.old_policy(params, data))(vector)
-    assert products["double_backprop"].abs().max() > 1e-6
-    torch.testing.assert_close(products["r_operator"], products["double_backprop"], rtol=1e-7, atol=1e-10)
+    vector = random_vector(policy, 5)
+    learner = one_step_learner(policy, "r_operator", first_order)
+    assert learner.curvature.written_out
+    data = tensors(learner, support, query)
+    reference = double_backprop_curvature(learner, data)(vector)
+    assert reference.abs().max() > 1e-6
+    torch.testing.assert_close(learner.problem(data).curvature(vector), reference, rtol=1e-7, atol=1e-10)
 
 
 def test_written_out_product_applies_only_where_it_was_written_for(navigation_meta_batch):
     """Two inner steps (or a GPU) take the Gauss-Newton product instead: the same matrix."""
     policy, support, query = navigation_meta_batch
     learner = MAMLTRPO(policy, InnerStep.repeated(0.1, 2), trpo=TRPOSettings(curvature="r_operator"))
-    assert not learner.writes_out_curvature()
+    assert not learner.curvature.written_out
     assert "gauss_newton (the same matrix; r_operator is written for" in learner.describe()
-    assert one_step_learner(policy, "r_operator").writes_out_curvature()
+    assert one_step_learner(policy, "r_operator").curvature.written_out
     assert one_step_learner(policy, "r_operator").describe().startswith("curvature products: r_operator")
+    assert not MAMLTRPO(policy, InnerStep((0.1,)), TRPOSettings(curvature="gauss_newton")).curvature.written_out
 
 
 def test_written_out_subsampled_product_keeping_every_episode_is_the_exact_product(navigation_meta_batch):
     _, support, query = navigation_meta_batch
     support = [task[:1] for task in support]
     policy = navigation_policy("relu", [0.3, -0.5])
-    vector = torch.randn(
-        sum(p.numel() for p in policy.parameters()), generator=torch.Generator().manual_seed(6), dtype=torch.float64
+    vector = random_vector(policy, 6)
+    exact = one_step_learner(policy, "r_operator")
+    keep_all = one_step_learner(policy, "r_operator", curvature_subsample=0.99)
+    data = tensors(exact, support, query)
+    torch.testing.assert_close(
+        keep_all.problem(data).curvature(vector), exact.problem(data).curvature(vector), rtol=1e-10, atol=1e-12
     )
-    learner = one_step_learner(policy, "r_operator", curvature_subsample=0.99)
-    data = learner.prepare(support, query)
-    params = parameters_of(policy)
-    exact = learner.curvature_product(params, data, learner.old_policy(params, data))(vector)
-    subsampled = learner.subsampled_curvature_product(params, data, learner.adapted(params, data, False))(vector)
-    torch.testing.assert_close(subsampled, exact, rtol=1e-10, atol=1e-12)
 
 
 def test_meta_update_is_the_same_with_either_exact_product(navigation_meta_batch):
@@ -129,7 +120,7 @@ def test_meta_update_is_the_same_with_either_exact_product(navigation_meta_batch
     for method in ("r_operator", "gauss_newton"):
         policy = navigation_policy("tanh", [0.3, -0.5])
         learner = one_step_learner(policy, method, cg_damping=0.1)  # damped: a well-conditioned solve
-        stats = learner.step(learner.prepare(support, query))
+        stats = learner.step(tensors(learner, support, query))
         assert stats["line_search_accepted"] == 1.0
         updated[method] = torch.cat([p.detach().flatten() for p in policy.parameters()])
     initial = torch.cat([p.detach().flatten() for p in navigation_policy("tanh", [0.3, -0.5]).parameters()])
@@ -156,32 +147,28 @@ def test_gauss_newton_is_not_the_hessian_away_from_the_minimum():
 def test_subsampled_product_keeping_every_episode_is_the_exact_product(navigation_meta_batch):
     """The subsample path (full-data value, subsample derivative) changes nothing when it keeps every episode."""
     policy, support, query = navigation_meta_batch
-    vector = torch.randn(
-        sum(p.numel() for p in policy.parameters()), generator=torch.Generator().manual_seed(1), dtype=torch.float64
-    )
-    exact_learner = MAMLTRPO(policy, InnerStep.repeated(0.1, 2), trpo=TRPOSettings(cg_damping=0.0))
-    data = exact_learner.prepare(support, query)
-    params = parameters_of(policy)
-    exact = exact_learner.curvature_product(params, data, exact_learner.old_policy(params, data))(vector)
+    vector = random_vector(policy, 1)
+    exact = MAMLTRPO(policy, InnerStep.repeated(0.1, 2), trpo=TRPOSettings(cg_damping=0.0))
     keep_all = MAMLTRPO(
         policy,
         InnerStep.repeated(0.1, 2),  # 0.99 keeps 4 of 4 episodes
         trpo=TRPOSettings(cg_damping=0.0, curvature_subsample=0.99),
     )
+    data = tensors(exact, support, query)
     assert data.subsample(0.99).query.num_episodes == data.query.num_episodes
-    subsampled = keep_all.subsampled_curvature_product(params, data, keep_all.adapted(params, data, False))(vector)
-    torch.testing.assert_close(subsampled, exact, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(
+        keep_all.problem(data).curvature(vector), exact.problem(data).curvature(vector), rtol=1e-10, atol=1e-12
+    )
 
 
 def test_subsampled_product_uses_fewer_episodes_and_stays_positive(navigation_meta_batch):
     """Half the episodes: a different matrix, still positive definite on random directions."""
     policy, support, query = navigation_meta_batch
     learner = MAMLTRPO(policy, InnerStep.repeated(0.1, 2), trpo=TRPOSettings(cg_damping=0.0, curvature_subsample=0.5))
-    data = learner.prepare(support, query)
+    data = tensors(learner, support, query)
     assert data.subsample(0.5).query.num_episodes == 2
-    params = parameters_of(policy)
-    subsampled = learner.subsampled_curvature_product(params, data, learner.adapted(params, data, False))
-    exact = learner.curvature_product(params, data, learner.old_policy(params, data))
+    subsampled = learner.problem(data).curvature
+    exact = MAMLTRPO(policy, InnerStep.repeated(0.1, 2), trpo=TRPOSettings(cg_damping=0.0)).problem(data).curvature
     generator = torch.Generator().manual_seed(2)
     for _ in range(3):
         vector = torch.randn(sum(p.numel() for p in policy.parameters()), generator=generator, dtype=torch.float64)
@@ -208,3 +195,9 @@ def test_select_episodes_takes_the_same_episodes_from_every_field():
     stacked = stack_tasks([batch, batch]).select_episodes(index)  # [K, T, B, ...]: same axis from the end
     assert torch.equal(stacked.observations_TBO[1], chosen.observations_TBO)
     assert torch.equal(stacked.lengths_B, torch.tensor([[2, 3], [2, 3]]))
+
+
+def test_double_backprop_is_the_tests_reference_not_a_run_option():
+    """It takes the same matrix as the fast products at several times the cost: no run should take it."""
+    with pytest.raises(ConfigError, match="^trpo.curvature must be one of 'r_operator', 'gauss_newton', got"):
+        TrainConfig(trpo=TRPOSettings(curvature="double_backprop")).validate()

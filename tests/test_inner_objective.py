@@ -3,10 +3,12 @@
 import numpy as np
 import pytest
 import torch
+from meta_step_helpers import double_backprop_curvature, random_vector, tensors
 from run_helpers import central_differences, flat, unflat
 
 from metarl.adaptation import InnerStep, log_probs, policy_gradient_loss
 from metarl.advantages import estimate_advantages
+from metarl.algos.base import adapted_on
 from metarl.algos.maml_trpo import MAMLTRPO
 from metarl.config import ConfigError, TrainConfig, TRPOSettings
 from metarl.policies import parameters_of
@@ -26,7 +28,9 @@ def test_lvc_takes_the_same_inner_step_as_the_policy_gradient(tiny_policy, synth
     adapted = {}
     for objective in ("pg", "lvc"):
         maml = learner(tiny_policy, objective, first_order)
-        adapted[objective] = maml.adapted(parameters_of(tiny_policy), maml.prepare(support, query), first_order)
+        adapted[objective] = adapted_on(
+            tiny_policy, maml.inner, parameters_of(tiny_policy), tensors(maml, support, query)
+        )
     for name, value in adapted["pg"].items():
         assert torch.equal(value, adapted["lvc"][name]), name
 
@@ -88,7 +92,7 @@ def test_lvc_meta_gradient_differentiates_the_importance_sampled_inner_step(tiny
 
     expected = central_differences(objective_at, theta0)
     maml = {objective: learner(tiny_policy, objective) for objective in ("pg", "lvc")}
-    gradients = {name: m.meta_gradient(m.prepare(support, query)) for name, m in maml.items()}
+    gradients = {name: m.problem(tensors(m, support, query)).gradient for name, m in maml.items()}
     torch.testing.assert_close(gradients["lvc"], expected, rtol=1e-5, atol=1e-8)
     assert (gradients["pg"] - expected).abs().max() > 1e-4
 
@@ -97,29 +101,22 @@ def test_lvc_curvature_products_are_exact_and_r_operator_falls_back(tiny_policy,
     """The Gauss-Newton product through the LVC inner step is the KL Hessian's; ``r_operator`` is written for
     the policy-gradient inner step only, so with LVC it takes Gauss-Newton and says so."""
     support, query = synthetic_meta_batch
-    vector = torch.randn(theta_size(tiny_policy), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    vector = random_vector(tiny_policy, 0)
     products = {}
-    for method in ("gauss_newton", "double_backprop", "r_operator"):
+    for method in ("gauss_newton", "r_operator"):
         maml = learner(tiny_policy, "lvc", cg_damping=0.0, curvature=method)
-        data = maml.prepare(support, query)
-        params = parameters_of(tiny_policy)
-        products[method] = maml.curvature_product(params, data, maml.old_policy(params, data))(vector)
-    torch.testing.assert_close(products["gauss_newton"], products["double_backprop"], rtol=1e-7, atol=1e-10)
+        products[method] = maml.problem(tensors(maml, support, query)).curvature(vector)
+    reference = double_backprop_curvature(maml, tensors(maml, support, query))(vector)
+    torch.testing.assert_close(products["gauss_newton"], reference, rtol=1e-7, atol=1e-10)
     torch.testing.assert_close(products["r_operator"], products["gauss_newton"], rtol=0, atol=0)
-    pg = learner(tiny_policy, "pg", cg_damping=0.0, curvature="double_backprop")
-    data = pg.prepare(support, query)
-    params = parameters_of(tiny_policy)
-    pg_product = pg.curvature_product(params, data, pg.old_policy(params, data))(vector)
+    pg = learner(tiny_policy, "pg", cg_damping=0.0)
+    pg_product = double_backprop_curvature(pg, tensors(pg, support, query))(vector)
     assert (pg_product - products["gauss_newton"]).abs().max() > 1e-6
 
     falling_back = learner(tiny_policy, "lvc", curvature="r_operator")
-    assert not falling_back.writes_out_curvature()
+    assert not falling_back.curvature.written_out
     assert "gauss_newton (the same matrix; r_operator is written for" in falling_back.describe()
     assert "'pg' inner objective" in falling_back.describe()
-
-
-def theta_size(policy):
-    return sum(p.numel() for p in policy.parameters())
 
 
 def test_unknown_inner_objective_is_refused():

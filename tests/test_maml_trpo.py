@@ -47,7 +47,7 @@ def test_step_keeps_trust_region_and_lowers_surrogate(navigation_meta_batch):
     old_params = {n: p.detach().clone() for n, p in parameters_of(policy).items()}
     learner = MAMLTRPO(policy, InnerStep((FAST_LR,), GAMMA, GAE_LAMBDA), TRPOSettings(max_kl=max_kl))
 
-    stats = learner.step(learner.prepare(batch.support, batch.query))
+    stats = learner.step(batch.tensors)
 
     assert stats["line_search_accepted"] == 1.0
     new_params = {n: p.detach().clone() for n, p in parameters_of(policy).items()}
@@ -66,7 +66,7 @@ def test_rejected_step_leaves_parameters_bit_identical(navigation_meta_batch):
     before = {name: value.clone() for name, value in policy.state_dict().items()}
     learner = MAMLTRPO(policy, InnerStep((FAST_LR,), GAMMA, GAE_LAMBDA), TRPOSettings(max_kl=1e-30, ls_max_steps=1))
 
-    stats = learner.step(learner.prepare(batch.support, batch.query))
+    stats = learner.step(batch.tensors)
 
     assert stats["line_search_accepted"] == 0.0
     assert stats["line_search_steps"] == 1.0

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from meta_step_helpers import tensors
 from run_helpers import central_differences, flat, unflat
 
 from metarl.adaptation import InnerStep, adapt, inner_step, log_probs
@@ -18,7 +19,8 @@ def learner(policy, first_order, step_size=FAST_LR):
 
 
 def meta_gradient(learner, support, query):
-    return learner.meta_gradient(learner.prepare(support, query))
+    """∇θ of the surrogate at θ, as the learner's step takes it."""
+    return learner.problem(tensors(learner, support, query)).gradient
 
 
 def advantages_of(support, query):

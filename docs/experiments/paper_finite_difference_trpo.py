@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from metarl.algos.base import OldPolicy
+from metarl.algos.base import OldPolicy, adapted_on, mean_kl, query_distribution
 from metarl.algos.maml_trpo import MAMLTRPO, unflatten
 from metarl.config import TrainConfig, load_config
 from metarl.meta_batch import MetaBatchTensors
@@ -53,11 +53,11 @@ def compare(approximate: torch.Tensor, exact: torch.Tensor) -> tuple[float, floa
     return cosine, float(approximate.norm() / exact.norm())
 
 
-def finite_difference_step(self: MAMLTRPO, data: MetaBatchTensors) -> dict[str, float]:
+def finite_difference_step(self: MAMLTRPO, data: MetaBatchTensors, note: object = None) -> dict[str, float]:
     params = parameters_of(self.policy)
     tensors = list(params.values())
-    adapted = self.adapted(params, data, False)
-    distribution = self.query_distribution(adapted, data)
+    adapted = adapted_on(self.policy, self.inner, params, data, False)
+    distribution = query_distribution(self.policy, adapted, data)
     old = OldPolicy.frozen(distribution, data)
     loss = self.surrogate(distribution, data, old)
     gradient = flat(torch.autograd.grad(loss, tensors)).detach()
@@ -74,8 +74,8 @@ def finite_difference_step(self: MAMLTRPO, data: MetaBatchTensors) -> dict[str, 
                 offset += tensor.numel()
 
     def kl_gradient() -> torch.Tensor:
-        new = self.query_distribution(self.adapted(params, data, False), data)
-        return flat(torch.autograd.grad(self.kl(new, data, old), tensors)).detach()
+        new = query_distribution(self.policy, adapted_on(self.policy, self.inner, params, data, False), data)
+        return flat(torch.autograd.grad(mean_kl(old, new, data.query.mask_TB), tensors)).detach()
 
     def product(vector: torch.Tensor) -> torch.Tensor:
         vector = vector.float()
@@ -92,14 +92,17 @@ def finite_difference_step(self: MAMLTRPO, data: MetaBatchTensors) -> dict[str, 
     damping = self.trpo.cg_damping
     fd_g, fd_d = product(gradient) - damping * gradient, product(direction) - damping * direction
     # Built after the finite differences, which write the parameters in place under its graph.
-    exact_product = self.curvature_product(params, data, old, None, detached(self.adapted(params, data, True)))
+    adapted = adapted_on(self.policy, self.inner, params, data)
+    exact_product = self.curvature.product(
+        params, data, detached(adapted), old, query_distribution(self.policy, adapted, data)
+    )
     exact_g, exact_d = exact_product(gradient) - damping * gradient, exact_product(direction) - damping * direction
     cos_g, length_g = compare(fd_g, exact_g)
     cos_d, length_d = compare(fd_d, exact_d)
     exact_curvature = float(direction @ exact_product(direction))
     step_ratio = math.sqrt(exact_curvature / curvature) if curvature > 0 else math.nan
     exact_direction = conjugate_gradient(exact_product, gradient, self.trpo.cg_iters).solution
-    del exact_product
+    del exact_product, adapted
     step_size = math.sqrt(2 * self.trpo.max_kl / (curvature + 1e-8)) if curvature + 1e-8 > 0 else 1.0
     result = backtracking_line_search(
         lambda candidate: self.evaluate(unflatten(candidate, params), data, old),

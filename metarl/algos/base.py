@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
+from torch import nn
 from torch.distributions import Distribution, kl_divergence
+from torch.func import functional_call
 
 from metarl.adaptation import InnerStep
 from metarl.heartbeat import Note
 from metarl.meta_batch import MetaBatchTensors
-from metarl.policies import diagonal_gaussian, gaussian_parameters
+from metarl.policies import Params, diagonal_gaussian, for_tasks, gaussian_parameters
 from metarl.returns import masked_mean
 
 
@@ -70,6 +72,19 @@ class OldPolicy:
         loc, scale = gaussian_parameters(distribution)
         fixed = diagonal_gaussian(loc.detach(), scale.detach())
         return OldPolicy(fixed.log_prob(actions_TBA), fixed)
+
+
+def adapted_on(
+    policy: nn.Module, inner: InnerStep, params: Params, data: MetaBatchTensors, first_order: bool | None = None
+) -> Params:
+    """θ'ᵢ for every task i of the meta-batch, from θ = ``params``, as parameters with a leading task axis; second
+    order through the inner step unless ``first_order`` (default: the inner step's setting)."""
+    return inner.adapt(policy, for_tasks(params, data.num_tasks), data.support, data.support_advantages, first_order)
+
+
+def query_distribution(policy: nn.Module, adapted: Params, data: MetaBatchTensors) -> Distribution:
+    """The adapted policies' distribution on their tasks' query states."""
+    return functional_call(policy, adapted, (data.query.observations_TBO,))
 
 
 def mean_kl(old: OldPolicy, distribution: Distribution, mask_TB: torch.Tensor) -> torch.Tensor:

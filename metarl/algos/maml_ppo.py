@@ -17,15 +17,22 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.distributions import Distribution
-from torch.func import functional_call
 
 from metarl.adaptation import InnerStep
-from metarl.algos.base import OldPolicy, adam_steps, clip_fraction, clipped_surrogate, load_optimizer_state, mean_kl
+from metarl.algos.base import (
+    OldPolicy,
+    adam_steps,
+    adapted_on,
+    clip_fraction,
+    clipped_surrogate,
+    load_optimizer_state,
+    mean_kl,
+    query_distribution,
+)
 from metarl.config import PPOSettings
 from metarl.heartbeat import Note, silent
 from metarl.meta_batch import MetaBatchTensors
-from metarl.policies import Params, detached, for_tasks, parameters_of
+from metarl.policies import Params, detached, parameters_of
 
 ADAM_EPS = 1e-5
 """Adam's ε: garage MAML builds its meta-optimiser with eps=_Default(1e-5) (src/garage/torch/algos/maml.py)."""
@@ -48,23 +55,15 @@ class MAMLPPO:
         self.device = torch.device(device)
         self.optimizer = torch.optim.Adam(policy.parameters(), lr=settings.lr, eps=ADAM_EPS)
 
-    def adapted(self, params: Params, data: MetaBatchTensors, first_order: bool | None = None) -> Params:
-        """θ'ᵢ for every task i, as parameters with a leading task axis (the configured order unless given)."""
-        task_params = for_tasks(params, data.num_tasks)
-        return self.inner.adapt(self.policy, task_params, data.support, data.support_advantages, first_order)
-
-    def query_distribution(self, adapted_params: Params, data: MetaBatchTensors) -> Distribution:
-        return functional_call(self.policy, adapted_params, (data.query.observations_TBO,))
-
     def old_policy(self, params: Params, data: MetaBatchTensors) -> OldPolicy:
         """The adapted policies at ``params``, fixed: the ratio's denominator for the whole meta-step."""
-        adapted_params = detached(self.adapted(params, data, first_order=True))
+        adapted = detached(adapted_on(self.policy, self.inner, params, data, first_order=True))
         with torch.no_grad():
-            return OldPolicy.frozen(self.query_distribution(adapted_params, data), data)
+            return OldPolicy.frozen(query_distribution(self.policy, adapted, data), data)
 
     def loss(self, params: Params, data: MetaBatchTensors, old: OldPolicy) -> torch.Tensor:
         """The clipped surrogate loss at ``params``, with its graph through the inner step."""
-        distribution = self.query_distribution(self.adapted(params, data), data)
+        distribution = query_distribution(self.policy, adapted_on(self.policy, self.inner, params, data), data)
         return clipped_surrogate(distribution, data, old, self.settings.clip_eps)
 
     def step(self, data: MetaBatchTensors, note: Note = silent) -> dict[str, float]:
@@ -73,9 +72,9 @@ class MAMLPPO:
         params = parameters_of(self.policy)
         old = self.old_policy(params, data)
         losses = adam_steps(self.optimizer, lambda: self.loss(params, data, old), self.settings.adam_steps, note)
-        adapted = detached(self.adapted(params, data, first_order=True))
+        adapted = detached(adapted_on(self.policy, self.inner, params, data, first_order=True))
         with torch.no_grad():
-            distribution = self.query_distribution(adapted, data)
+            distribution = query_distribution(self.policy, adapted, data)
             return {
                 "surrogate_before": losses[0],
                 "surrogate_after": float(clipped_surrogate(distribution, data, old, self.settings.clip_eps)),
