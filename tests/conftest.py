@@ -4,6 +4,7 @@ Training runs go through ``launchers/train.py`` in a subprocess, exactly as a us
 subprocess gets the repository on PYTHONPATH, so the tests work with and without an editable install.
 """
 
+import functools
 import os
 import shutil
 import subprocess
@@ -99,6 +100,12 @@ def launcher_here(capsys):
         return SimpleNamespace(returncode=returncode, stdout=captured.out, stderr=captured.err)
 
     return run
+
+
+@pytest.fixture
+def train_here(launcher_here):
+    """``train_here(*args)``: launchers/train.py's main() in-process (see ``launcher_here``)."""
+    return functools.partial(launcher_here, "train.py")
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
 """Bad input is refused before any work: one `error:` line, exit 2, no traceback, nothing written.
 
-Each check is tested in-process over every key it applies to, then once through each launcher as a
-user meets it (a subprocess), so a launcher that skips the check fails here.
+Each check is tested over every key it applies to, then once through each launcher's main() as a user meets
+it (in-process: the same code path as the command, without a Python start-up per case), so a launcher that
+skips the check fails here.
 """
 
 import dataclasses
@@ -229,41 +230,39 @@ TINY_EVALUATION = ["--num-tasks", "1", "--num-steps", "1", "--fast-batch-size", 
         "missing-pretrained",
     ],
 )
-def test_evaluate_bad_flags(launcher, assert_clean_error, tiny_run, tmp_path, args, fragments):
+def test_evaluate_bad_flags(launcher_here, assert_clean_error, tiny_run, tmp_path, args, fragments):
     """Explicit zeros are refused, never replaced by the run's values; nothing is written."""
     output_dir = tmp_path / "out"
     args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
-    result = launcher("evaluate.py", "--run", tiny_run[0], *TINY_EVALUATION, "--output-dir", output_dir, *args)
+    result = launcher_here("evaluate.py", "--run", tiny_run[0], *TINY_EVALUATION, "--output-dir", output_dir, *args)
     line = assert_clean_error(result, *fragments)
     assert "set device:" not in line
     assert not output_dir.exists()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-def test_evaluate_device_hint_is_the_flag(launcher, assert_clean_error, tiny_run, tmp_path):
-    result = launcher(
+def test_evaluate_device_hint_is_the_flag(launcher_here, assert_clean_error, tiny_run, tmp_path):
+    result = launcher_here(
         "evaluate.py", "--run", tiny_run[0], *TINY_EVALUATION, "--device", "cuda", "--output-dir", tmp_path / "out"
     )
     line = assert_clean_error(result, "CUDA is not available", "--device cpu")
     assert "set device" not in line and not (tmp_path / "out").exists()
 
 
-def test_evaluate_checks_the_output_directory_first(launcher, assert_clean_error, tiny_run, tmp_path):
+def test_evaluate_checks_the_output_directory_first(launcher_here, assert_clean_error, tiny_run, tmp_path):
     """An output directory that cannot be made is a usage error (exit 2: the user picks another one),
     refused before the evaluation runs rather than with a traceback after it; nothing is written."""
     blocker = tmp_path / "file"
     blocker.write_text("keep me")
-    result = launcher("evaluate.py", "--run", tiny_run[0], *TINY_EVALUATION, "--output-dir", blocker / "out")
+    result = launcher_here("evaluate.py", "--run", tiny_run[0], *TINY_EVALUATION, "--output-dir", blocker / "out")
     assert_clean_error(result, "--output", "is a file")
     assert sorted(tmp_path.iterdir()) == [blocker] and blocker.read_text() == "keep me"
 
 
-def test_train_finds_a_config_by_name(launcher, assert_clean_error, tmp_path):
+def test_train_finds_a_config_by_name(train_here, assert_clean_error, tmp_path):
     """The env in the error shows which file was read: launchers/configs/halfcheetah-vel.yaml."""
     run_dir = tmp_path / "run"
-    result = launcher(
-        "train.py", "--config", "halfcheetah-vel.yaml", "--set", "env_kwargs.bogus=1", "--output-dir", run_dir
-    )
+    result = train_here("--config", "halfcheetah-vel.yaml", "--set", "env_kwargs.bogus=1", "--output-dir", run_dir)
     assert_clean_error(result, "env_kwargs do not fit metarl/HalfCheetahVel-v0")
     assert not run_dir.exists()
 
@@ -276,9 +275,9 @@ def test_train_finds_a_config_by_name(launcher, assert_clean_error, tmp_path):
     ],
     ids=["found", "not-found"],
 )
-def test_pretrain_finds_a_config_by_name(launcher, assert_clean_error, tmp_path, config, fragments):
+def test_pretrain_finds_a_config_by_name(launcher_here, assert_clean_error, tmp_path, config, fragments):
     run_dir = tmp_path / "run"
-    result = launcher("pretrain.py", "--config", config, "--set", "meta_batch_size=0", "--output-dir", run_dir)
+    result = launcher_here("pretrain.py", "--config", config, "--set", "meta_batch_size=0", "--output-dir", run_dir)
     assert_clean_error(result, *fragments)
     assert not run_dir.exists()
 
@@ -297,6 +296,7 @@ def test_an_alias_bomb_is_refused_before_it_is_expanded(launcher, assert_clean_e
     config.write_text(ALIAS_BOMB)
     assert len(ALIAS_BOMB) < 500
     for args in (["--print-config"], ["--output-dir", tmp_path / "run"]):
+        # a subprocess with a time limit: a bomb that got through would take the machine's memory, not just fail
         line = assert_clean_error(launcher("train.py", "--config", config, *args, timeout=60), "YAML aliases")
         assert len(line) < 300
     assert not (tmp_path / "run").exists()

@@ -1,4 +1,7 @@
-"""The train launcher's command line: bad input exits with code 2, one `error:` line, and touches nothing."""
+"""The train launcher's command line: bad input exits with code 2, one `error:` line, and touches nothing.
+
+The launchers run in-process here (their main(), as ``launchers/*.py`` calls it); one subprocess per launcher
+checks that --help answers before torch is imported, and the tiny run fixture trains through a subprocess."""
 
 import subprocess
 import sys
@@ -73,25 +76,25 @@ from metarl.experiment import build_experiment
         "too-wide-for-memory",
     ],
 )
-def test_bad_input_is_one_error_line(train, tiny_run_args, tmp_path, args, fragments, assert_clean_error):
+def test_bad_input_is_one_error_line(train_here, tiny_run_args, tmp_path, args, fragments, assert_clean_error):
     """Each kind of bad input exits 2 with one line naming the problem, and creates no run directory."""
     run_dir = tmp_path / "run"
     # the tiny run's settings first, so that input wrongly accepted makes a short run, not a 300-iteration one
-    assert_clean_error(train(*tiny_run_args(num_batches=1), *args, "--output-dir", run_dir), *fragments)
+    assert_clean_error(train_here(*tiny_run_args(num_batches=1), *args, "--output-dir", run_dir), *fragments)
     assert not run_dir.exists()
 
 
-def test_resume_of_a_non_run_directory(train, tmp_path, assert_clean_error):
+def test_resume_of_a_non_run_directory(train_here, tmp_path, assert_clean_error):
     """--resume of a directory that holds no run is a clean error."""
-    assert_clean_error(train("--resume", tmp_path), "not a run directory")
+    assert_clean_error(train_here("--resume", tmp_path), "not a run directory")
 
 
-def test_resume_with_corrupt_checkpoint(train, tiny_run_copy, directory_snapshot, assert_clean_error):
+def test_resume_with_corrupt_checkpoint(train_here, tiny_run_copy, directory_snapshot, assert_clean_error):
     """--resume with a garbage latest.pt is a clean error that names the file and changes nothing."""
     latest = tiny_run_copy / "checkpoints" / "latest.pt"
     latest.write_bytes(b"\x80\x02garbage" * 100)
     before = directory_snapshot(tiny_run_copy)
-    assert_clean_error(train("--resume", tiny_run_copy), "latest.pt", "corrupt")
+    assert_clean_error(train_here("--resume", tiny_run_copy), "latest.pt", "corrupt")
     assert directory_snapshot(tiny_run_copy) == before
 
 
@@ -104,12 +107,12 @@ def test_resume_with_corrupt_checkpoint(train, tiny_run_copy, directory_snapshot
     ids=["existing-run", "bad-value"],
 )
 def test_failed_start_leaves_existing_run_unchanged(
-    train, tiny_run, directory_snapshot, args, fragments, assert_clean_error
+    train_here, tiny_run, directory_snapshot, args, fragments, assert_clean_error
 ):
     """Starting a new run in an existing run's directory errors and leaves every file byte-for-byte intact."""
     run_dir, _ = tiny_run
     before = directory_snapshot(run_dir)
-    assert_clean_error(train(*args, "--output-dir", run_dir), *fragments)
+    assert_clean_error(train_here(*args, "--output-dir", run_dir), *fragments)
     assert directory_snapshot(run_dir) == before
 
 
@@ -119,17 +122,17 @@ def test_failed_start_leaves_existing_run_unchanged(
     ids=["forbidden-change", "invalid-value"],
 )
 def test_failed_resume_leaves_run_unchanged(
-    train, tiny_run_copy, directory_snapshot, overrides, fragments, assert_clean_error
+    train_here, tiny_run_copy, directory_snapshot, overrides, fragments, assert_clean_error
 ):
     """A resume that cannot go ahead errors before writing anything into the run."""
     before = directory_snapshot(tiny_run_copy)
     args = [arg for override in overrides for arg in ("--set", override)]
-    assert_clean_error(train("--resume", tiny_run_copy, *args), *fragments)
+    assert_clean_error(train_here("--resume", tiny_run_copy, *args), *fragments)
     assert directory_snapshot(tiny_run_copy) == before
 
 
-def test_list_keys_prints_every_key_with_default_and_explanation(train):
-    result = train("--list-keys")
+def test_list_keys_prints_every_key_with_default_and_explanation(train_here):
+    result = train_here("--list-keys")
     assert result.returncode == 0, result.stderr
     lines = {line.split()[0]: line for line in result.stdout.splitlines()}
     assert set(lines) == {key for key, _, _ in describe_keys(TrainConfig)}
@@ -137,13 +140,15 @@ def test_list_keys_prints_every_key_with_default_and_explanation(train):
     assert "Worker processes" in lines["sampler.num_workers"]
 
 
-def test_help_says_where_the_keys_are(train):
-    result = train("--help")
+def test_help_says_where_the_keys_are(train_here):
+    result = train_here("--help")
     assert result.returncode == 0 and "metarl/config.py" in result.stdout and "--list-keys" in result.stdout
 
 
-def test_print_config_shows_the_resolved_config_and_writes_nothing(train, tmp_path):
-    result = train("--config", "halfcheetah-vel", "--set", "seed=7", "--print-config", "--output-dir", tmp_path / "run")
+def test_print_config_shows_the_resolved_config_and_writes_nothing(train_here, tmp_path):
+    result = train_here(
+        "--config", "halfcheetah-vel", "--set", "seed=7", "--print-config", "--output-dir", tmp_path / "run"
+    )
     assert result.returncode == 0, result.stderr
     config = from_dict(TrainConfig, yaml.safe_load(result.stdout))
     assert config.env_id == "metarl/HalfCheetahVel-v0" and config.seed == 7

@@ -3,8 +3,6 @@ sample_tasks, reset or step) stops a launcher with one line naming the env and t
 run that never got a checkpoint is removed, as after Ctrl-C. A policy that diverged is blamed on the settings
 of the run at hand. Bugs in metarl's own code keep their tracebacks."""
 
-import functools
-
 import numpy as np
 import pytest
 import torch
@@ -28,11 +26,6 @@ def env_args(tiny_run_args, fail_in=None, backend="vectorized", env_id=ENV_ID, *
         f"sampler.backend={backend}",
         "--quiet",
     ]
-
-
-@pytest.fixture
-def train_here(launcher_here):
-    return functools.partial(launcher_here, "train.py")
 
 
 @pytest.mark.parametrize(

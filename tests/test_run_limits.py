@@ -2,7 +2,6 @@
 than the machine takes, a pretraining batch that cannot fit in memory, and a resume that would shrink a run
 below the iterations it has done."""
 
-import functools
 import os
 
 import pytest
@@ -10,11 +9,6 @@ import pytest
 import metarl.memory
 from metarl.config import ConfigError, SamplerConfig, TrainConfig
 from metarl.memory import evaluation_memory, iteration_memory
-
-
-@pytest.fixture
-def train_here(launcher_here):
-    return functools.partial(launcher_here, "train.py")
 
 
 @pytest.mark.parametrize(
