@@ -3,7 +3,6 @@ stale temporaries, checkpoints that do not fit, and full or read-only disks. Eac
 stderr (exit 2 for the user's input, 1 for the machine), overwrites nothing, and leaves a run that resumes."""
 
 import errno
-import functools
 import os
 import shutil
 import signal
@@ -28,12 +27,6 @@ RESULTS = Path(__file__).resolve().parents[1] / "results"
 # Left by interrupted atomic writes (".<name>.<mkstemp's 8 characters>.tmp"), and a user's file that looks alike.
 STALE = [".config.yaml.a1b2c3d4.tmp", "checkpoints/.latest.pt.x_9y8z7w.tmp", "checkpoints/.iter_000002.pt.k3j4h5g6.tmp"]
 NOT_OURS = ["checkpoints/notes.tmp", ".notes.abcdefgh.tmp", "checkpoints/.best.pt.keepme00.tmp"]
-
-
-@pytest.fixture
-def train_here(launcher_here):
-    """``train_here(*args)``: launchers/train.py's main() in-process (see ``launcher_here``)."""
-    return functools.partial(launcher_here, "train.py")
 
 
 def assert_fault_line(result, *fragments):
