@@ -192,6 +192,8 @@ class RaySampler(ShardedSampler):
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
             init_ray(address)
+        elif address is not None:  # Ray is up in this process already (a test, the Python API): still refuse
+            require_answering(address)  # an address nothing answers at, rather than sample elsewhere unasked
         if num_cpus_per_actor is None:
             num_cpus_per_actor = actor_cpus(ray.available_resources().get("CPU", 0.0), num_workers)
         if num_cpus_per_actor <= 0:
