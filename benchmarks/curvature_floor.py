@@ -40,8 +40,8 @@ from metarl.policies import GaussianMLPPolicy, parameters_of
 
 PRODUCTS_PER_CG_SOLVE = 10
 METHODS = {
-    "gauss_newton": "Gauss-Newton by autograd, tasks batched (trpo.curvature: gauss_newton, the default)",
-    "r_operator": "R-operator written out, task by task (trpo.curvature: r_operator)",
+    "gauss_newton": "Gauss-Newton by autograd, tasks batched (trpo.curvature: gauss_newton)",
+    "r_operator": "R-operator written out, task by task (trpo.curvature: r_operator, the default)",
 }
 
 

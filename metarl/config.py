@@ -79,10 +79,10 @@ class TRPOSettings:
     """Backtracking line-search steps before the update is rejected."""
     ls_backtrack_ratio: float = 0.8
     """Step shrink factor per line-search step."""
-    curvature: str = "gauss_newton"
+    curvature: str = "r_operator"
     """KL-Hessian-vector products, both exact (see metarl/algos/trpo_curvature.py): 'r_operator' (written out for
     the MLP policy, task by task: the fastest on the CPU; 'gauss_newton' where it does not apply) or 'gauss_newton'
-    (autograd, batched over tasks)."""
+    (autograd, batched over tasks; the default of runs saved before 'r_operator' was, which keep it)."""
     curvature_subsample: float = 1.0
     """Fraction of each task's episodes the curvature products use: 1.0 exact; less is faster, approximate."""
 
@@ -268,14 +268,21 @@ class TrainConfig:
         return self
 
 
+SAVED_CURVATURE = "gauss_newton"
+"""The curvature product of saved runs whose config does not name one: the default until 'r_operator' became it.
+They resume with it, so that their numbers stay theirs."""
+
+
 def upgrade_saved_config(data: dict[str, Any]) -> dict[str, Any]:
-    """A saved run config in today's layout, so that runs (and checkpoints) from before the TRPO settings
-    moved under ``trpo:`` still resume and evaluate: there they were top-level keys of the same names."""
+    """A saved run config in today's layout, with the settings it ran with: runs (and checkpoints) from before the
+    TRPO settings moved under ``trpo:`` had them as top-level keys of the same names, and runs that name no
+    ``trpo.curvature`` took ``SAVED_CURVATURE``."""
+    trpo = data.get("trpo") or {}
+    if not isinstance(trpo, dict):
+        return data  # from_dict names the damaged section
     flat = {name: data[name] for name in TRPO_KEYS if name in data}
-    if not flat:
-        return data
     upgraded = {key: value for key, value in data.items() if key not in flat}
-    upgraded["trpo"] = {**flat, **(data.get("trpo") or {})}
+    upgraded["trpo"] = {"curvature": SAVED_CURVATURE, **flat, **trpo}
     return upgraded
 
 

@@ -10,6 +10,10 @@ machine of an unrecorded family skips the comparison, saying how to record it. R
 (only for a change that is *meant* to change the numbers, and say so in the commit) with
 ``python tests/test_configs_smoke.py --record``, or add a new config's with ``--record NAME`` (its file's stem),
 which keeps the others'. Record another family's numbers from a commit whose numbers a recorded family confirms.
+
+Recorded: 'GenuineIntel AVX512'. The 'AuthenticAMD' record (the AVX2 EPYC that trained results/) was removed when
+the default curvature product became r_operator (issue 29): every MAML-TRPO config's numbers changed with it, and
+they can only be recorded on such a machine, which then runs ``--record`` once.
 """
 
 from __future__ import annotations

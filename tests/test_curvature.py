@@ -2,6 +2,8 @@
 product at the current θ: each is the one a learner's step takes (``MAMLTRPO.problem``), checked against double
 backprop."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -201,3 +203,12 @@ def test_double_backprop_is_the_tests_reference_not_a_run_option():
     """It takes the same matrix as the fast products at several times the cost: no run should take it."""
     with pytest.raises(ConfigError, match="^trpo.curvature must be one of 'r_operator', 'gauss_newton', got"):
         TrainConfig(trpo=TRPOSettings(curvature="double_backprop")).validate()
+
+
+def test_a_new_run_takes_the_fastest_exact_product_that_applies():
+    """The default is r_operator: written out for the MLP with one inner step on the CPU, Gauss-Newton elsewhere."""
+    config = TrainConfig(meta_batch_size=2, fast_batch_size=2, horizon=5, hidden_sizes=[4])
+    for num_steps, written_out in ((1, True), (2, False)):
+        experiment = build_experiment(dataclasses.replace(config, num_steps=num_steps))
+        experiment.close()
+        assert experiment.learner.curvature.written_out == written_out, num_steps

@@ -308,11 +308,21 @@ def test_a_run_saved_with_top_level_trpo_keys_resumes_with_its_settings(tiny_run
     assert to_dict(metarl.trainer.resumed_config(tiny_run_copy, [])) == nested
 
 
+def test_a_run_saved_without_a_curvature_resumes_and_evaluates_with_gauss_newton(tiny_run_copy):
+    """The default product was gauss_newton until r_operator became it: a saved run that names none ran with it."""
+    nested = yaml.safe_load((tiny_run_copy / "config.yaml").read_text())
+    assert nested["trpo"].pop("curvature") == "r_operator"  # a new run's
+    (tiny_run_copy / "config.yaml").write_text(yaml.safe_dump(nested))
+    assert metarl.trainer.resumed_config(tiny_run_copy, []).trpo.curvature == "gauss_newton"
+    assert load_run_config(tiny_run_copy).trpo.curvature == "gauss_newton"
+
+
 @pytest.mark.parametrize("run_dir", sorted(RESULTS.glob("*/config.yaml")), ids=lambda path: path.parent.name)
 def test_the_committed_paper_runs_still_load(run_dir):
     config = load_run_config(run_dir.parent)
     saved = yaml.safe_load(run_dir.read_text())
     assert config.trpo.max_kl == saved.get("max_kl", saved.get("trpo", {}).get("max_kl"))
+    assert config.trpo.curvature == "gauss_newton"  # every committed run's, stated or not
 
 
 def test_ctrl_c_while_the_launcher_imports_is_one_line(tmp_path):
