@@ -51,10 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)  # before torch is imported: --help and bad flags take no time
     with launcher_imports(__name__):
         from metarl.checkpoint import CheckpointError
+        from metarl.experiment_run import run_name
         from metarl.pretraining import Pretraining, PretrainSettings
         from metarl.run import PRETRAINING, RunFinished, new_run_dir
         from metarl.samplers import NonFiniteEpisodeError, WorkerError
-        from metarl.trainer import run_name
         from metarl.user_env import EnvError
     run_dir: Path | None = args.resume
     run: Pretraining | None = None

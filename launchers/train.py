@@ -43,9 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     with launcher_imports(__name__):
         from metarl.checkpoint import CheckpointError
+        from metarl.experiment_run import run_name
         from metarl.run import CONFIG_FILE, RL_TRAINING, RunFinished, new_run_dir
         from metarl.samplers import NonFiniteEpisodeError, WorkerError
-        from metarl.trainer import Trainer, run_name
+        from metarl.trainer import Trainer
         from metarl.user_env import EnvError
     run_dir: Path | None = args.resume
     trainer: Trainer | None = None

@@ -21,6 +21,7 @@ from metarl.checkpoint import LATEST
 from metarl.config import ConfigError, TrainConfig, find_config, from_dict, load_yaml, merged
 from metarl.evaluation import EvalSettings, load_policy_checkpoint, load_policy_weights, load_run_config
 from metarl.evaluation_run import evaluation_memory_need
+from metarl.experiment_run import run_name
 from metarl.meta_batch import collect_meta_batch
 from metarl.parts import build_policy, build_sampler, compute_device, open_task_env
 from metarl.policies import GaussianMLPPolicy, Params, parameters_of
@@ -28,7 +29,7 @@ from metarl.run import CHECKPOINTS, RL_TRAINING, latest_checkpoint, new_run_dir
 from metarl.samplers import Sampler
 from metarl.samplers.budget import EpisodeBudget
 from metarl.seeding import EVAL_EPISODES, task_rng
-from metarl.trainer import Trainer, run_name
+from metarl.trainer import Trainer
 
 CONFIGS = Path(__file__).resolve().parent.parent / "launchers" / "configs"
 """The shipped configs, where ``make_config`` finds a config by name (a source checkout's)."""

@@ -151,16 +151,6 @@ def format_duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
 
 
-def progress_line(
-    iteration: int, total: int, return_before: float, return_after: float, kl: float, steps_per_s: float, eta_s: float
-) -> str:
-    width = len(str(total))
-    return (
-        f"iter {iteration:>{width}}/{total} | return {return_before:9.2f} -> {return_after:9.2f} | "
-        f"kl {kl:.4f} | {steps_per_s:9,.0f} env steps/s | ETA {format_duration(eta_s)}"
-    )
-
-
 def print_progress(line: str, stream: TextIO | None = None) -> None:
     """``line`` on ``stream``, by default the stdout of the moment (not the one this module was imported under)."""
     print(line, file=stream or sys.stdout, flush=True)

@@ -12,7 +12,6 @@ Adam's state and these settings, and every random stream is derived from (seed, 
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,25 +23,25 @@ from metarl.checkpoint import CheckpointError
 from metarl.checkpoint_check import RESUMED_POLICY_KEYS, resume_checkpoint
 from metarl.config import FLOAT32_MAX, ConfigError, TrainConfig, to_dict
 from metarl.experiment import Experiment
-from metarl.heartbeat import Heartbeat, Note, silent
-from metarl.logger import EventLayout, format_duration, print_progress
-from metarl.memory import PRETRAINING as PRETRAINING_MEMORY
-from metarl.memory import MemoryEstimate, MemoryWording, iteration_memory
-from metarl.meta_batch import to_cpu
-from metarl.parts import MemoryNeed
-from metarl.policies import parameters_of
-from metarl.run import ETA, PRETRAINING, open_logger, process_settings, release_run_dir, save_checkpoints
-from metarl.samplers.budget import EpisodeBudget
-from metarl.samplers.rollout import hinted_divergence
-from metarl.seeding import PRETRAIN_EPISODES, TRAIN_TASKS, task_rng
-from metarl.trainer import (
+from metarl.experiment_run import (
     RESUMABLE_KEYS,
-    Progress,
     policy_checkpoint,
     restored_progress,
     resumed_config,
     started_experiment,
 )
+from metarl.heartbeat import Note, silent
+from metarl.logger import Logger
+from metarl.memory import PRETRAINING as PRETRAINING_MEMORY
+from metarl.memory import MemoryEstimate, MemoryWording, iteration_memory
+from metarl.meta_batch import to_cpu
+from metarl.parts import MemoryNeed
+from metarl.policies import parameters_of
+from metarl.run import PRETRAINING, open_logger, release_run_dir
+from metarl.run_loop import Cadence, Progress, Scalars, record_all, run_loop
+from metarl.samplers.budget import EpisodeBudget
+from metarl.samplers.rollout import hinted_divergence
+from metarl.seeding import PRETRAIN_EPISODES, TRAIN_TASKS, task_rng
 
 DEFAULT_LEARNING_RATE = 1e-3
 # A pretraining run's length is its settings' num_iterations (--iterations), not num_batches: a resume that
@@ -146,7 +145,10 @@ def adam(experiment: Experiment, settings: PretrainSettings) -> torch.optim.Adam
 
 
 class Pretraining:
-    """A pretraining run: its experiment, settings and Adam optimizer, and where it stands."""
+    """A pretraining run: its experiment, settings and Adam optimizer, and where it stands; ``run_loop``'s
+    ``Steps``."""
+
+    label = "pretrain"
 
     def __init__(
         self,
@@ -160,6 +162,7 @@ class Pretraining:
         self.experiment = experiment
         self.config = experiment.config
         self.settings = settings
+        self.total = settings.num_iterations
         self.optimizer = optimizer
         self.run_dir = Path(run_dir)
         self.progress = progress or Progress()
@@ -230,35 +233,23 @@ class Pretraining:
             optimizer=self.optimizer.state_dict(),
         )
 
+    def step(self, note: Note = silent) -> Scalars:
+        scalars = pretrain_iteration(self.experiment, self.optimizer, self.settings, self.progress.iteration, note)
+        self.progress.env_steps += int(scalars["pretrain/env_steps"])
+        return scalars
+
+    def record(self, logger: Logger, scalars: Scalars) -> None:
+        record_all(logger, scalars)
+
+    def summary(self, scalars: Scalars) -> str:
+        return f"return {scalars['pretrain/return']:9.2f}"
+
     def run(self, quiet: bool = False) -> None:
-        config, settings, progress = self.config, self.settings, self.progress
-        process_settings()
-        events = EventLayout.of(self.run_dir)
-        logger = open_logger(self.run_dir, progress.iteration, self.resumed)
-        if progress.iteration == 0:
-            logger.hyperparameters({**to_dict(config), "pretrain": asdict(settings)})
-        eta = ETA(settings.num_iterations)
-        heartbeat = Heartbeat.unless(quiet)  # lines within an iteration that takes minutes
+        logger = open_logger(self.run_dir, self.progress.iteration, self.resumed)
+        if self.progress.iteration == 0:
+            logger.hyperparameters({**to_dict(self.config), "pretrain": asdict(self.settings)})
         try:
-            while progress.iteration < settings.num_iterations:
-                heartbeat.begin(f"pretrain {progress.iteration + 1}/{settings.num_iterations}")
-                start = time.perf_counter()
-                scalars = pretrain_iteration(self.experiment, self.optimizer, settings, progress.iteration, heartbeat)
-                seconds = time.perf_counter() - start
-                progress.iteration += 1
-                progress.env_steps += int(scalars["pretrain/env_steps"])
-                progress.wall_time_s += seconds
-                for tag, value in scalars.items():
-                    logger.record(tag, value)
-                logger.dump(events.step(progress.iteration))
-                save_checkpoints(self.run_dir, self.checkpoint_state(), config.checkpoint_every)
-                if not quiet:
-                    width = len(str(settings.num_iterations))
-                    print_progress(
-                        f"pretrain {progress.iteration:>{width}}/{settings.num_iterations} | "
-                        f"return {scalars['pretrain/return']:9.2f} | "
-                        f"ETA {format_duration(eta.after(progress.iteration, seconds))}"
-                    )
+            run_loop(self, self.run_dir, logger, Cadence(self.config.checkpoint_every), quiet)
         finally:
             logger.close()
             self.experiment.close()

@@ -1,9 +1,9 @@
 """A run directory, and what every kind of run keeps in it the same way.
 
 RL training (``metarl.trainer``), pretraining (``metarl.pretraining``) and supervised meta-training
-(``metarl.supervised.training``) supply only their iteration. What a run directory may be (new and empty,
-or a run to resume), its config file, the checkpoint schema and its numbered-then-latest atomic saves, the
-TensorBoard writer and the progress line's ETA are here, once.
+(``metarl.supervised.training``) supply only their step to the one loop (``metarl.run_loop``). What a run
+directory may be (new and empty, or a run to resume), its config file, the checkpoint schema and its
+numbered-then-latest atomic saves, the TensorBoard writer and what a stopped run leaves are here, once.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import shlex
 import shutil
 import sys
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, is_dataclass
 from pathlib import Path
@@ -349,16 +348,3 @@ def open_logger(run_dir: Path, first_iteration: int = 0, resumed: bool = False) 
 def process_settings() -> None:
     """Settings of the process a run trains in: glibc keeps freed memory for the large tensors' reuse."""
     keep_freed_memory()
-
-
-class ETA:
-    """Time left, from the mean duration of the last ``window`` iterations (a run's pace changes as it learns)."""
-
-    def __init__(self, total: int, window: int = 10):
-        self.total = total
-        self.recent: deque[float] = deque(maxlen=window)
-
-    def after(self, done: int, seconds: float) -> float:
-        """Seconds left once ``done`` of ``total`` iterations are done, the last one having taken ``seconds``."""
-        self.recent.append(seconds)
-        return sum(self.recent) / len(self.recent) * (self.total - done)

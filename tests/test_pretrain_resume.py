@@ -12,6 +12,7 @@ from run_helpers import assert_same_policy
 
 import metarl.pretraining
 import metarl.run
+import metarl.run_loop
 
 LATEST = "checkpoints/latest.pt"
 
@@ -117,14 +118,14 @@ def test_ctrl_c_points_to_resume_which_finishes_the_run(
     `pretrain.py --resume` that counts the 2 iterations the checkpoint holds, not the 3 the process did. The
     resume, without --iterations, runs to the saved total from iteration 2's
     checkpoint; the first process's events of iteration 3 are superseded, so each step shows once."""
-    run_dir, real_save = tmp_path / "run", metarl.pretraining.save_checkpoints
+    run_dir, real_save = tmp_path / "run", metarl.run_loop.save_checkpoints
 
     def interrupted_third(run_dir, state, every):
         if state["iteration"] == 3:
             raise KeyboardInterrupt
         real_save(run_dir, state, every)
 
-    monkeypatch.setattr(metarl.pretraining, "save_checkpoints", interrupted_third)
+    monkeypatch.setattr(metarl.run_loop, "save_checkpoints", interrupted_third)
     result = pretrain_here(*pretrain_args(4), "--output-dir", run_dir)
     assert result.returncode == 130
     assert result.stderr.splitlines() == [

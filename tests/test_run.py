@@ -3,7 +3,8 @@
 import pytest
 
 from metarl.config import TrainConfig
-from metarl.run import ETA, checkpoint_state
+from metarl.run import checkpoint_state
+from metarl.run_loop import ETA
 from metarl.version import __version__
 
 

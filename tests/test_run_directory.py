@@ -17,6 +17,7 @@ import torch
 import yaml
 from run_helpers import assert_same_policy, latest_policy
 
+import metarl.experiment_run
 import metarl.run
 import metarl.trainer
 from metarl.config import to_dict
@@ -305,7 +306,7 @@ def test_a_run_saved_with_top_level_trpo_keys_resumes_with_its_settings(tiny_run
     nested["trpo"]["max_kl"] = 0.02  # a value other than the default, so that losing it would show
     flat = {key: value for key, value in nested.items() if key != "trpo"} | nested["trpo"]
     (tiny_run_copy / "config.yaml").write_text(yaml.safe_dump(flat))
-    assert to_dict(metarl.trainer.resumed_config(tiny_run_copy, [])) == nested
+    assert to_dict(metarl.experiment_run.resumed_config(tiny_run_copy, [])) == nested
 
 
 def test_a_run_saved_without_a_curvature_resumes_and_evaluates_with_gauss_newton(tiny_run_copy):
@@ -313,7 +314,7 @@ def test_a_run_saved_without_a_curvature_resumes_and_evaluates_with_gauss_newton
     nested = yaml.safe_load((tiny_run_copy / "config.yaml").read_text())
     assert nested["trpo"].pop("curvature") == "r_operator"  # a new run's
     (tiny_run_copy / "config.yaml").write_text(yaml.safe_dump(nested))
-    assert metarl.trainer.resumed_config(tiny_run_copy, []).trpo.curvature == "gauss_newton"
+    assert metarl.experiment_run.resumed_config(tiny_run_copy, []).trpo.curvature == "gauss_newton"
     assert load_run_config(tiny_run_copy).trpo.curvature == "gauss_newton"
 
 

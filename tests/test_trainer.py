@@ -9,8 +9,8 @@ import torch
 from run_helpers import assert_same_policy, latest_policy, launcher_module
 from torch.utils.tensorboard import SummaryWriter
 
+from metarl.experiment_run import resumed_config
 from metarl.logger import read_returns
-from metarl.trainer import resumed_config
 
 
 @pytest.fixture(scope="module")

@@ -138,8 +138,9 @@ def main() -> None:
     if mode == "paper":
         learner = trainer.experiment.learner
         learner.step = types.MethodType(finite_difference_step, learner)  # type: ignore[method-assign]
-    for iteration in range(iterations):
-        s = trainer.iteration()
+
+    def report(iteration: int, s: dict[str, float]) -> None:
+        iteration -= 1  # the callback counts iterations done; this script's lines count from 0
         print(
             f"{mode} {iteration:3d}: return {s['returns/step_0']:8.2f} -> {s['returns/step_1']:8.2f}, "
             f"accepted {s['meta/line_search_accepted']:.0f} after {s['meta/line_search_steps']:.0f} tries, "
@@ -155,6 +156,8 @@ def main() -> None:
                 f"cos(d, exact CG's direction) {s['meta/fd_cos_with_exact_direction']:.3f}",
                 flush=True,
             )
+
+    trainer.run(quiet=True, callback=report)
 
 
 if __name__ == "__main__":

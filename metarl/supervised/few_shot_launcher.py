@@ -93,7 +93,7 @@ def parse_args(benchmark: Benchmark, default_config: Path, argv: list[str] | Non
 
 def resume_point(benchmark: Benchmark, run_dir: Path, config: FewShotConfig) -> tuple[dict[str, Any], Path] | None:
     """The checkpoint a resume continues from (None: the run stopped before its first, so it starts at 0)."""
-    from metarl.trainer import resume_checkpoint
+    from metarl.checkpoint_check import resume_checkpoint
 
     saved = resume_checkpoint(run_dir, benchmark.kind)
     if saved is None:
@@ -124,10 +124,10 @@ def run_benchmark(name: str, launcher: str, argv: list[str] | None = None) -> in
     from metarl.checkpoint import CheckpointError
     from metarl.parts import resolve_device
     from metarl.run import RunFinished, new_run_dir, release_run_dir, saved_run_config, write_config
+    from metarl.run_loop import Progress
     from metarl.supervised.few_shot_memory import require_few_shot_memory
     from metarl.supervised.few_shot_run import run_few_shot
     from metarl.supervised.image_classes import DatasetError
-    from metarl.supervised.training import Progress
 
     kind, new_run = benchmark.kind, args.resume is None
     run_dir: Path | None = args.resume

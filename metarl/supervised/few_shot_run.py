@@ -20,6 +20,7 @@ from metarl.config import to_dict
 from metarl.experiment import resolve_device
 from metarl.policies import parameters_of
 from metarl.run import RunKind, open_logger
+from metarl.run_loop import Progress
 from metarl.seeding import EVAL_TASKS, POLICY_INIT, TRAIN_TASKS, task_rng, torch_generator
 from metarl.supervised.config import FewShotConfig
 from metarl.supervised.evaluation import adaptation_curve, summarize
@@ -28,7 +29,7 @@ from metarl.supervised.image_classes import FewShotSplits, ImageClasses
 from metarl.supervised.meta_learning import accuracy_per_task, cross_entropy_per_task, make_meta_learner
 from metarl.supervised.models import ConvClassifier
 from metarl.supervised.tasks import TaskBatch
-from metarl.supervised.training import Progress, meta_train, restore
+from metarl.supervised.training import meta_train, restore
 
 Summary = dict[str, dict[str, float]]
 """{"step_k": {"mean": ..., "ci95": ...}} for k = 0..eval_steps."""

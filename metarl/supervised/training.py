@@ -1,4 +1,4 @@
-"""The loop the supervised launchers share: sample a meta-batch → meta-step → log → checkpoint.
+"""Supervised meta-training's step (sample a meta-batch → meta-step) for the one run loop, ``metarl.run_loop``.
 
 A run can continue from its checkpoint bit for bit: the checkpoint holds the network, the meta-learner's
 state (Adam's) and whatever else the run keeps (``extra_state``), and each meta-batch is drawn from a
@@ -7,26 +7,18 @@ generator keyed by (seed, iteration).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from metarl.checkpoint import CheckpointError
-from metarl.logger import Logger, format_duration, print_progress
-from metarl.run import ETA, checkpoint_state, process_settings, save_checkpoints
+from metarl.heartbeat import Note
+from metarl.logger import Logger
+from metarl.run import checkpoint_state
+from metarl.run_loop import Cadence, Progress, Scalars, record_all, run_loop
 from metarl.supervised.config import MetaLearningConfig
 from metarl.supervised.meta_learning import MAML, Reptile
 from metarl.supervised.tasks import TaskBatch
-
-
-@dataclass
-class Progress:
-    """Where a run stands: the meta-iterations done and the training time they took, across resumes."""
-
-    iteration: int = 0
-    wall_time_s: float = 0.0
 
 
 def checkpoint(
@@ -56,7 +48,57 @@ def restore(learner: MAML | Reptile, state: dict[str, Any], path: Path) -> Progr
         raise CheckpointError(
             f"checkpoint {path} does not fit this run's network ({type(error).__name__}); it is not this run's"
         ) from None
-    return Progress(int(state["iteration"]), float(state["wall_time_s"]))
+    return Progress(int(state["iteration"]), wall_time_s=float(state["wall_time_s"]))
+
+
+class MetaTraining:
+    """Meta-steps on batches from ``sample_batch(iteration)``: ``run_loop``'s ``Steps`` for a supervised run.
+    ``on_log(iteration)`` adds scalars at each logged iteration (a periodic evaluation), ``extra_state()``
+    entries to each checkpoint."""
+
+    label = "iter"
+
+    def __init__(
+        self,
+        learner: MAML | Reptile,
+        sample_batch: Callable[[int], TaskBatch],
+        config: MetaLearningConfig,
+        progress: Progress,
+        on_log: Callable[[int], dict[str, float]] | None = None,
+        extra_state: Callable[[], dict[str, Any]] | None = None,
+    ):
+        self.learner, self.sample_batch, self.config = learner, sample_batch, config
+        self.total, self.progress = config.num_iterations, progress
+        self.on_log, self.extra_state = on_log, extra_state
+        self.first, self.before_s = progress.iteration, progress.wall_time_s
+        """Where this process started: its iteration rate counts from here."""
+
+    def step(self, note: Note) -> Scalars:
+        stats = {
+            f"train/{key}": value
+            for key, value in self.learner.meta_step(self.sample_batch(self.progress.iteration)).items()
+        }
+        done = self.progress.iteration + 1
+        if self.on_log is not None and (done % self.config.log_every == 0 or done == self.total):
+            stats.update(self.on_log(done))
+        return stats
+
+    def iterations_per_s(self) -> float:
+        """This process's rate so far."""
+        seconds = self.progress.wall_time_s - self.before_s
+        return (self.progress.iteration - self.first) / seconds if seconds > 0 else 0.0
+
+    def record(self, logger: Logger, scalars: Scalars) -> None:
+        record_all(logger, scalars)
+        logger.record("perf/iterations_per_s", self.iterations_per_s())
+
+    def summary(self, scalars: Scalars) -> str:
+        details = " | ".join(f"{key.split('/')[-1]} {value:.4f}" for key, value in scalars.items())
+        return f"{details} | {self.iterations_per_s():.1f} it/s"
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        payload = self.extra_state() if self.extra_state is not None else {}
+        return checkpoint(self.learner, self.config, self.progress, **payload)
 
 
 def meta_train(
@@ -70,52 +112,20 @@ def meta_train(
     progress: Progress | None = None,
     extra_state: Callable[[], dict[str, Any]] | None = None,
 ) -> dict[str, float]:
-    """Run meta-steps from ``progress`` (default: a new run) to ``config.num_iterations``; every ``log_every``
-    write averaged scalars (plus ``on_log``'s), every ``checkpoint_every`` and at the end a checkpoint (plus
-    ``extra_state()``'s entries). ``progress`` is updated as the run goes, for a message if it is stopped.
+    """Run meta-steps from ``progress`` (default: a new run) to ``config.num_iterations`` in the run loop:
+    averaged scalars every ``log_every`` (plus ``on_log``'s), a checkpoint every ``checkpoint_every`` and at the
+    end (plus ``extra_state()``'s entries). ``progress`` is updated as the run goes, for a message if it is
+    stopped.
 
     Returns the wall time and this process's iteration rate for the results table.
     """
-    process_settings()
-    progress = progress if progress is not None else Progress()
-    first, before_s = progress.iteration, progress.wall_time_s
-    start = time.perf_counter()
-    window: dict[str, list[float]] = {}
-    eta, logged, logged_s = ETA(config.num_iterations), first, 0.0
-    for iteration in range(first, config.num_iterations):
-        stats = learner.meta_step(sample_batch(iteration))
-        for key, value in stats.items():
-            window.setdefault(key, []).append(value)
-        done = iteration + 1
-        elapsed = time.perf_counter() - start
-        progress.iteration, progress.wall_time_s = done, before_s + elapsed
-        rate = (done - first) / elapsed
-        if done % config.log_every == 0 or done == config.num_iterations:
-            means = {key: sum(values) / len(values) for key, values in window.items()}
-            window = {}
-            for key, value in means.items():
-                logger.record(f"train/{key}", value)
-            logger.record("perf/iterations_per_s", rate)
-            extra = on_log(done) if on_log is not None else {}
-            remaining = eta.after(done, (elapsed - logged_s) / (done - logged))
-            logged, logged_s = done, elapsed
-            for key, value in extra.items():
-                logger.record(key, value)
-            logger.dump(done)
-            if not quiet:
-                details = " | ".join(f"{key.split('/')[-1]} {value:.4f}" for key, value in {**means, **extra}.items())
-                print_progress(
-                    f"iter {done:>{len(str(config.num_iterations))}}/{config.num_iterations} | {details} | "
-                    f"{rate:.1f} it/s | ETA {format_duration(remaining)}"
-                )
-        if done % config.checkpoint_every == 0 or done == config.num_iterations:
-            payload = extra_state() if extra_state is not None else {}
-            save_checkpoints(run_dir, checkpoint(learner, config, progress, **payload), config.checkpoint_every)
-    this_process_s = time.perf_counter() - start
+    steps = MetaTraining(learner, sample_batch, config, progress or Progress(), on_log, extra_state)
+    cadence = Cadence(config.checkpoint_every, log_every=config.log_every, save_every=config.checkpoint_every)
+    run_loop(steps, run_dir, logger, cadence, quiet)
     return {
         "iterations": config.num_iterations,
-        "wall_time_s": before_s + this_process_s,
-        "iterations_per_s": (config.num_iterations - first) / this_process_s if this_process_s > 0 else 0.0,
+        "wall_time_s": steps.progress.wall_time_s,
+        "iterations_per_s": steps.iterations_per_s(),
     }
 
 
