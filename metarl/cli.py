@@ -121,6 +121,19 @@ def add_config_arguments(parser: argparse.ArgumentParser, default_config: Path, 
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
+def add_resume_argument(parser: argparse.ArgumentParser, resumable: str) -> None:
+    """``--resume RUN_DIR`` of a launcher whose runs continue from their latest checkpoint; ``resumable``: the
+    keys ``--set`` may then change."""
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="RUN_DIR",
+        help=f"continue the run in RUN_DIR from its latest checkpoint with its saved config (--set may change only "
+        f"{resumable})",
+    )
+
+
 def usage_error(error: Exception | str) -> int:
     """Report a problem the user can fix as one line on stderr, no traceback; the exit status to return."""
     print(f"error: {error}", file=sys.stderr)

@@ -282,20 +282,6 @@ def saved_run_config(
     return config
 
 
-def discard_unresumable_run(run_dir: Path, stop: KeyboardInterrupt) -> int:
-    """After Ctrl-C or SIGTERM in a run that cannot be resumed (supervised meta-training): remove its directory,
-    which the same command would otherwise refuse, say so in one line and return the exit status."""
-    shutil.rmtree(run_dir, ignore_errors=True)
-    how = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
-    print(
-        f"{how}: this kind of run cannot be resumed, so its partial directory {run_dir} was removed; "
-        "run the same command again",
-        file=sys.stderr,
-        flush=True,
-    )
-    return interrupted_status(stop)
-
-
 def latest_checkpoint(run_dir: Path) -> Path | None:
     """The checkpoint a resume continues from: latest.pt, else the highest numbered one (a kill between the
     first numbered checkpoint and latest.pt leaves only that), else None for a run killed before any."""

@@ -12,6 +12,7 @@ import pytest
 import torch
 from run_helpers import launcher_module
 
+import metarl.run_loop
 from metarl.cli import Terminated
 from metarl.config import ConfigError, load_config
 from metarl.policies import parameters_of
@@ -161,9 +162,11 @@ def test_sinusoid_launcher_rejects_a_bad_config_in_one_line(launcher, tmp_path):
 
 
 @pytest.mark.parametrize("stop", [KeyboardInterrupt, Terminated], ids=["ctrl-c", "sigterm"])
-def test_a_stopped_sinusoid_run_is_one_line_and_the_same_command_runs_again(tmp_path, capsys, monkeypatch, stop):
-    """A supervised run cannot be resumed: Ctrl-C (or SIGTERM) mid-training, injected at the first logged
-    scalar, removes its directory with one line, and the same command then starts it again."""
+def test_a_run_stopped_before_its_first_checkpoint_is_one_line_and_the_same_command_runs_again(
+    tmp_path, capsys, monkeypatch, stop
+):
+    """Ctrl-C (or SIGTERM) before the first checkpoint, injected as the run starts, removes the new run's
+    directory with one line (nothing to resume), and the same command then starts it again."""
     module = launcher_module("sinusoid.py")
     sizes = ["num_iterations=2", "baseline_iterations=2", "eval_tasks=2", "eval_steps=[1]"]
     args = ["--output-dir", str(tmp_path / "run"), *[a for size in sizes for a in ("--set", size)], "--quiet"]
@@ -176,10 +179,52 @@ def test_a_stopped_sinusoid_run_is_one_line_and_the_same_command_runs_again(tmp_
         status = module.main(args)
     assert status == (143 if stop is Terminated else 130)
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and "cannot be resumed, so its partial directory" in lines[0], lines
+    assert len(lines) == 1 and "before the first checkpoint, so there is nothing to resume" in lines[0], lines
     assert not (tmp_path / "run").exists()
     assert module.main(args) == 0
     assert (tmp_path / "run" / "evaluation.json").is_file()
+
+
+SHORT_RUN = ["num_iterations=4", "checkpoint_every=2", "log_every=1", "baseline_iterations=2", "eval_tasks=4"]
+
+
+def test_a_stopped_run_resumes_to_the_numbers_of_one_that_never_stopped(tmp_path, capsys, monkeypatch):
+    """Ctrl-C as iteration 4's checkpoint is saved leaves the run at its iteration-2 checkpoint with one line
+    saying how to resume; --resume then ends with the evaluation and network of an uninterrupted run, and a
+    second --resume finds it finished and changes nothing."""
+    module = launcher_module("sinusoid.py")
+    settings = [a for size in [*SHORT_RUN, "eval_steps=[1]", "plot_tasks=0"] for a in ("--set", size)]
+    whole, stopped = tmp_path / "whole", tmp_path / "stopped"
+    assert module.main(["--output-dir", str(whole), *settings, "--quiet"]) == 0
+    real_save = metarl.run_loop.save_checkpoints
+
+    def interrupted_fourth(run_dir, state, every):
+        if state["iteration"] == 4:
+            raise KeyboardInterrupt
+        real_save(run_dir, state, every)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(metarl.run_loop, "save_checkpoints", interrupted_fourth)
+        assert module.main(["--output-dir", str(stopped), *settings, "--quiet"]) == 130
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "interrupted after 2 iterations; the run can be resumed from its last complete checkpoint, "
+        f"checkpoints/latest.pt; continue with: python launchers/sinusoid.py --resume {stopped}"
+    ]
+    assert module.main(["--resume", str(stopped), "--quiet"]) == 0
+
+    def evaluation(run_dir):
+        return json.loads((run_dir / "evaluation.json").read_text())["mse"]
+
+    assert evaluation(stopped) == evaluation(whole)
+    ours, reference = (torch.load(run / "checkpoints" / "latest.pt") for run in (stopped, whole))
+    assert ours["iteration"] == reference["iteration"] == 4
+    for name, value in reference["model"].items():
+        assert torch.equal(ours["model"][name], value), name
+    before = (stopped / "evaluation.json").read_bytes()
+    capsys.readouterr()
+    assert module.main(["--resume", str(stopped)]) == 0
+    assert "is finished (4 of 4 iterations)" in capsys.readouterr().out
+    assert (stopped / "evaluation.json").read_bytes() == before
 
 
 @pytest.mark.parametrize("quiet", [False, True])

@@ -130,8 +130,7 @@ def run_few_shot(
         untrained = evaluate(model, splits.test, config, config.eval_tasks, 1, device)  # what meta-training adds
     else:
         state, path = resume_from
-        restored = restore(learner, state, path)
-        progress.iteration, progress.wall_time_s = restored.iteration, restored.wall_time_s
+        restore(learner, state, path, progress)
         untrained = state["accuracy_before_meta_training"]
         choice = Choice(**state["chosen"]) if "chosen" in state else choice
 

@@ -17,13 +17,18 @@ from metarl.config import to_dict
 from metarl.heartbeat import Heartbeat
 from metarl.policies import for_tasks, parameters_of
 from metarl.run import CHECKPOINTS, open_logger
+from metarl.run_loop import Progress
 from metarl.seeding import EVAL_TASKS, POLICY_INIT, TRAIN_TASKS, task_rng, torch_generator
 from metarl.supervised.config import SinusoidConfig
 from metarl.supervised.evaluation import adaptation_curve, pretrain_jointly, summarize
 from metarl.supervised.meta_learning import adapt, batched_forward, make_meta_learner, mse_per_task
 from metarl.supervised.models import MLPRegressor
 from metarl.supervised.tasks import SinusoidDistribution, TaskBatch
-from metarl.supervised.training import BASELINE_INIT, BASELINE_TASKS, meta_train
+from metarl.supervised.training import BASELINE_INIT, BASELINE_TASKS, meta_train, restore
+
+NAME = "sinusoid"
+METHOD = {"method": NAME}
+"""What its checkpoints say they are, so that another launcher's --resume refuses them."""
 
 # Finn et al. (2017), section 5.1 / figure 3 text: MSE on K = 5 after 1 / 5 / 10 steps (no confidence intervals given).
 PAPER_K5 = {
@@ -118,9 +123,17 @@ def new_model(config: SinusoidConfig, stream: int) -> MLPRegressor:
     return MLPRegressor(1, 1, config.hidden_sizes, generator=torch_generator(config.seed, stream))
 
 
-def run_sinusoid(config: SinusoidConfig, run_dir: Path, quiet: bool = False) -> dict[str, Any]:
-    """Train, pretrain the baseline, evaluate both and write evaluation.json and the plot into ``run_dir``
-    (already holding the config); returns what evaluation.json holds."""
+def run_sinusoid(
+    config: SinusoidConfig,
+    run_dir: Path,
+    progress: Progress | None = None,
+    resume_from: tuple[dict[str, Any], Path] | None = None,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Train (from ``resume_from``, a checkpoint and its path, if given), pretrain the baseline, evaluate both and
+    write evaluation.json and the plot into ``run_dir`` (already holding the config); returns what
+    evaluation.json holds. ``progress`` follows the iterations done, for the launcher's message if the run is
+    stopped. The baseline is not checkpointed: a resume trains it again, to the same numbers."""
     torch.set_num_threads(config.num_threads)
     distribution = distribution_of(config)
 
@@ -131,10 +144,16 @@ def run_sinusoid(config: SinusoidConfig, run_dir: Path, quiet: bool = False) -> 
 
     model = new_model(config, POLICY_INIT)
     learner = make_meta_learner(config, model, mse_per_task)
-    logger = open_logger(run_dir)
-    logger.hyperparameters(to_dict(config))
+    progress = progress if progress is not None else Progress()
+    if resume_from is not None:
+        restore(learner, *resume_from, progress)
+    logger = open_logger(run_dir, progress.iteration, resumed=resume_from is not None)
+    if resume_from is None:
+        logger.hyperparameters(to_dict(config))
     try:
-        timing = meta_train(learner, training_batch, config, run_dir, logger, quiet)
+        timing = meta_train(
+            learner, training_batch, config, run_dir, logger, quiet, progress=progress, extra_state=lambda: METHOD
+        )
 
         baseline = new_model(config, BASELINE_INIT)
         heartbeat = Heartbeat.unless(quiet)

@@ -35,9 +35,9 @@ def checkpoint(
     )
 
 
-def restore(learner: MAML | Reptile, state: dict[str, Any], path: Path) -> Progress:
-    """Load a checkpoint's model and learner state; where it stood. A checkpoint of another network size fails
-    with one line, not torch's page of size mismatches."""
+def restore(learner: MAML | Reptile, state: dict[str, Any], path: Path, progress: Progress) -> None:
+    """Load a checkpoint's model and learner state, and where it stood into ``progress``. A checkpoint of another
+    network size fails with one line, not torch's page of size mismatches."""
     missing = [key for key in ("model", "learner", "iteration", "wall_time_s") if key not in state]
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}; it is damaged or not a run's checkpoint")
@@ -48,7 +48,7 @@ def restore(learner: MAML | Reptile, state: dict[str, Any], path: Path) -> Progr
         raise CheckpointError(
             f"checkpoint {path} does not fit this run's network ({type(error).__name__}); it is not this run's"
         ) from None
-    return Progress(int(state["iteration"]), wall_time_s=float(state["wall_time_s"]))
+    progress.iteration, progress.wall_time_s = int(state["iteration"]), float(state["wall_time_s"])
 
 
 class MetaTraining:
