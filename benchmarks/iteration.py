@@ -36,7 +36,7 @@ def main() -> None:
     rows = []
     device = None
     for name in args.configs:
-        overrides = [*args.overrides, f"num_batches={args.iterations + 1}"]
+        overrides = [*args.overrides, f"num_iterations={args.iterations + 1}"]
         with config_errors_exit():
             config = load_config(TrainConfig, CONFIGS / f"{name}.yaml", overrides).validate()
             device = resolve_device(config.device)

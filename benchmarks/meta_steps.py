@@ -43,7 +43,7 @@ def main() -> None:
     initial = GaussianMLPPolicy(17, 6, (100, 100), generator=generator).state_dict()
     rows = []
     for algo, objective in ALGORITHMS.items():
-        config = TrainConfig(algo=algo, inner_objective=objective, fast_lr=0.1)
+        config = TrainConfig(algo=algo, inner_objective=objective, inner_lr=0.1)
         inner = build_inner_step(config)
         tensors = MetaBatchTensors.from_episodes(support, query, inner, device)
         policy = GaussianMLPPolicy(17, 6, (100, 100))

@@ -238,8 +238,8 @@ networks:
   ray: {internal: true}
 EOF
     log "compose command: ${COMPOSE_CMD[*]} ($(command "${COMPOSE_CMD[@]}" version 2>/dev/null | head -1))"
-    train_args=(--config launchers/configs/2d-navigation.yaml --set num_batches=2 --set meta_batch_size=4
-        --set fast_batch_size=2 --output runs/compose-smoke)
+    train_args=(--config launchers/configs/2d-navigation.yaml --set num_iterations=2 --set meta_batch_size=4
+        --set episodes_per_task=2 --output runs/compose-smoke)
     export METARL_TRAIN_ARGS="${train_args[*]}"   # one line: compose pastes it into a `bash -c`
     export METARL_NUM_WORKERS=4 RAY_HEAD_CPUS=1 RAY_WORKER_CPUS=2
     log "compose up: ray-head, 2 x ray-worker, trainer (2 iterations, 4 Ray rollout actors)"
@@ -279,7 +279,7 @@ else
     log "training 2 iterations in the container (uid $uid, network none)"
     start=$SECONDS
     if ! docker run --rm --init --network none -v "$WORK/runs:$CONTAINER_HOME/runs" "$IMAGE_TAG" \
-        python launchers/train.py --set num_batches=2 --set meta_batch_size=2 --set fast_batch_size=2 \
+        python launchers/train.py --set num_iterations=2 --set meta_batch_size=2 --set episodes_per_task=2 \
         --output runs/smoke >"$WORK/train.log" 2>&1; then
         tail -40 "$WORK/train.log" >&2
         die "training in the container failed"
@@ -291,7 +291,7 @@ else
     log "one tiny MuJoCo (HalfCheetah) iteration in the container"
     if ! docker run --rm --init --network none -v "$WORK/runs:$CONTAINER_HOME/runs" "$IMAGE_TAG" \
         python launchers/train.py --config launchers/configs/halfcheetah-vel.yaml --quiet \
-        --set num_batches=1 --set meta_batch_size=2 --set fast_batch_size=2 --set horizon=20 \
+        --set num_iterations=1 --set meta_batch_size=2 --set episodes_per_task=2 --set horizon=20 \
         --output runs/smoke-mujoco >"$WORK/train-mujoco.log" 2>&1; then
         tail -40 "$WORK/train-mujoco.log" >&2
         die "MuJoCo training in the container failed"

@@ -1,7 +1,7 @@
 """Evaluate a run with the MAML paper's k-shot test protocol, against random-init and pretrained baselines.
 
 ``python launchers/evaluate.py RUN_DIR [--checkpoint FILE] [--pretrained FILE] [--num-tasks 40] [--num-steps 3]
-[--fast-batch-size K] [--seed S] [--device cpu|cuda] [--output OUT]``
+[--episodes-per-task K] [--seed S] [--device cpu|cuda] [--output OUT]``
 
 Writes OUT/evaluation.json, OUT/adaptation.png and TensorBoard scalars under eval/ (see docs/EVALUATION.md).
 """
@@ -26,6 +26,21 @@ from metarl.cli import (
 from metarl.config import ConfigError
 
 
+class OneFlagTwoNames(argparse.Action):
+    """A flag that also answers to its earlier name (its second option string); giving both is an error naming
+    both, as a config key under both its names is. One parser parses once (``parse_args`` builds its own)."""
+
+    given: str | None = None
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object, option: str | None = None
+    ) -> None:
+        if self.given not in (None, option):
+            parser.error(f"{self.given} and {option} are two names of one flag; give one")
+        self.given = option
+        setattr(namespace, self.dest, values)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = OneLineErrorParser(description=__doc__.splitlines()[0])
     add_run_argument(parser, "a training run directory (the one train.py printed)")
@@ -46,12 +61,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--num-tasks", type=int, default=40, help="test tasks (default 40, as in the paper)")
     parser.add_argument("--num-steps", type=int, default=3, help="inner gradient steps per test task (default 3)")
     parser.add_argument(
+        "--episodes-per-task",
         "--fast-batch-size",
+        action=OneFlagTwoNames,
         type=int,
         default=None,
         metavar="K",
-        help="episodes per step (default: as many as the paper's test scripts sampled for the family, "
-        "else the run's fast_batch_size)",
+        help="episodes per task and step (default: as many as the paper's test scripts sampled for the family, "
+        "else the run's episodes_per_task; --fast-batch-size: its earlier name)",
     )
     parser.add_argument(
         "--batch-unit",
@@ -61,17 +78,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "test scripts did (default: the run's batch_unit)",
     )
     parser.add_argument(
+        "--inner-lr",
         "--step-size",
+        action=OneFlagTwoNames,
         type=float,
         default=None,
-        help="first inner step size of every method (default: the run's fast_lr for MAML, and for "
-        "the baselines the step size the paper's test script gave them)",
+        help="first inner step size of every method (default: the run's inner_lr for MAML, and for "
+        "the baselines the step size the paper's test script gave them; --step-size: its earlier name)",
     )
     parser.add_argument(
+        "--later-inner-lr",
         "--later-step-size",
+        action=OneFlagTwoNames,
         type=float,
         default=None,
-        help="size of steps 2, 3, ... (default: half the first, as in the paper's test scripts)",
+        help="size of steps 2, 3, ... (default: half the first, as in the paper's test scripts; "
+        "--later-step-size: its earlier name)",
     )
     parser.add_argument("--seed", type=int, default=None, help="test-task seed (default: the run's seed)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: the run's device)")
@@ -102,10 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         device=args.device,
         num_tasks=args.num_tasks,
         num_steps=args.num_steps,
-        episodes_per_step=args.fast_batch_size,
+        episodes_per_task=args.episodes_per_task,
         batch_unit=args.batch_unit,
-        step_size=args.step_size,
-        later_step_size=args.later_step_size,
+        inner_lr=args.inner_lr,
+        later_inner_lr=args.later_inner_lr,
         seed=args.seed,
     )
     try:

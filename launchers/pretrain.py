@@ -35,14 +35,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--iterations",
         type=int,
         default=None,
-        help="iterations (default: the config's num_batches); with --resume, the total to extend the run to",
+        help="iterations (default: the config's num_iterations); with --resume, the total to extend the run to",
     )
     parser.add_argument("--lr", type=float, default=None, help="Adam step size (default 0.001)")
     parser.add_argument(
         "--episodes-per-task",
         type=int,
         default=None,
-        help="episodes per task per iteration (default: fast_batch_size · (num_steps + 1), MAML's budget)",
+        help="episodes per task per iteration (default: episodes_per_task · (num_steps + 1), MAML's budget)",
     )
     return parser.parse_args(argv)
 

@@ -40,7 +40,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def load_evaluation(path: Path) -> dict:
-    from metarl.reporting.evaluation_output import RESULTS_FILE
+    from metarl.reporting.evaluation_output import RESULTS_FILE, current_results
     from metarl.reporting.report import report
 
     file = path / RESULTS_FILE if path.is_dir() else path
@@ -52,6 +52,7 @@ def load_evaluation(path: Path) -> dict:
         raise ValueError(f"{file} is not valid JSON ({error.msg} at line {error.lineno})") from None
     if not isinstance(results, dict) or "methods" not in results or "family" not in results:
         raise ValueError(f"{file} is not an evaluation written by launchers/evaluate.py")
+    results = current_results(results, str(file))
     try:  # the fields the report reads, each file on its own, so that the message can name the file
         report([results], "")
     except (AttributeError, KeyError, IndexError, TypeError, ValueError) as error:

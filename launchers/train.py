@@ -23,7 +23,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         epilog="Config keys are the fields of TrainConfig in metarl/config.py, each with a one-line explanation; "
         "--list-keys prints them with their defaults.",
     )
-    add_config_arguments(parser, DEFAULT_CONFIG, "--set fast_lr=0.05 --set sampler.num_workers=2")
+    add_config_arguments(parser, DEFAULT_CONFIG, "--set inner_lr=0.05 --set sampler.num_workers=2")
     parser.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue the run in DIR")
     parser.add_argument(
         "--list-keys", action="store_true", help="print every config key with its default and explanation, then exit"

@@ -127,9 +127,9 @@ class InnerStep:
             raise ValueError(f"unknown inner objective {self.objective!r}: expected one of {INNER_OBJECTIVES}")
 
     @classmethod
-    def repeated(cls, step_size: float, num_steps: int, **settings: float | bool | str) -> InnerStep:
-        """``num_steps`` steps of ``step_size``, as in training (the paper's α for every step)."""
-        return cls((step_size,) * num_steps, **settings)  # type: ignore[arg-type]
+    def repeated(cls, inner_lr: float, num_steps: int, **settings: float | bool | str) -> InnerStep:
+        """``num_steps`` steps of size ``inner_lr``, as in training (the paper's α for every step)."""
+        return cls((inner_lr,) * num_steps, **settings)  # type: ignore[arg-type]
 
     @property
     def num_steps(self) -> int:

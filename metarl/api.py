@@ -18,7 +18,7 @@ import torch
 from envs import Task
 from metarl.adaptation import InnerStep
 from metarl.checkpoint import LATEST
-from metarl.config import ConfigError, TrainConfig, find_config, from_dict, load_yaml, merged
+from metarl.config import ConfigError, TrainConfig, find_config, load_config
 from metarl.evaluation import EvalSettings, load_policy_checkpoint, load_policy_weights, load_run_config
 from metarl.evaluation_run import evaluation_memory_need
 from metarl.experiment_run import run_name
@@ -45,9 +45,10 @@ USER_STREAM = 7
 def make_config(file: str | Path | None = None, **settings: Any) -> TrainConfig:
     """A validated config: ``file`` (a path, or the name of a shipped config such as 'halfcheetah-dir'; none: the
     defaults, 2D navigation's) with ``settings`` on top, sections as dicts (``trpo={"max_kl": 0.02}``). A
-    misspelled key or bad value raises ``ConfigError`` naming it, as the launchers' ``--set`` does."""
-    data = load_yaml(find_config(Path(file), CONFIGS / "2d-navigation.yaml")) if file is not None else {}
-    return from_dict(TrainConfig, merged(data, settings)).validate()
+    misspelled key or bad value raises ``ConfigError`` naming it, as the launchers' ``--set`` does; a key's earlier
+    name (``metarl.config.ALIASES``) is read as today's, with a note on stderr, as theirs are."""
+    path = find_config(Path(file), CONFIGS / "2d-navigation.yaml") if file is not None else None
+    return load_config(TrainConfig, path, settings=settings).validate()
 
 
 def train(
@@ -62,7 +63,7 @@ def train(
 
 def resume(run_dir: str | Path, callback: Callback | None = None, quiet: bool = True, **settings: Any) -> Path:
     """Continue the run in ``run_dir`` from its latest checkpoint, with the numbers of a run that never stopped;
-    ``settings`` may change what does not alter them (``num_batches=...`` extends it)."""
+    ``settings`` may change what does not alter them (``num_iterations=...`` extends it)."""
     overrides = [f"{key}={value}" for key, value in settings.items()]
     Trainer.resume(Path(run_dir), overrides).run(quiet=quiet, callback=callback)
     return Path(run_dir)
@@ -88,21 +89,21 @@ class TrainedPolicy:
         return list(self.tasks.sample_tasks(n, task_rng(seed, USER_STREAM, 0)))
 
     def adapt(
-        self, task: Task, num_steps: int | None = None, episodes: int | None = None, step_size: float | None = None,
+        self, task: Task, num_steps: int | None = None, episodes: int | None = None, inner_lr: float | None = None,
         seed: int = 0,
     ) -> Adaptation:  # fmt: skip
         """Adapt to ``task`` as training did (its step size, K episodes per step, in its batch unit) or as told:
         sample episodes, take a policy-gradient step, ``num_steps`` times, then sample once more."""
         config = self.config
         inner = InnerStep.repeated(
-            config.fast_lr if step_size is None else step_size,
+            config.inner_lr if inner_lr is None else inner_lr,
             config.num_steps if num_steps is None else num_steps,
             gamma=config.gamma,
             gae_lambda=config.gae_lambda,
             first_order=True,
             objective=config.inner_objective,
         )
-        budget = EpisodeBudget.of(config.batch_unit, episodes or config.fast_batch_size, self.horizon)
+        budget = EpisodeBudget.of(config.batch_unit, episodes or config.episodes_per_task, self.horizon)
         batch = collect_meta_batch(
             self.sampler, self.policy, parameters_of(self.policy), [task], budget=budget, inner=inner,
             seed=(seed, USER_STREAM, EVAL_EPISODES),
@@ -141,7 +142,7 @@ def load(path: str | Path) -> TrainedPolicy:
     config = dataclasses.replace(config, device="cpu")
     device = compute_device(config)
     state = load_policy_checkpoint(checkpoint, config.env_id, device)
-    one_task = EvalSettings(1, config.num_steps, config.fast_batch_size, config.batch_unit, config.fast_lr)
+    one_task = EvalSettings(1, config.num_steps, config.episodes_per_task, config.batch_unit, config.inner_lr)
     task_env = open_task_env(config, device, evaluation_memory_need(one_task, config.hidden_sizes))
     policy = build_policy(config, task_env, device)
     load_policy_weights(policy, state, checkpoint)

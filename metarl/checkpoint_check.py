@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from metarl.checkpoint import CheckpointError, load_checkpoint
-from metarl.config import shown
+from metarl.config import current_names, shown
 from metarl.run import CONFIG_FILE, RL_TRAINING, RUN_KINDS, RunKind, latest_checkpoint
 
 RESUMED_POLICY_KEYS = ("policy", "iteration", "env_steps", "wall_time_s")
@@ -62,9 +62,12 @@ class CheckpointUse:
 
 
 def read_checkpoint(path: Path, use: CheckpointUse, device: str | torch.device = "cpu") -> dict[str, Any]:
-    """The checkpoint at ``path``, checked to fit ``use`` (see ``check_checkpoint``), its tensors on ``device``."""
+    """The checkpoint at ``path``, checked to fit ``use`` (see ``check_checkpoint``), its tensors on ``device``, and
+    its run's config in today's key names (``metarl.config.ALIASES``)."""
     state = load_checkpoint(path, map_location=device, made_by=use.kind.launcher)
     check_checkpoint(state, path, use)
+    if isinstance(state.get("config"), dict):
+        state["config"] = current_names(state["config"], f"checkpoint {path}")
     return state
 
 

@@ -14,10 +14,11 @@ import itertools
 import math
 import os
 import re
+import sys
 import textwrap
 import types
 import typing
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,6 +30,50 @@ T = TypeVar("T")
 
 class ConfigError(ValueError):
     """A configuration problem a user can fix; the message says how."""
+
+
+ALIASES = {"num_batches": "num_iterations", "fast_batch_size": "episodes_per_task", "fast_lr": "inner_lr"}
+"""Earlier names of config keys (the paper's code's and pytorch-maml-rl's), read as today's wherever a config is
+read: config files, --set, and the config.yaml and checkpoints of runs saved before one quantity got one name
+(issue 29)."""
+EVALUATION_ALIASES = {
+    "episodes_per_step": "episodes_per_task",
+    "step_size": "inner_lr",
+    "later_step_size": "later_inner_lr",
+}
+"""Earlier names of the evaluation settings, as evaluation.json files written before the rename record them."""
+
+
+def current_name(key: str, aliases: dict[str, str] = ALIASES) -> str:
+    """Today's name of ``key``: itself unless it is an earlier name."""
+    return aliases.get(key, key)
+
+
+def current_names(
+    data: dict[str, Any], source: str, aliases: dict[str, str] = ALIASES, renamed: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """``data`` with each key's earlier name replaced by today's, the keys' order kept; a key given under both
+    names is a ConfigError naming both. ``renamed`` hears each earlier name met (for a new run's note)."""
+    result: dict[str, Any] = {}
+    for key, value in data.items():
+        name = current_name(key, aliases)
+        if name != key:
+            if name in data:
+                raise ConfigError(f"{source} gives both {key} and {name}, two names of one key; keep {name}")
+            if renamed is not None:
+                renamed(key)
+        result[name] = value
+    return result
+
+
+def renamed_note(old: str) -> str:
+    """The one line a new run whose config or --set used the earlier name ``old`` prints."""
+    new = current_name(old)
+    return f"note: {old} is now called {new} (read as {new}; the run's config.yaml says {new})"
+
+
+def print_note(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 DEVICE_NAMES = "'cpu', 'cuda' or 'cuda:N'"
@@ -142,16 +187,16 @@ class TrainConfig:
     """Maximum episode length; None takes the env's registered max_episode_steps (2D navigation's: 100)."""
     meta_batch_size: int = 20
     """Tasks per meta-iteration."""
-    fast_batch_size: int = 20
+    episodes_per_task: int = 20
     """Episodes per task for each inner step and for the query set (K in the paper)."""
     batch_unit: str = "episodes"
     """'episodes': K episodes per task; 'transitions': whole episodes until K × horizon env steps (at most
     2K episodes), as the paper's code sampled (differs only where episodes end early, e.g. Ant)."""
     num_steps: int = 1
     """Inner gradient steps per task."""
-    fast_lr: float = 0.5
+    inner_lr: float = 0.5
     """Inner step size α (2D navigation's, as the paper's code took it; its MuJoCo tasks took 0.1)."""
-    num_batches: int = 100
+    num_iterations: int = 100
     """Meta-iterations to train."""
     gamma: float = 0.99
     """Discount factor."""
@@ -192,10 +237,10 @@ class TrainConfig:
         require_finite(self)
         for name in [
             "meta_batch_size",
-            "fast_batch_size",
+            "episodes_per_task",
             "num_steps",
-            "fast_lr",
-            "num_batches",
+            "inner_lr",
+            "num_iterations",
             "trpo.max_kl",
             "trpo.cg_iters",
             "trpo.ls_max_steps",
@@ -276,7 +321,7 @@ They resume with it, so that their numbers stay theirs."""
 def upgrade_saved_config(data: dict[str, Any]) -> dict[str, Any]:
     """A saved run config in today's layout, with the settings it ran with: runs (and checkpoints) from before the
     TRPO settings moved under ``trpo:`` had them as top-level keys of the same names, and runs that name no
-    ``trpo.curvature`` took ``SAVED_CURVATURE``."""
+    ``trpo.curvature`` took ``SAVED_CURVATURE``. (Earlier key names, ``ALIASES``, ``load_yaml`` has read already.)"""
     trpo = data.get("trpo") or {}
     if not isinstance(trpo, dict):
         return data  # from_dict names the damaged section
@@ -320,8 +365,11 @@ def _is_finite(value: Any) -> bool:
 
 
 def _closest(key: str, valid: list[str], prefix: str) -> str:
-    match = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
-    return f"did you mean '{prefix}{match[0]}'?" if match else f"valid keys: {', '.join(prefix + v for v in valid)}"
+    earlier = [old for old, new in ALIASES.items() if new in valid]  # 'fast_lrr' is closest to fast_lr: inner_lr
+    match = difflib.get_close_matches(key, valid + earlier, n=1, cutoff=0.5)
+    if match:
+        return f"did you mean '{prefix}{current_name(match[0])}'?"
+    return f"valid keys: {', '.join(prefix + v for v in valid)}"
 
 
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
@@ -367,7 +415,10 @@ def _yaml_float(text: str) -> str | None:
 
 
 def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
-    """Build a config dataclass from a mapping; unknown keys and wrong types are errors."""
+    """Build a config dataclass from a mapping, its keys' earlier names (``ALIASES``) read as today's; unknown keys
+    and wrong types are errors."""
+    if not prefix:
+        data = current_names(data, "the config")
     hints = typing.get_type_hints(cls)
     valid = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]  # T: a config dataclass
     for key in data:
@@ -376,14 +427,19 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     return cls(**{key: _coerce(value, hints[key], f"{prefix}{key}") for key, value in data.items()})
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``key=value`` overrides (dotted keys reach nested sections; values are parsed as YAML)."""
+def apply_overrides(
+    data: dict[str, Any], overrides: list[str], renamed: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """Apply ``key=value`` overrides (dotted keys reach nested sections; values are parsed as YAML). A key's earlier
+    name (``ALIASES``) sets today's, and ``renamed`` hears it; both names of one key are an error."""
     data = yaml.safe_load(yaml.safe_dump(data))  # deep copy
     for override in overrides:
         if "=" not in override:
             raise ConfigError(f"--set expects key=value, got '{shortened(override)}'")
+    current_names({override.split("=", 1)[0].strip(): None for override in overrides}, "--set", renamed=renamed)
+    for override in overrides:
         dotted, raw = override.split("=", 1)
-        *parents, leaf = dotted.strip().split(".")
+        *parents, leaf = current_name(dotted.strip()).split(".")
         section = data
         for parent in parents:
             section = section.setdefault(parent, {})
@@ -497,9 +553,12 @@ EXTENDS = "extends"
 by section: a family's configs state only what differs from their base."""
 
 
-def load_yaml(path: Path, extending: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """A config file's keys, with those of the file it ``extends:`` (and so on) beneath them."""
-    data = read_config_file(path)
+def load_yaml(
+    path: Path, extending: tuple[Path, ...] = (), renamed: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """A config file's keys, with those of the file it ``extends:`` (and so on) beneath them; each file's earlier
+    key names (``ALIASES``) are read as today's before they are merged, and ``renamed`` hears them."""
+    data = current_names(read_config_file(path), f"config file {path}", renamed=renamed)
     base = data.pop(EXTENDS, None)
     if base is None:
         return data
@@ -514,7 +573,7 @@ def load_yaml(path: Path, extending: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise ConfigError(
             f"config file {path} extends {base}, which does not exist; name a file relative to {Path(path).parent}"
         )
-    return merged(load_yaml(base_path, chain), data)
+    return merged(load_yaml(base_path, chain, renamed), data)
 
 
 def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -545,10 +604,23 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def load_config(cls: type[T], path: Path | None, overrides: Sequence[str] = ()) -> T:
-    """The config from ``path`` (defaults where absent) with ``overrides`` applied, type-checked."""
-    data = load_yaml(path) if path is not None else {}
-    return from_dict(cls, apply_overrides(data, list(overrides)))
+def load_config(
+    cls: type[T],
+    path: Path | None,
+    overrides: Sequence[str] = (),
+    note: Callable[[str], None] = print_note,
+    settings: dict[str, Any] | None = None,
+) -> T:
+    """A new run's config: the one from ``path`` (defaults where absent) with ``key=value`` ``overrides`` and
+    ``settings`` (Python values, sections as dicts: ``metarl.api``'s) on top, type-checked. ``note`` gets one line
+    for each earlier key name (``ALIASES``) they used."""
+    renamed: list[str] = []
+    data = load_yaml(path, renamed=renamed.append) if path is not None else {}
+    data = apply_overrides(data, list(overrides), renamed.append)
+    config = from_dict(cls, merged(data, current_names(settings or {}, "the settings", renamed=renamed.append)))
+    for old in dict.fromkeys(renamed):
+        note(renamed_note(old))
+    return config
 
 
 def to_dict(config: Any) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 For each of ``num_tasks`` fresh test tasks: sample episodes with θ, take a policy-gradient step,
 sample again, up to ``num_steps`` steps (``collect_meta_batch``, the same code training uses). The
-first step has size α, later ones ``later_step_size`` (α/2 by default, as in the paper's test
+first step has size α, later ones ``later_inner_lr`` (α/2 by default, as in the paper's test
 scripts). Every method sees the same tasks, the same episode seeds and the same step sizes, so their
 differences are not sampling noise between methods.
 """
@@ -42,19 +42,19 @@ class EvalSettings:
     """Test tasks, each sampled fresh from the EVAL_TASKS stream."""
     num_steps: int = 3
     """Inner gradient steps taken on each test task."""
-    episodes_per_step: int = 20
-    """Episodes sampled before each step and after the last (the paper's K)."""
+    episodes_per_task: int = 20
+    """Episodes sampled per task before each step and after the last (the paper's K)."""
     batch_unit: str = "episodes"
-    """'transitions': whole episodes until episodes_per_step × horizon env steps, as the paper's tests sampled."""
-    step_size: float = 0.1
+    """'transitions': whole episodes until episodes_per_task × horizon env steps, as the paper's tests sampled."""
+    inner_lr: float = 0.1
     """Size of the first inner step (the run's α)."""
-    later_step_size: float = 0.05
+    later_inner_lr: float = 0.05
     """Size of every later inner step (α/2 in the paper's test scripts)."""
     seed: int = 1
     """Keys the test tasks and the episodes; distinct streams from training's for every seed."""
 
     def step_sizes(self) -> list[float]:
-        return [self.step_size] + [self.later_step_size] * (self.num_steps - 1)
+        return [self.inner_lr] + [self.later_inner_lr] * (self.num_steps - 1)
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as ``evaluation.json`` records them, with every step's size spelled out."""
@@ -62,10 +62,10 @@ class EvalSettings:
 
     def validate(self) -> EvalSettings:
         """Refuse settings no evaluation can use, naming the launcher flag that sets each one."""
-        for name in ("num_tasks", "num_steps", "episodes_per_step"):
+        for name in ("num_tasks", "num_steps", "episodes_per_task"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{eval_flag(name)} must be at least 1, got {getattr(self, name)}")
-        for name in ("step_size", "later_step_size"):
+        for name in ("inner_lr", "later_inner_lr"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ConfigError(f"{eval_flag(name)} must be a positive finite number, got {value}")
@@ -77,8 +77,8 @@ class EvalSettings:
 
 
 def eval_flag(setting: str) -> str:
-    """The launchers/evaluate.py flag of an EvalSettings field (K is --fast-batch-size, as in training)."""
-    return "--fast-batch-size" if setting == "episodes_per_step" else "--" + setting.replace("_", "-")
+    """The launchers/evaluate.py flag of an EvalSettings field."""
+    return "--" + setting.replace("_", "-")
 
 
 def sample_test_tasks(distribution: TaskDistribution, num_tasks: int, seed: int) -> list[Task]:
@@ -103,7 +103,7 @@ def evaluate_policy(
         policy,
         parameters_of(policy),
         tasks,
-        budget=EpisodeBudget.of(settings.batch_unit, settings.episodes_per_step, horizon),
+        budget=EpisodeBudget.of(settings.batch_unit, settings.episodes_per_task, horizon),
         inner=InnerStep(tuple(settings.step_sizes()), gamma, gae_lambda, first_order=True),
         seed=(settings.seed, EVAL_EPISODES, 0),
         note=note,
@@ -111,11 +111,11 @@ def evaluate_policy(
     return batch.task_returns()
 
 
-def default_episodes_per_step(config: TrainConfig) -> int:
+def default_episodes_per_task(config: TrainConfig) -> int:
     """The paper's test scripts sampled a fixed number of env steps per step (4,000 for most families,
     i.e. 40 navigation or 20 locomotion episodes), not the training K: use theirs where there is one."""
     reference = reference_for(config.env_id)
-    return reference.episodes_per_step if reference is not None else config.fast_batch_size
+    return reference.episodes_per_task if reference is not None else config.episodes_per_task
 
 
 def baseline_settings(
@@ -123,11 +123,11 @@ def baseline_settings(
 ) -> dict[str, EvalSettings]:
     """Each baseline's settings: the paper's test scripts adapted them with their own first step size
     (e.g. HalfCheetah velocity: pretrained 0.02, random 0.1; Ant: pretrained 0.2, random 1.0), later steps
-    half of it. Explicit step sizes (evaluate's --step-size or --later-step-size) apply to every method instead."""
+    half of it. Explicit step sizes (evaluate's --inner-lr or --later-inner-lr) apply to every method instead."""
     if reference is None or explicit_step_sizes:
         return {"random_init": settings, "pretrained": settings}
     return {
-        name: dataclasses.replace(settings, step_size=size, later_step_size=size / 2).validate()
+        name: dataclasses.replace(settings, inner_lr=size, later_inner_lr=size / 2).validate()
         for name, size in reference.first_step_sizes.items()
         if name != "maml"
     }

@@ -22,7 +22,7 @@ from metarl.config import DEVICE_NAMES, ConfigError, is_device_name, max_workers
 from metarl.evaluation import (
     EvalSettings,
     baseline_settings,
-    default_episodes_per_step,
+    default_episodes_per_task,
     evaluate_policy,
     load_policy_checkpoint,
     load_run_config,
@@ -51,10 +51,10 @@ class EvaluationRequest:
     device: str | None = None
     num_tasks: int = 40
     num_steps: int = 3
-    episodes_per_step: int | None = None
+    episodes_per_task: int | None = None
     batch_unit: str | None = None
-    step_size: float | None = None
-    later_step_size: float | None = None
+    inner_lr: float | None = None
+    later_inner_lr: float | None = None
     seed: int | None = None
 
 
@@ -88,16 +88,16 @@ def evaluate_run(
         config = dataclasses.replace(config, device=request.device)
     device = compute_device(config, fix="pass --device cpu")
     # `is None`, not `or`: an explicit 0 is refused by validate(), never replaced by the run's value.
-    step_size = config.fast_lr if request.step_size is None else request.step_size
+    inner_lr = config.inner_lr if request.inner_lr is None else request.inner_lr
     settings = EvalSettings(
         num_tasks=request.num_tasks,
         num_steps=request.num_steps,
-        episodes_per_step=default_episodes_per_step(config)
-        if request.episodes_per_step is None
-        else request.episodes_per_step,
+        episodes_per_task=default_episodes_per_task(config)
+        if request.episodes_per_task is None
+        else request.episodes_per_task,
         batch_unit=config.batch_unit if request.batch_unit is None else request.batch_unit,
-        step_size=step_size,
-        later_step_size=step_size / 2 if request.later_step_size is None else request.later_step_size,
+        inner_lr=inner_lr,
+        later_inner_lr=inner_lr / 2 if request.later_inner_lr is None else request.later_inner_lr,
         seed=config.seed if request.seed is None else request.seed,
     ).validate()
     checkpoint_path = request.checkpoint or request.run_dir / CHECKPOINTS / LATEST
@@ -126,7 +126,7 @@ def evaluate_run(
         pretrained = (pretrained_state, request.pretrained)
     tasks = sample_test_tasks(task_env.tasks, settings.num_tasks, settings.seed)
     reference = reference_for(config.env_id)
-    explicit = request.step_size is not None or request.later_step_size is not None
+    explicit = request.inner_lr is not None or request.later_inner_lr is not None
     method_settings = {"maml": settings, **baseline_settings(settings, reference, explicit)}
     methods: dict[str, list[dict[str, Any]]] = {}
 
@@ -137,7 +137,7 @@ def evaluate_run(
         say(f"mean return over {settings.num_tasks} test tasks after each step, ± its standard error:")
         for name, policy in policies.items():
             heartbeat.begin(f"evaluating {name}")
-            with hinted_divergence(f"try a smaller --step-size or --later-step-size ({name}'s policy)"):
+            with hinted_divergence(f"try a smaller --inner-lr or --later-inner-lr ({name}'s policy)"):
                 task_returns = evaluate_policy(
                     sampler,
                     policy,
@@ -188,7 +188,7 @@ def evaluation_memory_need(settings: EvalSettings, hidden_sizes: list[int]) -> M
     """What one method's evaluation needs in memory, at its own sizes (not the run's training sizes)."""
 
     def need(horizon: int, observation_dim: int, action_dim: int) -> tuple[MemoryEstimate, MemoryWording]:
-        episodes = EpisodeBudget.of(settings.batch_unit, settings.episodes_per_step, horizon).most_episodes
+        episodes = EpisodeBudget.of(settings.batch_unit, settings.episodes_per_task, horizon).most_episodes
         estimate = evaluation_memory(
             settings.num_tasks, episodes, horizon, settings.num_steps, observation_dim, action_dim, hidden_sizes
         )

@@ -66,7 +66,7 @@ def training_memory(config: TrainConfig) -> MemoryNeed:
     episodes per task: the worst case is checked."""
 
     def need(horizon: int, observation_dim: int, action_dim: int) -> tuple[MemoryEstimate, MemoryWording]:
-        episodes = EpisodeBudget.of(config.batch_unit, config.fast_batch_size, horizon).most_episodes
+        episodes = EpisodeBudget.of(config.batch_unit, config.episodes_per_task, horizon).most_episodes
         return iteration_memory(
             config.meta_batch_size,
             episodes,
@@ -94,4 +94,4 @@ def build_experiment(config: TrainConfig, memory: MemoryNeed | None = None) -> E
 def divergence_hint(config: TrainConfig) -> str:
     """What to lower when an RL training run's policy diverged: its inner step size and its meta-step's size."""
     meta_step = {"maml_ppo": "ppo.lr", "promp": "promp.lr"}.get(config.algo, "trpo.max_kl")
-    return f"try a smaller fast_lr or {meta_step}"
+    return f"try a smaller inner_lr or {meta_step}"

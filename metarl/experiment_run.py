@@ -25,7 +25,7 @@ def run_name(config: TrainConfig) -> str:
 
 RESUME_FIX = "check the --resume path"
 # Keys a resumed run may change: they alter how long it runs or where it samples, never its numbers.
-RESUMABLE_KEYS = frozenset({"num_batches", "checkpoint_every", "sampler", "device"})
+RESUMABLE_KEYS = frozenset({"num_iterations", "checkpoint_every", "sampler", "device"})
 T = TypeVar("T")
 
 

@@ -70,7 +70,7 @@ class MemoryEstimate:
 
 def iteration_memory(
     meta_batch_size: int,
-    fast_batch_size: int,
+    episodes_per_task: int,
     horizon: int,
     num_steps: int,
     observation_dim: int,
@@ -79,7 +79,7 @@ def iteration_memory(
 ) -> MemoryEstimate:
     """The least memory one meta-iteration holds: every sampling's episodes (num_steps + 1 per task) with the
     policy's activations over them, and the policy's parameters with one adapted copy per task and step."""
-    episode_steps = meta_batch_size * fast_batch_size * horizon * (num_steps + 1)
+    episode_steps = meta_batch_size * episodes_per_task * horizon * (num_steps + 1)
     step_floats = observation_dim + action_dim + STEP_FLOATS + ACTIVATION_COPIES * sum(hidden_sizes)
     sizes = [observation_dim, *hidden_sizes, action_dim]
     parameters = sum(fan_in * fan_out + fan_out for fan_in, fan_out in itertools.pairwise(sizes)) + action_dim
@@ -93,7 +93,7 @@ def iteration_memory(
 
 def evaluation_memory(
     num_tasks: int,
-    episodes_per_step: int,
+    episodes_per_task: int,
     horizon: int,
     num_steps: int,
     observation_dim: int,
@@ -103,9 +103,9 @@ def evaluation_memory(
     """The least memory one method's evaluation holds (launchers/evaluate.py, whose sizes are its own flags):
     every sampling's episodes (num_steps + 1 per test task), but, its inner steps being first-order, the policy's
     activations over one sampling at a time; θ and each task's adapted parameters, on the device and on the CPU."""
-    sampling_steps = num_tasks * episodes_per_step * horizon
+    sampling_steps = num_tasks * episodes_per_task * horizon
     episode_steps = sampling_steps * (num_steps + 1)
-    estimate = iteration_memory(num_tasks, episodes_per_step, horizon, 0, observation_dim, action_dim, hidden_sizes)
+    estimate = iteration_memory(num_tasks, episodes_per_task, horizon, 0, observation_dim, action_dim, hidden_sizes)
     return MemoryEstimate(
         episode_steps,
         (
@@ -134,8 +134,8 @@ class MemoryWording:
 
 TRAINING = MemoryWording(
     "an iteration",
-    "meta_batch_size × fast_batch_size × horizon × (num_steps + 1)",
-    "lower meta_batch_size, fast_batch_size or horizon",
+    "meta_batch_size × episodes_per_task × horizon × (num_steps + 1)",
+    "lower meta_batch_size, episodes_per_task or horizon",
     "adapted once per task and inner step",
     "lower hidden_sizes (or meta_batch_size)",
 )
@@ -148,8 +148,8 @@ PRETRAINING = MemoryWording(
 )
 EVALUATION = MemoryWording(
     "the evaluation",
-    "--num-tasks × --fast-batch-size × horizon × (--num-steps + 1)",
-    "lower --num-tasks, --fast-batch-size or --num-steps",
+    "--num-tasks × --episodes-per-task × horizon × (--num-steps + 1)",
+    "lower --num-tasks, --episodes-per-task or --num-steps",
     "adapted once per test task",
     "lower --num-tasks",
 )

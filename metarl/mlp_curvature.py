@@ -143,13 +143,13 @@ class MLPCurvature:
         support: EpisodeBatch,
         support_advantages: torch.Tensor,
         query: EpisodeBatch,
-        step_size: float,
+        inner_lr: float,
         damping: float,
     ):
         self.names = list(params)
         self.shapes = {name: value.shape for name, value in params.items()}
         self.nonlinearity = policy.nonlinearity
-        self.step_size = step_size
+        self.inner_lr = inner_lr
         self.damping = damping
         self.num_tasks = support.observations_TBO.shape[0]
         self.min_log_std = policy.min_log_std
@@ -256,9 +256,9 @@ class MLPCurvature:
         self, task: _SupportTask, tangent: list[Layer], t_log_std: torch.Tensor
     ) -> tuple[list[Layer], torch.Tensor]:
         """(I − αHᵢ) v: the inner step's Jacobian (symmetric) times v; the identity for first-order MAML (α = 0)."""
-        if self.step_size == 0:
+        if self.inner_lr == 0:
             return tangent, t_log_std
         hv, hv_log_std = self._hessian_product(task, tangent, t_log_std)
-        alpha = self.step_size
+        alpha = self.inner_lr
         stepped = [(w - alpha * hw, b - alpha * hb) for (w, b), (hw, hb) in zip(tangent, hv, strict=True)]
         return stepped, t_log_std - alpha * hv_log_std

@@ -163,9 +163,9 @@ def build_sampler(config: TrainConfig, policy: torch.nn.Module, horizon: int) ->
 
 
 def build_inner_step(config: TrainConfig) -> InnerStep:
-    """The inner step training samples and meta-learns with: ``num_steps`` steps of size ``fast_lr``."""
+    """The inner step training samples and meta-learns with: ``num_steps`` steps of size ``inner_lr``."""
     return InnerStep.repeated(
-        config.fast_lr,
+        config.inner_lr,
         config.num_steps,
         gamma=config.gamma,
         gae_lambda=config.gae_lambda,

@@ -3,7 +3,7 @@
 Each iteration samples ``meta_batch_size`` tasks from the training stream (the same tasks MAML sees),
 ``episodes_per_task`` episodes on each with the current policy, and takes one Adam step on the mean
 over tasks of the REINFORCE-with-baseline loss the inner step uses. By default an iteration samples
-as many episodes as a MAML iteration (fast_batch_size · (num_steps + 1) per task), so the two
+as many episodes as a MAML iteration (episodes_per_task · (num_steps + 1) per task), so the two
 baselines get the same number of env steps. No adaptation happens here; evaluation adapts it like MAML.
 
 A run resumes from its latest checkpoint bit for bit, as RL training does: the checkpoint holds the policy,
@@ -44,16 +44,16 @@ from metarl.samplers.rollout import hinted_divergence
 from metarl.seeding import PRETRAIN_EPISODES, TRAIN_TASKS, task_rng
 
 DEFAULT_LEARNING_RATE = 1e-3
-# A pretraining run's length is its settings' num_iterations (--iterations), not num_batches: a resume that
-# changed num_batches would run no longer, so it is refused rather than ignored.
-PRETRAIN_RESUMABLE_KEYS = RESUMABLE_KEYS - {"num_batches"}
+# A pretraining run's length is its settings' num_iterations (--iterations), not its config's: a resume that
+# changed the config's num_iterations would run no longer, so it is refused rather than ignored.
+PRETRAIN_RESUMABLE_KEYS = RESUMABLE_KEYS - {"num_iterations"}
 SETTING_FLAGS = {"num_iterations": "--iterations", "episodes_per_task": "--episodes-per-task", "learning_rate": "--lr"}
 
 
 @dataclass(frozen=True)
 class PretrainSettings:
     num_iterations: int
-    """Policy-gradient iterations (default: the config's num_batches)."""
+    """Policy-gradient iterations (default: the config's num_iterations)."""
     episodes_per_task: int
     """Episodes per task per iteration (default: what a MAML iteration samples per task)."""
     learning_rate: float = DEFAULT_LEARNING_RATE
@@ -69,8 +69,8 @@ class PretrainSettings:
     ) -> PretrainSettings:
         """Settings with MAML's sample budget unless told otherwise."""
         return cls(
-            num_iterations if num_iterations is not None else config.num_batches,
-            episodes_per_task if episodes_per_task is not None else config.fast_batch_size * (config.num_steps + 1),
+            num_iterations if num_iterations is not None else config.num_iterations,
+            episodes_per_task if episodes_per_task is not None else config.episodes_per_task * (config.num_steps + 1),
             learning_rate if learning_rate is not None else DEFAULT_LEARNING_RATE,
         ).validated()
 

@@ -145,7 +145,7 @@ RL_TRAINING = RunKind(
     "maml",
     "launchers/train.py",
     from_scratch=True,
-    extend="--set num_batches=N",
+    extend="--set num_iterations=N",
     next_steps="evaluate it: python launchers/evaluate.py {run}; its curves: tensorboard --logdir {run}",
 )
 PRETRAINING = RunKind(

@@ -52,7 +52,7 @@ class Trainer:
     def __init__(self, experiment: Experiment, run_dir: Path, progress: Progress | None = None, resumed: bool = False):
         self.experiment = experiment
         self.config = experiment.config
-        self.total = self.config.num_batches
+        self.total = self.config.num_iterations
         self.run_dir = Path(run_dir)
         self.progress = progress or Progress()
         self.resumed = resumed
@@ -75,13 +75,13 @@ class Trainer:
 
         def restore(experiment: Experiment) -> Progress:
             progress = Progress() if saved is None else restored_training(*saved, experiment)
-            if progress.iteration > config.num_batches:  # else the saved config.yaml would say fewer than were done
+            if progress.iteration > config.num_iterations:  # else the saved config.yaml would say fewer than were done
                 raise ConfigError(
-                    f"num_batches={config.num_batches} is fewer than the {progress.iteration} iterations the run "
+                    f"num_iterations={config.num_iterations} is fewer than the {progress.iteration} iterations the run "
                     f"has done; give at least {progress.iteration}, or start a new run"
                 )
-            if progress.iteration == config.num_batches:  # checked, and nothing written yet: leave it so
-                raise RL_TRAINING.finished(run_dir, config.num_batches)
+            if progress.iteration == config.num_iterations:  # checked, and nothing written yet: leave it so
+                raise RL_TRAINING.finished(run_dir, config.num_iterations)
             return progress
 
         experiment, progress = started_experiment(config, run_dir, restore)
@@ -102,7 +102,7 @@ class Trainer:
                 experiment.policy,
                 dict(experiment.policy.named_parameters()),
                 tasks,
-                budget=experiment.budget(config.fast_batch_size),
+                budget=experiment.budget(config.episodes_per_task),
                 inner=experiment.learner.inner,
                 seed=(config.seed, TRAIN_EPISODES, it),
                 note=note,
@@ -144,7 +144,7 @@ class Trainer:
         return logger
 
     def run(self, quiet: bool = False, callback: Callable[[int, Scalars], bool | None] | None = None) -> list[Scalars]:
-        """Train to ``num_batches``; returns each iteration's scalars. ``callback(iteration, scalars)`` runs after
+        """Train to ``num_iterations``; returns each iteration's scalars. ``callback(iteration, scalars)`` runs after
         each iteration is saved; returning False stops the run there (resumable)."""
         logger = self.open_logger()
         try:

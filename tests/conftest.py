@@ -30,10 +30,10 @@ torch.set_num_threads(1)
 # A run small enough to take seconds: 2 tasks × 2 episodes of 20 steps, one hidden layer of 8 units.
 TINY_RUN_OVERRIDES = [
     "meta_batch_size=2",
-    "fast_batch_size=2",
+    "episodes_per_task=2",
     "horizon=20",
     "hidden_sizes=[8]",
-    "num_batches=3",
+    "num_iterations=3",
     "checkpoint_every=2",
 ]
 

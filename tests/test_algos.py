@@ -18,7 +18,7 @@ from metarl.config import PPOSettings, ProMPSettings, TrainConfig, from_dict
 from metarl.meta_batch import MetaBatchTensors
 from metarl.policies import parameters_of
 
-FAST_LR, GAMMA, GAE_LAMBDA = 0.4, 0.95, 0.9
+INNER_LR, GAMMA, GAE_LAMBDA = 0.4, 0.95, 0.9
 NEW_ALGOS = ["maml_ppo", "promp"]
 
 
@@ -73,7 +73,7 @@ def inner_steps(params, data, i, sampled_by=None, first_order=False):
             loss = -average(ratio * advantages[i], mask)
         grads = torch.autograd.grad(loss, list(steps[-1].values()), create_graph=not first_order)
         step = zip(steps[-1].items(), grads, strict=True)
-        steps.append({name: value - FAST_LR * grad for (name, value), grad in step})
+        steps.append({name: value - INNER_LR * grad for (name, value), grad in step})
     return steps
 
 
@@ -127,7 +127,7 @@ def test_maml_ppo_loss_and_gradient_are_the_clipped_surrogate_through_the_inner_
     """At θ away from the iteration's start (where the clip holds some steps), the learner's loss and its
     meta-gradient are the clipped surrogate of the adapted policies, second order through the inner step."""
     clip_eps = 0.2
-    learner = MAMLPPO(tiny_policy, InnerStep((FAST_LR,), GAMMA, GAE_LAMBDA), PPOSettings(clip_eps=clip_eps))
+    learner = MAMLPPO(tiny_policy, InnerStep((INNER_LR,), GAMMA, GAE_LAMBDA), PPOSettings(clip_eps=clip_eps))
     data = meta_batch(learner.inner)
     start = {n: v.detach().clone() for n, v in parameters_of(tiny_policy).items()}
     old = learner.old_policy(parameters_of(tiny_policy), data)
@@ -158,7 +158,7 @@ def test_maml_ppo_first_step_is_adams_first_step_on_the_meta_gradient(tiny_polic
     """One Adam step from the start: θ₁ = θ₀ − lr · g / (|g| + ε), g the surrogate's meta-gradient at θ₀ (the ratio
     is 1 there, so nothing is clipped); the statistics describe the update."""
     settings = PPOSettings(lr=0.01, adam_steps=1, clip_eps=0.2)
-    learner = MAMLPPO(tiny_policy, InnerStep((FAST_LR,), GAMMA, GAE_LAMBDA), settings)
+    learner = MAMLPPO(tiny_policy, InnerStep((INNER_LR,), GAMMA, GAE_LAMBDA), settings)
     data = meta_batch(learner.inner)
     start = {n: v.detach().clone() for n, v in parameters_of(tiny_policy).items()}
     by_hand_params = leaves(start)
@@ -197,7 +197,7 @@ def promp_loss_by_hand(params, start, data, clip_eps, penalty):
 
 
 def promp(policy, num_steps=2, **settings):
-    inner = InnerStep((FAST_LR,) * num_steps, GAMMA, GAE_LAMBDA, objective="lvc")
+    inner = InnerStep((INNER_LR,) * num_steps, GAMMA, GAE_LAMBDA, objective="lvc")
     return ProMP(policy, inner, ProMPSettings(**settings))
 
 
@@ -253,7 +253,7 @@ def test_promp_step_and_its_statistics(tiny_policy):
 
 def test_promp_needs_the_lvc_inner_step(tiny_policy):
     with pytest.raises(ValueError, match="'lvc'"):
-        ProMP(tiny_policy, InnerStep((FAST_LR,)), ProMPSettings())
+        ProMP(tiny_policy, InnerStep((INNER_LR,)), ProMPSettings())
 
 
 def test_adaptive_kl_coefficient_rule():
@@ -280,7 +280,7 @@ def test_adaptive_coefficients_follow_the_kl_after_the_update(tiny_policy, targe
 def test_learner_state_round_trip_and_misfit(tiny_policy):
     """state_dict() loads into a fresh learner, which then takes the same step; a state of another algorithm or
     size is a ValueError that says what is wrong."""
-    data = meta_batch(InnerStep((FAST_LR,) * 2, GAMMA, GAE_LAMBDA), num_steps=2)
+    data = meta_batch(InnerStep((INNER_LR,) * 2, GAMMA, GAE_LAMBDA), num_steps=2)
     first = promp(tiny_policy, adaptive_inner_kl_penalty=True, inner_kl_target=1e-12)
     first.step(data)
     twin_policy = type(tiny_policy)(2, 2, (5,), "tanh", 0.8).double()
@@ -295,9 +295,9 @@ def test_learner_state_round_trip_and_misfit(tiny_policy):
     with pytest.raises(ValueError, match="inner_kl_coefficients"):
         twin.load_state_dict({"adam": first.state_dict()["adam"]})
     with pytest.raises(ValueError, match="adam"):
-        MAMLPPO(twin_policy, InnerStep((FAST_LR,))).load_state_dict({})
+        MAMLPPO(twin_policy, InnerStep((INNER_LR,))).load_state_dict({})
     with pytest.raises(ValueError, match="does not fit"):
-        other = MAMLPPO(type(tiny_policy)(2, 2, (7,)).double(), InnerStep((FAST_LR,)))
+        other = MAMLPPO(type(tiny_policy)(2, 2, (7,)).double(), InnerStep((INNER_LR,)))
         other.load_state_dict(first.state_dict())
 
 
@@ -323,7 +323,7 @@ def test_bad_algorithm_settings_are_one_line(launcher_here, assert_clean_error, 
 
 def test_old_configs_default_to_maml_trpo():
     """A saved config from before the key (no algo:, ppo: or promp:) is a MAML-TRPO run's."""
-    config = from_dict(TrainConfig, {"fast_lr": 0.5}).validate()
+    config = from_dict(TrainConfig, {"inner_lr": 0.5}).validate()
     assert config.algo == "maml_trpo"
     assert config.ppo == PPOSettings() and config.promp == ProMPSettings()
 
@@ -345,7 +345,7 @@ def algo_args(algo, tiny_run_args, **changes):
 def four_iterations(request, tmp_path_factory, train, tiny_run_args):
     """(algo, run directory) of an uninterrupted tiny run of 4 iterations."""
     run_dir = tmp_path_factory.mktemp(request.param) / "run"
-    result = train(*algo_args(request.param, tiny_run_args, num_batches=4), "--output-dir", run_dir)
+    result = train(*algo_args(request.param, tiny_run_args, num_iterations=4), "--output-dir", run_dir)
     assert result.returncode == 0, result.stderr
     return request.param, run_dir
 
@@ -374,13 +374,13 @@ def test_resume_mid_run_is_bit_identical(four_iterations, train, tiny_run_args, 
     The checkpoint carries Adam's moments (and ProMP's coefficients), which a fresh optimiser would not have."""
     algo, uninterrupted = four_iterations
     resumed = tmp_path / "resumed"
-    assert train(*algo_args(algo, tiny_run_args, num_batches=2), "--output-dir", resumed).returncode == 0
+    assert train(*algo_args(algo, tiny_run_args, num_iterations=2), "--output-dir", resumed).returncode == 0
     halfway = torch.load(resumed / "checkpoints" / "latest.pt", weights_only=True)["learner"]
     assert all(float(entry["step"]) == 2 * 5 for entry in halfway["adam"]["state"].values())
     if algo == "promp":
         assert halfway["inner_kl_coefficients"] == [5e-4 * 4]  # doubled twice: the KL is far above the target
 
-    result = train("--resume", resumed, "--set", "num_batches=4")
+    result = train("--resume", resumed, "--set", "num_iterations=4")
     assert result.returncode == 0, result.stderr
 
     state = torch.load(resumed / "checkpoints" / "latest.pt", weights_only=True)
@@ -424,7 +424,7 @@ def test_a_run_from_before_the_algo_key_resumes(tiny_run_copy, train):
     torch.save(state, checkpoint)
 
     assert "cannot change algo" in train("--resume", tiny_run_copy, "--set", "algo=maml_ppo").stderr
-    result = train("--resume", tiny_run_copy, "--set", "num_batches=4")
+    result = train("--resume", tiny_run_copy, "--set", "num_iterations=4")
     assert result.returncode == 0, result.stderr
     assert torch.load(checkpoint, weights_only=True)["iteration"] == 4
 
@@ -437,7 +437,7 @@ def test_every_backend_gives_the_same_run(four_iterations, backend, train, tiny_
         pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.[ray]'")
     algo, uninterrupted = four_iterations
     run_dir = tmp_path / backend
-    args = algo_args(algo, tiny_run_args, num_batches=4, **{"sampler.backend": backend, "sampler.num_workers": 2})
+    args = algo_args(algo, tiny_run_args, num_iterations=4, **{"sampler.backend": backend, "sampler.num_workers": 2})
     result = train(*args, "--output-dir", run_dir, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     state = torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=True)
@@ -451,7 +451,7 @@ def test_evaluate_takes_every_algorithms_checkpoint(four_iterations, launcher, t
     """launchers/evaluate.py evaluates a MAML-PPO or ProMP run as it does MAML-TRPO's: same inner step, same policy."""
     _, run_dir = four_iterations
     output_dir = tmp_path / "evaluation"
-    args = ["--num-tasks", 2, "--num-steps", 1, "--fast-batch-size", 2, "--output-dir", output_dir]
+    args = ["--num-tasks", 2, "--num-steps", 1, "--episodes-per-task", 2, "--output-dir", output_dir]
     result = launcher("evaluate.py", "--run", run_dir, *args, "--quiet")
     assert result.returncode == 0, result.stderr
     assert (output_dir / "evaluation.json").is_file()
@@ -467,5 +467,5 @@ def test_a_checkpoint_without_the_learners_state_is_refused(four_iterations, tra
     state = torch.load(checkpoint, weights_only=True)
     state["learner"] = {}
     torch.save(state, checkpoint)
-    result = train("--resume", copy, "--set", "num_batches=5")
+    result = train("--resume", copy, "--set", "num_iterations=5")
     assert_clean_error(result, str(checkpoint), "the meta-learner's state does not fit algo")

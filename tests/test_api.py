@@ -12,17 +12,17 @@ from metarl import api
 from metarl.checkpoint import CheckpointError
 from metarl.config import ConfigError
 
-TINY = {"num_batches": 3, "meta_batch_size": 2, "fast_batch_size": 2, "horizon": 10, "hidden_sizes": [8]}
+TINY = {"num_iterations": 3, "meta_batch_size": 2, "episodes_per_task": 2, "horizon": 10, "hidden_sizes": [8]}
 
 
 def test_make_config_takes_a_shipped_config_by_name_with_settings_and_sections_on_top():
-    config = api.make_config("halfcheetah-dir", num_batches=7, trpo={"cg_iters": 3})
-    assert config.env_id == "metarl/HalfCheetahDir-v0" and config.num_batches == 7
+    config = api.make_config("halfcheetah-dir", num_iterations=7, trpo={"cg_iters": 3})
+    assert config.env_id == "metarl/HalfCheetahDir-v0" and config.num_iterations == 7
     assert config.trpo.cg_iters == 3 and config.trpo.max_kl == 0.02  # the section is merged, not replaced
-    with pytest.raises(ConfigError, match="fast_lrr.*did you mean 'fast_lr'"):
-        api.make_config(fast_lrr=0.1)
-    with pytest.raises(ConfigError, match="fast_lr must be positive"):
-        api.make_config(fast_lr=-1.0)
+    with pytest.raises(ConfigError, match="inner_lrr.*did you mean 'inner_lr'"):
+        api.make_config(inner_lrr=0.1)
+    with pytest.raises(ConfigError, match="inner_lr must be positive"):
+        api.make_config(inner_lr=-1.0)
 
 
 def test_a_callback_sees_every_iteration_and_can_stop_a_run_that_resume_finishes_bit_for_bit(tmp_path):
@@ -60,7 +60,7 @@ def test_a_loaded_policy_adapts_to_a_new_task_and_acts(tmp_path):
 def test_loading_what_is_not_a_training_run_says_so(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         api.load(tmp_path / "nothing")
-    run_dir = api.train(api.make_config(**{**TINY, "num_batches": 1}), tmp_path / "run")
+    run_dir = api.train(api.make_config(**{**TINY, "num_iterations": 1}), tmp_path / "run")
     (run_dir / "checkpoints" / "latest.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError):
         api.load(run_dir)

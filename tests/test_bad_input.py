@@ -44,7 +44,7 @@ NON_FINITE = [math.inf, -math.inf, math.nan]
 
 def test_every_float_key_is_covered():
     """The parametrization below is read from TrainConfig's fields: make sure it found them."""
-    assert {"fast_lr", "trpo.max_kl", "init_std", "gamma", "trpo.cg_damping"} <= set(FLOAT_KEYS)
+    assert {"inner_lr", "trpo.max_kl", "init_std", "gamma", "trpo.cg_damping"} <= set(FLOAT_KEYS)
 
 
 @pytest.mark.parametrize("value", NON_FINITE, ids=["inf", "-inf", "nan"])
@@ -121,7 +121,7 @@ def test_cuda_index_beyond_the_devices_is_refused(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "override", ["fast_lr=[0.1", "hidden_sizes={a: [1", "env_id=!!python/object/apply:os.system ['true']", "x=a: b: c"]
+    "override", ["inner_lr=[0.1", "hidden_sizes={a: [1", "env_id=!!python/object/apply:os.system ['true']", "x=a: b: c"]
 )
 def test_yaml_error_in_set_names_the_argument(override):
     with pytest.raises(ConfigError) as error:
@@ -161,14 +161,14 @@ def test_a_config_that_matches_nothing_lists_the_configs(name):
 @pytest.mark.parametrize(
     "setting, value, flag",
     [
-        ("step_size", math.inf, "--step-size"),
-        ("step_size", math.nan, "--step-size"),
-        ("step_size", 0.0, "--step-size"),
-        ("later_step_size", math.inf, "--later-step-size"),
-        ("later_step_size", -0.1, "--later-step-size"),
+        ("inner_lr", math.inf, "--inner-lr"),
+        ("inner_lr", math.nan, "--inner-lr"),
+        ("inner_lr", 0.0, "--inner-lr"),
+        ("later_inner_lr", math.inf, "--later-inner-lr"),
+        ("later_inner_lr", -0.1, "--later-inner-lr"),
         ("seed", -1, "--seed"),
         ("num_tasks", 0, "--num-tasks"),
-        ("episodes_per_step", 0, "--fast-batch-size"),
+        ("episodes_per_task", 0, "--episodes-per-task"),
     ],
 )
 def test_evaluation_settings_name_the_flag(setting, value, flag):
@@ -202,20 +202,20 @@ def test_read_only_output_directory_is_refused(tmp_path):
 # --- through the launchers -------------------------------------------------------------------------------
 
 # A run small enough that input wrongly accepted makes a test fail in seconds, not run an hour.
-TINY_EVALUATION = ["--num-tasks", "1", "--num-steps", "1", "--fast-batch-size", "2", "--quiet"]
+TINY_EVALUATION = ["--num-tasks", "1", "--num-steps", "1", "--episodes-per-task", "2", "--quiet"]
 
 
 @pytest.mark.parametrize(
     "args, fragments",
     [
         (["--seed", "-1"], ["--seed", "non-negative"]),
-        (["--step-size", "inf"], ["--step-size", "finite", "inf"]),
-        (["--step-size", "nan"], ["--step-size", "finite", "nan"]),
-        (["--step-size", "0"], ["--step-size", "got 0.0"]),
-        (["--later-step-size", "inf"], ["--later-step-size", "finite"]),
+        (["--inner-lr", "inf"], ["--inner-lr", "finite", "inf"]),
+        (["--inner-lr", "nan"], ["--inner-lr", "finite", "nan"]),
+        (["--inner-lr", "0"], ["--inner-lr", "got 0.0"]),
+        (["--later-inner-lr", "inf"], ["--later-inner-lr", "finite"]),
         (["--device", "cuda:foo"], ["--device", "'cuda:foo'", "cuda:N"]),
         (["--num-tasks", "0"], ["--num-tasks", "at least 1"]),
-        (["--fast-batch-size", "0"], ["--fast-batch-size", "at least 1, got 0"]),
+        (["--episodes-per-task", "0"], ["--episodes-per-task", "at least 1, got 0"]),
         (["--pretrained", "{tmp}/missing.pt"], ["missing.pt", "launchers/pretrain.py"]),
     ],
     ids=[
@@ -311,7 +311,7 @@ def test_aliases_of_ordinary_size_still_load(tmp_path):
 @pytest.mark.parametrize(
     "text, overrides, fragments",
     [
-        ("fast_lr: 0.1\nseed: 2\nfast_lr: 0.5\n", [], ["gives key 'fast_lr' twice (lines 1 and 3)"]),
+        ("inner_lr: 0.1\nseed: 2\ninner_lr: 0.5\n", [], ["gives key 'inner_lr' twice (lines 1 and 3)"]),
         ("trpo:\n  max_kl: 0.01\n  max_kl: 0.02\n", [], ["gives key 'max_kl' twice (lines 2 and 3)"]),
         ("", ["env_kwargs={a: 1, a: 2}"], ["--set env_kwargs gives key 'a' twice"]),
     ],
@@ -328,7 +328,7 @@ def test_a_key_given_twice_is_refused(tmp_path, text, overrides, fragments):
 
 
 @pytest.mark.parametrize(
-    "override", ["hidden_sizes=" + "x" * 5000, "x" * 5000, "fast_lr=" + "[" * 5000], ids=["value", "no-equals", "yaml"]
+    "override", ["hidden_sizes=" + "x" * 5000, "x" * 5000, "inner_lr=" + "[" * 5000], ids=["value", "no-equals", "yaml"]
 )
 def test_a_long_bad_value_is_echoed_cut_short(override):
     with pytest.raises(ConfigError) as error:
@@ -338,7 +338,7 @@ def test_a_long_bad_value_is_echoed_cut_short(override):
 
 def test_a_yaml_syntax_error_names_the_file_not_a_string(tmp_path):
     config = tmp_path / "tabs.yaml"
-    config.write_text("fast_lr:\t0.1\n")
+    config.write_text("inner_lr:\t0.1\n")
     with pytest.raises(ConfigError) as error:
         load_config(TrainConfig, config)
     assert f'in "config file {config}", line 1' in str(error.value) and "<unicode string>" not in str(error.value)

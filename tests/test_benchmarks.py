@@ -36,7 +36,7 @@ TINY = {
         "--set",
         "meta_batch_size=2",
         "--set",
-        "fast_batch_size=2",
+        "episodes_per_task=2",
         "--set",
         "horizon=5",
         "--set",

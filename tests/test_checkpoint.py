@@ -66,7 +66,9 @@ def test_corrupt_checkpoint_raises_checkpoint_error(tmp_path):
 def test_a_kill_between_checkpoint_writes_loses_no_checkpoint(killed_at_write, tmp_path, monkeypatch):
     """Kill the run at the first or second file write of the iteration that owes a numbered checkpoint;
     resuming then ends with every numbered checkpoint of an uninterrupted run, with identical contents."""
-    tiny = dict(meta_batch_size=2, fast_batch_size=2, horizon=20, hidden_sizes=[8], num_batches=2, checkpoint_every=2)
+    tiny = dict(
+        meta_batch_size=2, episodes_per_task=2, horizon=20, hidden_sizes=[8], num_iterations=2, checkpoint_every=2
+    )
     uninterrupted = tmp_path / "uninterrupted"
     metarl.trainer.Trainer.start(from_dict(TrainConfig, tiny), uninterrupted).run(quiet=True)
 

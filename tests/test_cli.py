@@ -19,9 +19,9 @@ from metarl.experiment import build_experiment
 @pytest.mark.parametrize(
     "args, fragments",
     [
-        (["--set", "fast_lrr=0.1"], ["fast_lrr", "fast_lr'"]),
-        (["--set", "fast_lr=-0.1"], ["fast_lr", "positive"]),
-        (["--set", "fast_batch_size=0"], ["fast_batch_size", "positive"]),
+        (["--set", "inner_lrr=0.1"], ["inner_lrr", "inner_lr'"]),
+        (["--set", "inner_lr=-0.1"], ["inner_lr", "positive"]),
+        (["--set", "episodes_per_task=0"], ["episodes_per_task", "positive"]),
         (["--set", "meta_batch_size=0"], ["meta_batch_size"]),
         (["--set", "env_id=metarl/Navigation3D-v0"], ["metarl/Navigation3D-v0", "metarl/Navigation2D-v0"]),
         (["--set", "hidden_sizes=3"], ["hidden_sizes"]),
@@ -30,12 +30,12 @@ from metarl.experiment import build_experiment
         (["--config", "launchers/configs"], ["launchers/configs"]),
         (["--config", "no-such-config.yaml"], ["no-such-config.yaml", "2d-navigation.yaml", "halfcheetah-vel.yaml"]),
         (["--set", "trpo.max_kl=.inf"], ["trpo.max_kl", "finite", "got inf", "--set trpo.max_kl="]),
-        (["--set", "fast_lr=.inf"], ["fast_lr", "finite", "--set fast_lr="]),
+        (["--set", "inner_lr=.inf"], ["inner_lr", "finite", "--set inner_lr="]),
         (["--set", "init_std=.inf"], ["init_std", "finite"]),
         (["--set", "gamma=.nan"], ["gamma", "finite", "got nan"]),
         (["--set", "seed=-1"], ["seed", "non-negative", "--set seed="]),
         (["--set", "device=cuda:foo"], ["device", "'cuda:foo'", "cuda:N", "--set device="]),
-        (["--set", "fast_lr=[0.1"], ["--set fast_lr=[0.1", "not valid YAML"]),
+        (["--set", "inner_lr=[0.1"], ["--set inner_lr=[0.1", "not valid YAML"]),
         (["--set", "env_id=no_such_module:Point1D-v0"], ["no_such_module", "cannot be imported", "PYTHONPATH"]),
         (["--set", "env_id=tests.custom_env_for_tests:Point2D-v0"], ["registers no env", "Point1D-v0"]),
         (
@@ -80,7 +80,7 @@ def test_bad_input_is_one_error_line(train_here, tiny_run_args, tmp_path, args, 
     """Each kind of bad input exits 2 with one line naming the problem, and creates no run directory."""
     run_dir = tmp_path / "run"
     # the tiny run's settings first, so that input wrongly accepted makes a short run, not a 300-iteration one
-    assert_clean_error(train_here(*tiny_run_args(num_batches=1), *args, "--output-dir", run_dir), *fragments)
+    assert_clean_error(train_here(*tiny_run_args(num_iterations=1), *args, "--output-dir", run_dir), *fragments)
     assert not run_dir.exists()
 
 
@@ -101,8 +101,8 @@ def test_resume_with_corrupt_checkpoint(train_here, tiny_run_copy, directory_sna
 @pytest.mark.parametrize(
     "args, fragments",
     [
-        (["--set", "num_batches=1"], ["already holds a run", "--resume"]),
-        (["--set", "fast_lr=0"], ["fast_lr"]),
+        (["--set", "num_iterations=1"], ["already holds a run", "--resume"]),
+        (["--set", "inner_lr=0"], ["inner_lr"]),
     ],
     ids=["existing-run", "bad-value"],
 )
@@ -118,7 +118,7 @@ def test_failed_start_leaves_existing_run_unchanged(
 
 @pytest.mark.parametrize(
     "overrides, fragments",
-    [(["fast_lr=0.2"], ["fast_lr"]), (["num_batches=0"], ["num_batches"])],
+    [(["inner_lr=0.2"], ["inner_lr"]), (["num_iterations=0"], ["num_iterations"])],
     ids=["forbidden-change", "invalid-value"],
 )
 def test_failed_resume_leaves_run_unchanged(
@@ -136,7 +136,7 @@ def test_list_keys_prints_every_key_with_default_and_explanation(train_here):
     assert result.returncode == 0, result.stderr
     lines = {line.split()[0]: line for line in result.stdout.splitlines()}
     assert set(lines) == {key for key, _, _ in describe_keys(TrainConfig)}
-    assert lines["fast_lr"].split()[1] == "0.5" and "Inner step size" in lines["fast_lr"]
+    assert lines["inner_lr"].split()[1] == "0.5" and "Inner step size" in lines["inner_lr"]
     assert "Worker processes" in lines["sampler.num_workers"]
 
 
@@ -211,7 +211,7 @@ def test_the_default_config_file_is_the_defaults_list_keys_shows():
     TrainConfig's defaults, which --list-keys prints; a key a config file leaves out means the same thing."""
     assert load_config(TrainConfig, DEFAULT_CONFIG) == TrainConfig()
     lines = {line.split()[0]: line.split()[1] for line in keys_text(TrainConfig).splitlines()}
-    assert (lines["horizon"], lines["fast_lr"], lines["num_batches"]) == ("null", "0.5", "100")
+    assert (lines["horizon"], lines["inner_lr"], lines["num_iterations"]) == ("null", "0.5", "100")
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ def test_a_run_sets_torch_threads_from_its_config():
     previous = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        config = TrainConfig(meta_batch_size=2, fast_batch_size=2, horizon=5, hidden_sizes=[4], num_threads=1)
+        config = TrainConfig(meta_batch_size=2, episodes_per_task=2, horizon=5, hidden_sizes=[4], num_threads=1)
         build_experiment(config).close()
         assert torch.get_num_threads() == 1
     finally:
@@ -53,7 +53,7 @@ def test_the_default_run_prints_the_readmes_numbers_on_a_machine_with_more_threa
     without the variable) prints the README's numbers to the digits shown; two compute threads would change
     iteration 2's KL."""
     shown = readme_progress_lines()
-    command = [sys.executable, str(LAUNCHERS / "train.py"), "--set", f"num_batches={max(map(int, shown))}"]
+    command = [sys.executable, str(LAUNCHERS / "train.py"), "--set", f"num_iterations={max(map(int, shown))}"]
     command += ["--output", str(tmp_path / "run")]
     env = {**subprocess_env(), "OMP_NUM_THREADS": "2"}
     result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)

@@ -13,12 +13,12 @@ def write(path, text):
 
 
 def test_a_config_overrides_its_base_key_by_key_and_section_by_section(tmp_path):
-    write(tmp_path / "base.yaml", "horizon: 200\nfast_lr: 0.1\ntrpo: {max_kl: 0.02, cg_iters: 5}\n")
-    write(tmp_path / "middle.yaml", "extends: base.yaml\nfast_lr: 0.2\nenv_kwargs: {a: 1}\n")
+    write(tmp_path / "base.yaml", "horizon: 200\ninner_lr: 0.1\ntrpo: {max_kl: 0.02, cg_iters: 5}\n")
+    write(tmp_path / "middle.yaml", "extends: base.yaml\ninner_lr: 0.2\nenv_kwargs: {a: 1}\n")
     leaf = write(tmp_path / "leaf.yaml", "extends: middle.yaml\ntrpo: {cg_iters: 7}\nenv_kwargs: {b: 2}\n")
     assert load_yaml(leaf) == {
         "horizon": 200,
-        "fast_lr": 0.2,
+        "inner_lr": 0.2,
         "trpo": {"max_kl": 0.02, "cg_iters": 7},
         "env_kwargs": {"a": 1, "b": 2},
     }
@@ -42,7 +42,7 @@ def test_the_base_is_found_beside_the_extending_file_whatever_the_working_direct
             {"leaf.yaml": "extends: a.yaml\n", "a.yaml": "extends: b.yaml\n", "b.yaml": "extends: a.yaml\n"},
             ["cycle", "a.yaml -> b.yaml -> a.yaml", "remove one extends"],
         ),
-        ({"leaf.yaml": "extends: base.yaml\n", "base.yaml": "fast_lrr: 0.1\n"}, ["fast_lrr", "fast_lr"]),
+        ({"leaf.yaml": "extends: base.yaml\n", "base.yaml": "inner_lrr: 0.1\n"}, ["inner_lrr", "inner_lr"]),
     ],
     ids=["missing-base", "not-a-name", "extends-itself", "cycle", "bad-key-in-base"],
 )

@@ -34,7 +34,7 @@ from metarl.trainer import Trainer
 
 CONFIGS = sorted((Path(__file__).resolve().parent.parent / "launchers" / "configs").glob("*.yaml"))
 RL_CONFIGS = [path for path in CONFIGS if "env_id" in load_yaml(path)]
-TINY = ["num_batches=2", "meta_batch_size=2", "fast_batch_size=2", "horizon=20", "hidden_sizes=[8]"]
+TINY = ["num_iterations=2", "meta_batch_size=2", "episodes_per_task=2", "horizon=20", "hidden_sizes=[8]"]
 PINNED_FILE = Path(__file__).resolve().parent / "pinned_two_iterations.json"
 PINNED_STATISTICS = (
     "returns/step_0",

@@ -22,7 +22,7 @@ from metarl.samplers.budget import EpisodeBudget
 
 @pytest.fixture(scope="module")
 def navigation_meta_batch():
-    config = TrainConfig(meta_batch_size=3, fast_batch_size=4, hidden_sizes=[16, 16], horizon=20, num_steps=2)
+    config = TrainConfig(meta_batch_size=3, episodes_per_task=4, hidden_sizes=[16, 16], horizon=20, num_steps=2)
     experiment = build_experiment(config)
     tasks = experiment.tasks.sample_tasks(3, np.random.default_rng(0))
     policy = experiment.policy
@@ -207,7 +207,7 @@ def test_double_backprop_is_the_tests_reference_not_a_run_option():
 
 def test_a_new_run_takes_the_fastest_exact_product_that_applies():
     """The default is r_operator: written out for the MLP with one inner step on the CPU, Gauss-Newton elsewhere."""
-    config = TrainConfig(meta_batch_size=2, fast_batch_size=2, horizon=5, hidden_sizes=[4])
+    config = TrainConfig(meta_batch_size=2, episodes_per_task=2, horizon=5, hidden_sizes=[4])
     for num_steps, written_out in ((1, True), (2, False)):
         experiment = build_experiment(dataclasses.replace(config, num_steps=num_steps))
         experiment.close()

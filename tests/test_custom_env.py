@@ -20,7 +20,7 @@ from metarl.samplers import NonFiniteEpisodeError, VectorizedSampler
 def custom_env_run(train, tiny_run_args, tmp_path_factory):
     """A two-iteration run on the user's env (in-process sampler)."""
     run_dir = tmp_path_factory.mktemp("custom") / "run"
-    result = train(*tiny_run_args(num_batches=2), "--set", f"env_id={ENV_ID}", "--output-dir", run_dir)
+    result = train(*tiny_run_args(num_iterations=2), "--set", f"env_id={ENV_ID}", "--output-dir", run_dir)
     assert result.returncode == 0, result.stderr
     return run_dir
 
@@ -36,7 +36,7 @@ def test_the_process_backend_trains_a_user_env_as_the_in_process_one_does(train,
     for backend in ("vectorized", "process"):
         runs[backend] = tmp_path / backend
         result = train(
-            *tiny_run_args(num_batches=2),
+            *tiny_run_args(num_iterations=2),
             "--set",
             f"env_id={ENV_ID}",
             "--set",
@@ -66,7 +66,7 @@ def test_non_finite_env_output_is_one_line_naming_env_field_and_step(
     """The launcher stops at the env's first bad value and names it, instead of a baseline-fit traceback
     that blames the observations; a NaN reward is not blamed on the observations."""
     result = train(
-        *tiny_run_args(num_batches=1),
+        *tiny_run_args(num_iterations=1),
         "--set",
         f"env_id={ENV_ID}",
         "--set",
@@ -97,7 +97,7 @@ def test_evaluating_on_an_env_that_turned_non_finite_is_one_line(
         2,
         "--num-steps",
         1,
-        "--fast-batch-size",
+        "--episodes-per-task",
         2,
         "--output-dir",
         tmp_path / "evaluation",

@@ -17,7 +17,7 @@ IMPORT_ENV_ID = "tests.broken_env_for_tests_import:BrokenPoint-v0"
 def env_args(tiny_run_args, fail_in=None, backend="vectorized", env_id=ENV_ID, **changes):
     kwargs = "{}" if fail_in is None else f"{{fail_in: {fail_in}, at_step: 3}}"
     return [
-        *tiny_run_args(num_batches=1, **changes),
+        *tiny_run_args(num_iterations=1, **changes),
         "--set",
         f"env_id={env_id}",
         "--set",
@@ -69,7 +69,7 @@ def test_a_resumed_run_is_kept(train_here, tiny_run_args, tmp_path, assert_clean
     (run_dir / "config.yaml").write_text(
         (run_dir / "config.yaml").read_text().replace("env_kwargs: {}", "env_kwargs: {fail_in: step}")
     )
-    result = train_here("--resume", run_dir, "--set", "num_batches=2", "--quiet")
+    result = train_here("--resume", run_dir, "--set", "num_iterations=2", "--quiet")
     line = assert_clean_error(result, "in its step", started=True)
     assert "removed" not in line and (run_dir / "checkpoints" / "latest.pt").is_file()
 
@@ -111,9 +111,9 @@ def diverging_policy(monkeypatch):
 @pytest.mark.parametrize(
     "changes, hint",
     [
-        ({}, "try a smaller fast_lr or trpo.max_kl"),
-        ({"algo": "maml_ppo"}, "try a smaller fast_lr or ppo.lr"),
-        ({"algo": "promp", "inner_objective": "lvc"}, "try a smaller fast_lr or promp.lr"),
+        ({}, "try a smaller inner_lr or trpo.max_kl"),
+        ({"algo": "maml_ppo"}, "try a smaller inner_lr or ppo.lr"),
+        ({"algo": "promp", "inner_objective": "lvc"}, "try a smaller inner_lr or promp.lr"),
     ],
     ids=["maml_trpo", "maml_ppo", "promp"],
 )
@@ -121,7 +121,7 @@ def test_training_divergence_names_the_algorithm_s_step(
     diverging_policy, train_here, tiny_run_args, tmp_path, assert_clean_error, changes, hint
 ):
     run_dir = tmp_path / "run"
-    result = train_here(*tiny_run_args(num_batches=1, **changes), "--output-dir", run_dir, "--quiet")
+    result = train_here(*tiny_run_args(num_iterations=1, **changes), "--output-dir", run_dir, "--quiet")
     line = assert_clean_error(result, "its parameters diverged; " + hint, started=True)
     assert line.count("try a smaller") == 1 and not run_dir.exists()
 
@@ -129,19 +129,19 @@ def test_training_divergence_names_the_algorithm_s_step(
 def test_pretraining_divergence_names_its_learning_rate(
     diverging_policy, launcher_here, tiny_run_args, tmp_path, assert_clean_error
 ):
-    result = launcher_here("pretrain.py", *tiny_run_args(num_batches=1), "--output-dir", tmp_path / "run", "--quiet")
+    result = launcher_here("pretrain.py", *tiny_run_args(num_iterations=1), "--output-dir", tmp_path / "run", "--quiet")
     line = assert_clean_error(result, "its parameters diverged; try a smaller --lr", started=True)
-    assert "fast_lr" not in line and "max_kl" not in line
+    assert "inner_lr" not in line and "max_kl" not in line
 
 
 def test_evaluation_divergence_names_its_step_sizes(
     diverging_policy, tiny_run, launcher_here, tmp_path, assert_clean_error
 ):
     result = launcher_here(
-        "evaluate.py", "--run", tiny_run[0], "--num-tasks", 1, "--num-steps", 1, "--fast-batch-size", 2,
+        "evaluate.py", "--run", tiny_run[0], "--num-tasks", 1, "--num-steps", 1, "--episodes-per-task", 2,
         "--output-dir", tmp_path / "out", "--quiet",
     )  # fmt: skip
-    line = assert_clean_error(result, "diverged; try a smaller --step-size or --later-step-size")
+    line = assert_clean_error(result, "diverged; try a smaller --inner-lr or --later-inner-lr")
     assert "max_kl" not in line and not (tmp_path / "out").exists()
 
 

@@ -13,7 +13,7 @@ import metarl.evaluation_run
 import metarl.memory
 from metarl.cli import Terminated
 
-TINY = ["--num-tasks", "1", "--num-steps", "1", "--fast-batch-size", "2", "--quiet"]
+TINY = ["--num-tasks", "1", "--num-steps", "1", "--episodes-per-task", "2", "--quiet"]
 
 
 @pytest.fixture
@@ -85,8 +85,8 @@ def test_argument_errors_are_one_line(evaluate, tiny_run, assert_clean_error, ar
 @pytest.mark.parametrize(
     "flag, fix",
     [
-        ("--num-tasks", "lower --num-tasks, --fast-batch-size or --num-steps"),
-        ("--fast-batch-size", "lower --num-tasks"),
+        ("--num-tasks", "lower --num-tasks, --episodes-per-task or --num-steps"),
+        ("--episodes-per-task", "lower --num-tasks"),
     ],
 )
 def test_sizes_that_cannot_fit_are_refused_with_the_evaluation_s_estimate(
@@ -94,7 +94,7 @@ def test_sizes_that_cannot_fit_are_refused_with_the_evaluation_s_estimate(
 ):
     """The estimate is the evaluation's own (its flags), refused before a task is drawn."""
     monkeypatch.setattr(metarl.memory, "available_memory", lambda device: 16 * 2**30)
-    args = ["--num-tasks", "1", "--num-steps", "1", "--fast-batch-size", "2", flag, "1000000000"]
+    args = ["--num-tasks", "1", "--num-steps", "1", "--episodes-per-task", "2", flag, "1000000000"]
     result = evaluate("--run", tiny_run[0], *args, "--output-dir", tmp_path / "out")
     line = assert_clean_error(result, "the evaluation needs at least", "available", fix)
     assert "meta_batch_size" not in line and not (tmp_path / "out").exists()

@@ -25,7 +25,7 @@ from metarl.trainer import Trainer
 REPO = Path(__file__).resolve().parents[1]
 NUM_TASKS, NUM_STEPS = 8, 2
 TINY = dict(
-    meta_batch_size=8, fast_batch_size=10, num_batches=4, hidden_sizes=[32, 32], checkpoint_every=2, fast_lr=0.1
+    meta_batch_size=8, episodes_per_task=10, num_iterations=4, hidden_sizes=[32, 32], checkpoint_every=2, inner_lr=0.1
 )
 
 
@@ -88,7 +88,7 @@ def test_json_structure_and_finite_values(evaluation):
             assert entry["mean"] == pytest.approx(np.mean(entry["task_returns"]))
     settings = results["config"]["evaluation"]
     # the paper's test script sampled 4,000 steps (40 navigation episodes) per step, whatever the training K
-    assert settings["num_tasks"] == NUM_TASKS and settings["episodes_per_step"] == 40
+    assert settings["num_tasks"] == NUM_TASKS and settings["episodes_per_task"] == 40
     assert settings["step_sizes"] == [0.1, 0.05]  # α, then α/2 as in the paper's test scripts
     # the baselines get the first step size the paper's navigation test script gave them (0.5), then half
     assert settings["step_sizes_by_method"] == {
@@ -97,7 +97,7 @@ def test_json_structure_and_finite_values(evaluation):
         "pretrained": [0.5, 0.25],
     }
     assert results["config"]["run"]["hidden_sizes"] == [32, 32]
-    assert results["checkpoint"]["iteration"] == TINY["num_batches"]
+    assert results["checkpoint"]["iteration"] == TINY["num_iterations"]
     assert results["checkpoint"]["machine"]["cpu_count"] >= 1  # the trainer records where it ran
     assert results["pretrained_checkpoint"]["iteration"] == 2
     assert results["paper"]["maml"] == [-40.41, -11.68, -3.33, -3.23]
@@ -127,7 +127,7 @@ def test_tensorboard_scalars_under_eval(evaluation):
     tags = accumulator.Tags()["scalars"]
     expected = {"eval/maml/step_0", "eval/maml/step_2", "eval/random_init/adaptation", "eval/pretrained/step_1"}
     assert expected <= set(tags)
-    assert [event.step for event in accumulator.Scalars("eval/maml/step_0")] == [TINY["num_batches"]]
+    assert [event.step for event in accumulator.Scalars("eval/maml/step_0")] == [TINY["num_iterations"]]
 
 
 def test_maml_improves_from_step_0_to_step_1(evaluation):
@@ -138,7 +138,7 @@ def test_maml_improves_from_step_0_to_step_1(evaluation):
 def test_same_seed_same_returns(trained_run):
     """Every method is evaluated on identical tasks and episode seeds, so a rerun is bit-identical."""
     config = from_dict(TrainConfig, TINY)
-    settings = EvalSettings(num_tasks=2, num_steps=1, episodes_per_step=4)
+    settings = EvalSettings(num_tasks=2, num_steps=1, episodes_per_task=4)
     device = compute_device(config)
     task_env = open_task_env(config, device, evaluation_memory_need(settings, config.hidden_sizes))
     policy = build_policy(config, task_env, device)
@@ -190,7 +190,7 @@ def test_test_tasks_never_overlap_training_tasks(seed):
 
 
 def test_step_sizes_first_alpha_then_later():
-    assert EvalSettings(num_steps=3, step_size=0.1, later_step_size=0.05).step_sizes() == [0.1, 0.05, 0.05]
+    assert EvalSettings(num_steps=3, inner_lr=0.1, later_inner_lr=0.05).step_sizes() == [0.1, 0.05, 0.05]
 
 
 def test_pretrained_checkpoint_is_loadable(pretrained_checkpoint):
@@ -298,7 +298,7 @@ def test_full_disk_while_writing_results_is_one_line_and_leaves_no_truncated_fil
         "2",
         "--num-steps",
         "1",
-        "--fast-batch-size",
+        "--episodes-per-task",
         "2",
         "--output-dir",
         str(output_dir),

@@ -61,7 +61,7 @@ def heartbeat_lines(stdout):
 def test_training_tells_each_sampling_and_meta_update_stage_and_quiet_silences_it(
     every_stage, launcher_here, tiny_run_args, tmp_path
 ):
-    loud = launcher_here("train.py", *tiny_run_args(num_batches=2), "--output", tmp_path / "loud")
+    loud = launcher_here("train.py", *tiny_run_args(num_iterations=2), "--output", tmp_path / "loud")
     assert loud.returncode == 0, loud.stderr
     lines = heartbeat_lines(loud.stdout)
     for stage in [
@@ -71,7 +71,7 @@ def test_training_tells_each_sampling_and_meta_update_stage_and_quiet_silences_i
         "  iter 2/2: meta-update, line search step 1/15",
     ]:
         assert any(line.startswith(stage + " (") for line in lines), (stage, loud.stdout)
-    quiet = launcher_here("train.py", *tiny_run_args(num_batches=2), "--output", tmp_path / "quiet", "--quiet")
+    quiet = launcher_here("train.py", *tiny_run_args(num_iterations=2), "--output", tmp_path / "quiet", "--quiet")
     assert quiet.returncode == 0 and heartbeat_lines(quiet.stdout) == [] and "iter " not in quiet.stdout
     assert_same_policy(latest_policy(tmp_path / "loud"), latest_policy(tmp_path / "quiet"))  # numbers unchanged
 
@@ -80,14 +80,14 @@ def test_training_tells_each_sampling_and_meta_update_stage_and_quiet_silences_i
 def test_adam_meta_steps_are_told_too(every_stage, launcher_here, tiny_run_args, tmp_path, algo):
     objective = ["--set", "inner_objective=lvc"] if algo == "promp" else []
     result = launcher_here(
-        "train.py", *tiny_run_args(num_batches=1), "--set", f"algo={algo}", *objective, "--output", tmp_path / "run"
+        "train.py", *tiny_run_args(num_iterations=1), "--set", f"algo={algo}", *objective, "--output", tmp_path / "run"
     )
     assert result.returncode == 0, result.stderr
     assert any(line.startswith("  iter 1/1: meta-update, Adam step 5/5 (") for line in heartbeat_lines(result.stdout))
 
 
 def test_evaluation_tells_each_method_s_samplings_and_quiet_silences_it(every_stage, launcher_here, tiny_run, tmp_path):
-    args = [tiny_run[0], "--num-tasks", "2", "--num-steps", "1", "--fast-batch-size", "2"]
+    args = [tiny_run[0], "--num-tasks", "2", "--num-steps", "1", "--episodes-per-task", "2"]
     loud = launcher_here("evaluate.py", *args, "--output", tmp_path / "loud")
     assert loud.returncode == 0, loud.stderr
     lines = heartbeat_lines(loud.stdout)
@@ -98,9 +98,9 @@ def test_evaluation_tells_each_method_s_samplings_and_quiet_silences_it(every_st
 
 
 def test_pretraining_tells_its_stages_and_quiet_silences_it(every_stage, launcher_here, tiny_run_args, tmp_path):
-    loud = launcher_here("pretrain.py", *tiny_run_args(num_batches=1), "--output", tmp_path / "loud")
+    loud = launcher_here("pretrain.py", *tiny_run_args(num_iterations=1), "--output", tmp_path / "loud")
     assert loud.returncode == 0, loud.stderr
     lines = [line.split(" (")[0] for line in heartbeat_lines(loud.stdout)]
     assert lines == ["  pretrain 1/1: sampling 2 tasks' episodes", "  pretrain 1/1: policy-gradient step"]
-    quiet = launcher_here("pretrain.py", *tiny_run_args(num_batches=1), "--output", tmp_path / "quiet", "--quiet")
+    quiet = launcher_here("pretrain.py", *tiny_run_args(num_iterations=1), "--output", tmp_path / "quiet", "--quiet")
     assert quiet.returncode == 0 and heartbeat_lines(quiet.stdout) == []

@@ -14,11 +14,11 @@ from metarl.config import ConfigError, TrainConfig, TRPOSettings
 from metarl.policies import parameters_of
 from metarl.returns import masked_mean
 
-FAST_LR, GAMMA, GAE_LAMBDA = 0.5, 0.9, 0.95
+INNER_LR, GAMMA, GAE_LAMBDA = 0.5, 0.9, 0.95
 
 
 def learner(policy, objective, first_order=False, **trpo):
-    return MAMLTRPO(policy, InnerStep((FAST_LR,), GAMMA, GAE_LAMBDA, first_order, objective), TRPOSettings(**trpo))
+    return MAMLTRPO(policy, InnerStep((INNER_LR,), GAMMA, GAE_LAMBDA, first_order, objective), TRPOSettings(**trpo))
 
 
 @pytest.mark.parametrize("first_order", [False, True])
@@ -85,7 +85,7 @@ def test_lvc_meta_gradient_differentiates_the_importance_sampled_inner_step(tiny
             ratio_TB = torch.exp(log_probs(tiny_policy, named, episodes) - behaviour_TB)
             inner_loss = -masked_mean(ratio_TB * advantages_TB, episodes.mask_TB)
             grads = torch.autograd.grad(inner_loss, list(named.values()))
-            adapted = {name: value - FAST_LR * grad for (name, value), grad in zip(named.items(), grads, strict=True)}
+            adapted = {name: value - INNER_LR * grad for (name, value), grad in zip(named.items(), grads, strict=True)}
             query_log_probs_TB = log_probs(tiny_policy, adapted, task_query)
             losses.append(-masked_mean(query_log_probs_TB * query_advantages_TB, task_query.mask_TB))
         return torch.stack(losses).mean().item()
@@ -136,5 +136,5 @@ def test_lvc_trains_from_the_cli_and_resume_refuses_to_change_it(train, tmp_path
     returns = [value for _, value in run_scalars(run_dir)["returns/step_1"]]
     assert len(returns) == 3 and np.isfinite(returns).all()
 
-    refused = train("--resume", run_dir, "--set", "inner_objective=pg", "--set", "num_batches=4")
+    refused = train("--resume", run_dir, "--set", "inner_objective=pg", "--set", "num_iterations=4")
     assert refused.returncode == 2 and "inner_objective" in refused.stderr

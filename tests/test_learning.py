@@ -6,7 +6,7 @@ import pytest
 # The default config (launchers/configs/2d-navigation.yaml: the paper's code's settings, α = 0.5) for its
 # first 10 iterations. Measured (seed 1): iteration 1 −77.1 → −62.7, iteration 10 −41.4 → −16.4 (before →
 # after one step); about a minute on one core.
-LEARNING_RUN = ["--set", "num_batches=10", "--set", "seed=1", "--set", "checkpoint_every=100", "--quiet"]
+LEARNING_RUN = ["--set", "num_iterations=10", "--set", "seed=1", "--set", "checkpoint_every=100", "--quiet"]
 
 
 @pytest.mark.slow
@@ -30,7 +30,7 @@ def test_navigation_one_step_gain_with_the_default_config(train, tmp_path, run_s
 # MAML-PPO and ProMP with their 2D-navigation configs (the MAML-TRPO config's keys, their own meta-step) on half
 # the tasks and episodes, 15 iterations. Measured (seed 1, after one step): MAML-PPO −63.9 at iteration 1, −16.2
 # at 15; ProMP −63.9 and −19.3; about 15 s each on one core.
-SMALL_RUN = ["--set", "meta_batch_size=10", "--set", "fast_batch_size=10", "--set", "num_batches=15"]
+SMALL_RUN = ["--set", "meta_batch_size=10", "--set", "episodes_per_task=10", "--set", "num_iterations=15"]
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ from metarl.config import TRPOSettings
 from metarl.policies import detached, parameters_of
 from metarl.returns import masked_mean
 
-FAST_LR, GAMMA, GAE_LAMBDA = 0.1, 0.99, 1.0
+INNER_LR, GAMMA, GAE_LAMBDA = 0.1, 0.99, 1.0
 
 
 def adapted_distributions(policy, params, batch):
@@ -19,7 +19,7 @@ def adapted_distributions(policy, params, batch):
     distributions = []
     for support, query in zip(batch.support, batch.query, strict=True):
         advantages = [estimate_advantages(b, GAMMA, GAE_LAMBDA) for b in support]
-        adapted = detached(adapt(policy, params, support, advantages, [FAST_LR] * len(support), first_order=True))
+        adapted = detached(adapt(policy, params, support, advantages, [INNER_LR] * len(support), first_order=True))
         distributions.append(functional_call(policy, adapted, (query.observations_TBO,)))
     return distributions
 
@@ -45,7 +45,7 @@ def test_step_keeps_trust_region_and_lowers_surrogate(navigation_meta_batch):
     policy, batch = navigation_meta_batch
     max_kl = 0.01
     old_params = {n: p.detach().clone() for n, p in parameters_of(policy).items()}
-    learner = MAMLTRPO(policy, InnerStep((FAST_LR,), GAMMA, GAE_LAMBDA), TRPOSettings(max_kl=max_kl))
+    learner = MAMLTRPO(policy, InnerStep((INNER_LR,), GAMMA, GAE_LAMBDA), TRPOSettings(max_kl=max_kl))
 
     stats = learner.step(batch.tensors)
 
@@ -64,7 +64,7 @@ def test_rejected_step_leaves_parameters_bit_identical(navigation_meta_batch):
     """With one line-search try and an impossible trust region, the policy does not move by a single bit."""
     policy, batch = navigation_meta_batch
     before = {name: value.clone() for name, value in policy.state_dict().items()}
-    learner = MAMLTRPO(policy, InnerStep((FAST_LR,), GAMMA, GAE_LAMBDA), TRPOSettings(max_kl=1e-30, ls_max_steps=1))
+    learner = MAMLTRPO(policy, InnerStep((INNER_LR,), GAMMA, GAE_LAMBDA), TRPOSettings(max_kl=1e-30, ls_max_steps=1))
 
     stats = learner.step(batch.tensors)
 

@@ -34,7 +34,7 @@ def shipped_config_estimates():
         horizon = config.horizon or env.spec.max_episode_steps
         estimates[path.name] = iteration_memory(
             config.meta_batch_size,
-            config.fast_batch_size,
+            config.episodes_per_task,
             horizon,
             config.num_steps,
             *policy_dims(env),
@@ -65,7 +65,7 @@ def test_the_parameter_count_is_the_policy_s():
 @pytest.mark.parametrize(
     "sizes, fix",
     [
-        (dict(meta_batch_size=10**9), "lower meta_batch_size, fast_batch_size or horizon"),
+        (dict(meta_batch_size=10**9), "lower meta_batch_size, episodes_per_task or horizon"),
         (dict(hidden_sizes=[10**6, 10**6]), "lower hidden_sizes"),
     ],
 )
@@ -74,7 +74,7 @@ def test_sizes_that_cannot_fit_are_refused_with_the_estimate_and_the_fix(monkeyp
     arguments = (
         dict(
             meta_batch_size=40,
-            fast_batch_size=20,
+            episodes_per_task=20,
             horizon=100,
             num_steps=1,
             observation_dim=2,

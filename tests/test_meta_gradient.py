@@ -11,11 +11,11 @@ from metarl.algos.maml_trpo import MAMLTRPO
 from metarl.policies import parameters_of
 from metarl.returns import masked_mean
 
-FAST_LR, GAMMA, GAE_LAMBDA = 0.5, 0.9, 0.95
+INNER_LR, GAMMA, GAE_LAMBDA = 0.5, 0.9, 0.95
 
 
-def learner(policy, first_order, step_size=FAST_LR):
-    return MAMLTRPO(policy, InnerStep((step_size,), GAMMA, GAE_LAMBDA, first_order))
+def learner(policy, first_order, inner_lr=INNER_LR):
+    return MAMLTRPO(policy, InnerStep((inner_lr,), GAMMA, GAE_LAMBDA, first_order))
 
 
 def meta_gradient(learner, support, query):
@@ -37,7 +37,7 @@ def reference_inner_step(policy, params, episodes, advantages_TB):
     """θ − α ∇θ (−E[log π(a|s) A]), written out here independently of metarl.adaptation."""
     loss = -masked_mean(log_probs(policy, params, episodes) * advantages_TB, episodes.mask_TB)
     grads = torch.autograd.grad(loss, list(params.values()), create_graph=True)
-    return {name: value - FAST_LR * grad for (name, value), grad in zip(params.items(), grads, strict=True)}
+    return {name: value - INNER_LR * grad for (name, value), grad in zip(params.items(), grads, strict=True)}
 
 
 def maml_objective(policy, params, support, query):
@@ -117,14 +117,14 @@ def test_inner_step_keeps_graph_to_every_meta_parameter(tiny_policy, episode_bat
     def loss():
         return -masked_mean(log_probs(tiny_policy, params, batch) * batch.rewards_TB, batch.mask_TB)
 
-    adapted = inner_step(params, loss(), FAST_LR, first_order=False)
+    adapted = inner_step(params, loss(), INNER_LR, first_order=False)
     output_weight = adapted["mean.2.weight"]
     assert output_weight.requires_grad
     grads = torch.autograd.grad(output_weight.sum(), list(params.values()), allow_unused=True)
     by_name = dict(zip(params, grads, strict=True))
     assert by_name["mean.0.weight"] is not None and by_name["mean.0.weight"].abs().sum() > 0
 
-    first_order = inner_step(params, loss(), FAST_LR, first_order=True)
+    first_order = inner_step(params, loss(), INNER_LR, first_order=True)
     grads = torch.autograd.grad(first_order["mean.2.weight"].sum(), list(params.values()), allow_unused=True)
     assert dict(zip(params, grads, strict=True))["mean.0.weight"] is None
 
@@ -135,7 +135,7 @@ def test_adapt_takes_one_gradient_step_per_support_batch(tiny_policy, episode_ba
     params = parameters_of(tiny_policy)
     support = [episode_batch(40, [5, 3]), episode_batch(41, [4, 4])]
     advantages = [estimate_advantages(b, GAMMA, GAE_LAMBDA) for b in support]
-    adapted = adapt(tiny_policy, params, support, advantages, [FAST_LR, FAST_LR], first_order)
+    adapted = adapt(tiny_policy, params, support, advantages, [INNER_LR, INNER_LR], first_order)
     expected = reference_inner_step(tiny_policy, params, support[0], advantages[0])
     expected = reference_inner_step(tiny_policy, expected, support[1], advantages[1])
     for name in params:
@@ -146,7 +146,7 @@ def test_adapt_takes_one_gradient_step_per_support_batch(tiny_policy, episode_ba
 def test_zero_inner_step_size_reduces_to_plain_policy_gradient(tiny_policy, synthetic_meta_batch, first_order):
     """With α = 0 the adapted policy is θ itself, so both variants give the plain query policy gradient."""
     support, query = synthetic_meta_batch
-    zero = learner(tiny_policy, first_order, step_size=0.0)
+    zero = learner(tiny_policy, first_order, inner_lr=0.0)
     params = parameters_of(tiny_policy)
     _, query_advantages = advantages_of(support, query)
     losses = [query_loss(tiny_policy, params, q, a) for q, a in zip(query, query_advantages, strict=True)]

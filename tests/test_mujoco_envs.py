@@ -429,7 +429,7 @@ MAX_STATED_KEYS = 20
 
 
 @pytest.mark.parametrize(
-    ("config", "env_id", "fast_batch_size", "max_kl"),
+    ("config", "env_id", "episodes_per_task", "max_kl"),
     [  # the settings of the checkpoints the paper's test scripts evaluated (maml_rl maml_examples/test_maml_*.py)
         ("halfcheetah-vel.yaml", "metarl/HalfCheetahVel-v0", 10, 0.01),  # maml1_fbs10_mbs40_flr_0.1_mlr0.01
         ("halfcheetah-dir.yaml", "metarl/HalfCheetahDir-v0", 20, 0.02),  # maml1_fbs20_mbs40_flr_0.1_mlr0.02
@@ -438,18 +438,18 @@ MAX_STATED_KEYS = 20
         ("ant-goal.yaml", "metarl/AntGoal-v0", 20, 0.01),  # no test script; cluster_maml_trpo_ant.py's defaults
     ],
 )
-def test_configs_hold_the_papers_settings_for_a_registered_env(config, env_id, fast_batch_size, max_kl):
+def test_configs_hold_the_papers_settings_for_a_registered_env(config, env_id, episodes_per_task, max_kl):
     path = Path(__file__).resolve().parent.parent / "launchers" / "configs" / config
     assert len(read_config_file(path)) <= MAX_STATED_KEYS
     values = to_dict(load_config(TrainConfig, path))
     assert values["env_id"] == env_id and env_id in gymnasium.registry
-    assert values["fast_batch_size"] == fast_batch_size and values["trpo"]["max_kl"] == max_kl
+    assert values["episodes_per_task"] == episodes_per_task and values["trpo"]["max_kl"] == max_kl
     assert values["batch_unit"] == "transitions"  # the paper's code counted env steps per task
     paper = {
         "horizon": 200,
         "meta_batch_size": 40,
         "num_steps": 1,
-        "fast_lr": 0.1,
+        "inner_lr": 0.1,
         "gamma": 0.99,
         "gae_lambda": 1.0,
         "hidden_sizes": [100, 100],

@@ -227,8 +227,12 @@ def test_a_new_run_in_a_pretraining_run_points_to_resume(two_iterations, pretrai
         (None, ["--output-dir", "elsewhere"], ["drop --output"]),
         (None, ["--iterations", "1"], ["--iterations 1 is fewer than the 2 iterations the run has done"]),
         (None, ["--iterations", "0"], ["--iterations must be positive, got 0"]),
-        (None, ["--set", "fast_lr=0.2"], ["cannot change fast_lr"]),
-        (None, ["--set", "num_batches=10"], ["cannot change num_batches", "only checkpoint_every, device, sampler"]),
+        (None, ["--set", "inner_lr=0.2"], ["cannot change inner_lr"]),
+        (
+            None,
+            ["--set", "num_iterations=10"],
+            ["cannot change num_iterations", "only checkpoint_every, device, sampler"],
+        ),
     ],
     ids=[
         "no-checkpoint",

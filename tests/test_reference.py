@@ -24,7 +24,7 @@ def test_paper_numbers_as_published():
     assert navigation.returns["maml"] == (-40.41, -11.68, -3.33, -3.23)
     assert navigation.oracle == -2.29
     ant_direction = reference_for("metarl/AntDir-v0")
-    assert ant_direction.episodes_per_step == 40
+    assert ant_direction.episodes_per_task == 40
     assert ant_direction.returns["random_init"] == (3.11, 9.25, 15.96, 26.11)
 
 
@@ -40,7 +40,7 @@ def test_test_scripts_step_sizes_and_episodes():
     for env_id, (sizes, episodes) in expected.items():
         reference = reference_for(env_id)
         assert tuple(reference.first_step_sizes[m] for m in ("maml", "pretrained", "random_init")) == sizes
-        assert reference.episodes_per_step == episodes
+        assert reference.episodes_per_task == episodes
 
 
 def test_registered_envs_map_to_families_or_none():

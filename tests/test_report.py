@@ -44,7 +44,7 @@ def evaluation() -> dict:
         },
         "pretrained_checkpoint": None,
         "config": {
-            "evaluation": {"num_tasks": 2, "num_steps": 1, "episodes_per_step": 20, "seed": 1, "step_sizes": [0.1]}
+            "evaluation": {"num_tasks": 2, "num_steps": 1, "episodes_per_task": 20, "seed": 1, "step_sizes": [0.1]}
         },
         "machine": {"cpu": "Test CPU", "cpu_count": 2, "torch": "2.13.0", "device": "cpu"},
         "evaluation_wall_time_s": 60.0,
@@ -57,7 +57,7 @@ def evaluation() -> dict:
             "pretrained": [-40.81, -19.73, -11.72, -8.47],
             "random_init": [-82.66, -57.96, -53.84, -46.81],
             "oracle": -2.29,
-            "episodes_per_step": 20,
+            "episodes_per_task": 20,
         },
     }
 

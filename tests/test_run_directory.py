@@ -91,7 +91,7 @@ def test_stale_temporaries_are_removed_when_a_finished_run_resumes(tiny_run_copy
     """Only the temporaries of the run's own files go; a user's files of the same shape stay."""
     for name in [*STALE, *NOT_OURS]:
         (tiny_run_copy / name).write_bytes(b"partial")
-    assert train_here("--resume", tiny_run_copy, "--set", "num_batches=4", "--quiet").returncode == 0
+    assert train_here("--resume", tiny_run_copy, "--set", "num_iterations=4", "--quiet").returncode == 0
     assert not any((tiny_run_copy / name).exists() for name in STALE)
     assert all((tiny_run_copy / name).read_bytes() == b"partial" for name in NOT_OURS)
 
@@ -109,10 +109,10 @@ def test_a_finished_run_is_read_only_unless_extended(tiny_run_copy, train_here, 
     assert result.returncode == 0 and result.stderr == "", result.stderr
     [line] = result.stdout.splitlines()
     assert line.startswith(f"{tiny_run_copy} is finished (3 of 3 iterations): nothing to train"), line
-    assert f"--resume {tiny_run_copy} --set num_batches=N (N > 3)" in line
+    assert f"--resume {tiny_run_copy} --set num_iterations=N (N > 3)" in line
     assert f"python launchers/evaluate.py {tiny_run_copy}" in line
     assert directory_snapshot(tiny_run_copy) == before
-    assert train_here("--resume", tiny_run_copy, "--set", "num_batches=4", "--quiet").returncode == 0  # extended
+    assert train_here("--resume", tiny_run_copy, "--set", "num_iterations=4", "--quiet").returncode == 0  # extended
     assert torch.load(tiny_run_copy / "checkpoints" / "latest.pt", weights_only=True)["iteration"] == 4
 
 
@@ -144,7 +144,7 @@ def test_unusable_output_directories_are_refused(
         "empty-name": ("", ["--output-dir", "must not be empty"]),
     }[layout]
     before = directory_snapshot(tmp_path)
-    assert_clean_error(train_here(*tiny_run_args(num_batches=1), "--output-dir", output), *fragments)
+    assert_clean_error(train_here(*tiny_run_args(num_iterations=1), "--output-dir", output), *fragments)
     assert directory_snapshot(tmp_path) == before
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
         "notes.txt",
@@ -155,7 +155,7 @@ def test_unusable_output_directories_are_refused(
 
 def test_an_empty_output_directory_is_used(train_here, tiny_run_args, tmp_path):
     (tmp_path / ".config.yaml.a1b2c3d4.tmp").write_bytes(b"partial")  # a first start killed mid-write
-    assert train_here(*tiny_run_args(num_batches=1), "--output-dir", tmp_path, "--quiet").returncode == 0
+    assert train_here(*tiny_run_args(num_iterations=1), "--output-dir", tmp_path, "--quiet").returncode == 0
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
@@ -174,7 +174,7 @@ def test_a_read_only_output_directory_is_refused(train, tiny_run_args, tmp_path,
     read_only.mkdir()
     read_only.chmod(0o555)
     try:
-        assert_clean_error(train(*tiny_run_args(num_batches=1), "--output-dir", read_only / "run"), "not writable")
+        assert_clean_error(train(*tiny_run_args(num_iterations=1), "--output-dir", read_only / "run"), "not writable")
     finally:
         read_only.chmod(0o755)
     assert list(read_only.iterdir()) == []
@@ -280,10 +280,10 @@ def test_a_full_disk_while_writing_the_config(
     run_dir = tmp_path / "new"
     assert_fault_line(train_here(*tiny_run_args(), "--output-dir", run_dir), "nothing of the run was written")
     before = directory_snapshot(tiny_run_copy)
-    assert_fault_line(train_here("--resume", tiny_run_copy, "--set", "num_batches=4"), "No space left", "--resume")
+    assert_fault_line(train_here("--resume", tiny_run_copy, "--set", "num_iterations=4"), "No space left", "--resume")
     assert directory_snapshot(tiny_run_copy) == before
     monkeypatch.undo()
-    assert train_here(*tiny_run_args(num_batches=1), "--output-dir", run_dir, "--quiet").returncode == 0
+    assert train_here(*tiny_run_args(num_iterations=1), "--output-dir", run_dir, "--quiet").returncode == 0
 
 
 def test_other_os_errors_are_not_disguised_as_disk_faults(tiny_run_args, train_here, tmp_path, monkeypatch):
@@ -361,7 +361,7 @@ def test_sigterm_is_one_line_on_what_was_kept_and_the_run_resumes(tmp_path, tiny
     """``kill`` (or a scheduler's stop) ends a run as Ctrl-C does: exit 143, one line that counts the iterations
     its checkpoint holds and names the command that resumes it, which then runs."""
     run_dir = tmp_path / "run"
-    args = tiny_run_args(num_batches=100000)  # pretraining runs num_batches iterations too
+    args = tiny_run_args(num_iterations=100000)  # pretraining runs num_iterations iterations too
     process = subprocess.Popen(
         [sys.executable, f"launchers/{launcher}", *args, "--output-dir", str(run_dir), "--quiet"],
         cwd=Path(__file__).resolve().parents[1],
@@ -386,7 +386,7 @@ def test_sigterm_is_one_line_on_what_was_kept_and_the_run_resumes(tmp_path, tiny
     saved = torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=True)["iteration"]
     assert len(lines) == 1 and lines[0].startswith(f"terminated (SIGTERM) after {saved} iterations; "), stderr
     assert lines[0].endswith(f"continue with: python launchers/{launcher} --resume {run_dir}"), stderr
-    more = ["--set", f"num_batches={saved + 1}"] if launcher == "train.py" else ["--iterations", str(saved + 1)]
+    more = ["--set", f"num_iterations={saved + 1}"] if launcher == "train.py" else ["--iterations", str(saved + 1)]
     resumed = subprocess.run(
         [sys.executable, f"launchers/{launcher}", "--resume", str(run_dir), *more, "--quiet"],
         cwd=Path(__file__).resolve().parents[1],
@@ -435,7 +435,7 @@ def test_a_resume_of_a_run_in_use_is_refused_and_changes_nothing(
 ):
     claimed_elsewhere(tiny_run_copy)
     before = directory_snapshot(tiny_run_copy)
-    assert_clean_error(train("--resume", tiny_run_copy, "--set", "num_batches=4"), "is in use by another process")
+    assert_clean_error(train("--resume", tiny_run_copy, "--set", "num_iterations=4"), "is in use by another process")
     assert directory_snapshot(tiny_run_copy) == before
 
 
@@ -462,6 +462,6 @@ def test_a_new_run_whose_directory_another_process_started_first_is_refused(tmp_
 
 def test_a_finished_run_lets_go_of_its_directory(tiny_run_copy, train_here):
     """In one process, run after run: each releases its directory when it ends."""
-    for num_batches in (4, 5):
-        assert train_here("--resume", tiny_run_copy, "--set", f"num_batches={num_batches}", "--quiet").returncode == 0
+    for total in (4, 5):
+        assert train_here("--resume", tiny_run_copy, "--set", f"num_iterations={total}", "--quiet").returncode == 0
     assert metarl.run._CLAIMED == {}

@@ -57,15 +57,15 @@ def test_pretraining_episodes_that_cannot_fit_are_refused_with_the_estimate(
 
 
 def test_resume_refuses_fewer_iterations_than_done(train_here, tiny_run_copy, directory_snapshot, assert_clean_error):
-    """The saved config.yaml would otherwise say num_batches: 2 for a run of 3 iterations."""
+    """The saved config.yaml would otherwise say num_iterations: 2 for a run of 3 iterations."""
     before = directory_snapshot(tiny_run_copy)
-    result = train_here("--resume", tiny_run_copy, "--set", "num_batches=2")
-    assert_clean_error(result, "num_batches=2 is fewer than the 3 iterations the run has done", "at least 3")
+    result = train_here("--resume", tiny_run_copy, "--set", "num_iterations=2")
+    assert_clean_error(result, "num_iterations=2 is fewer than the 3 iterations the run has done", "at least 3")
     assert directory_snapshot(tiny_run_copy) == before
 
 
 def test_resume_to_as_many_iterations_as_done_is_accepted(train_here, tiny_run_copy):
-    assert train_here("--resume", tiny_run_copy, "--set", "num_batches=3", "--quiet").returncode == 0
+    assert train_here("--resume", tiny_run_copy, "--set", "num_iterations=3", "--quiet").returncode == 0
 
 
 def test_the_evaluation_estimate_counts_one_sampling_s_activations():

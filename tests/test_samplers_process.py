@@ -230,8 +230,8 @@ def test_no_hang_and_no_orphans(tmp_path, ending):
 def test_training_run_with_the_process_backend(tmp_path):
     command = [
         sys.executable, "launchers/train.py", "--quiet", "--output-dir", str(tmp_path / "run"),
-        "--set", "sampler.backend=process", "--set", "sampler.num_workers=2", "--set", "num_batches=2",
-        "--set", "meta_batch_size=4", "--set", "fast_batch_size=4", "--set", "hidden_sizes=[16,16]",
+        "--set", "sampler.backend=process", "--set", "sampler.num_workers=2", "--set", "num_iterations=2",
+        "--set", "meta_batch_size=4", "--set", "episodes_per_task=4", "--set", "hidden_sizes=[16,16]",
     ]  # fmt: skip
     result = subprocess.run(command, cwd=REPO_ROOT, env=worker_env(), capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr
@@ -256,13 +256,13 @@ def test_a_worker_killed_again_and_again_stops_training_in_one_line_and_the_run_
         return subprocess.run(command, cwd=REPO_ROOT, env=worker_env(), capture_output=True, text=True, timeout=180)
 
     result = train(
-        "--output-dir", str(run_dir), "--set", f"env_id={CUSTOM_ENV_ID}", "--set", "num_batches=1",
+        "--output-dir", str(run_dir), "--set", f"env_id={CUSTOM_ENV_ID}", "--set", "num_iterations=1",
         "--set", f"env_kwargs={{die_at: 5, die_while: {killing}}}", "--set", "meta_batch_size=2",
-        "--set", "fast_batch_size=2", "--set", "hidden_sizes=[8]",
+        "--set", "episodes_per_task=2", "--set", "hidden_sizes=[8]",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     killing.touch()
-    result = train("--resume", str(run_dir), "--set", "num_batches=2", "--set", "sampler.backend=process")
+    result = train("--resume", str(run_dir), "--set", "num_iterations=2", "--set", "sampler.backend=process")
     assert result.returncode == 1, result.stderr
     *warnings, error = result.stderr.splitlines()
     assert len(warnings) == 2 and all(w.startswith("warning: sampler worker 0 (pid ") for w in warnings), warnings
@@ -321,8 +321,8 @@ def test_ctrl_c_while_the_workers_start_is_one_line_and_leaves_nothing(tmp_path)
     run_dir = tmp_path / "run"
     command = [
         sys.executable, "launchers/train.py", "--output-dir", str(run_dir), "--set", "sampler.backend=process",
-        "--set", "sampler.num_workers=2", "--set", "meta_batch_size=2", "--set", "fast_batch_size=2",
-        "--set", "hidden_sizes=[8]", "--set", "num_batches=2",
+        "--set", "sampler.num_workers=2", "--set", "meta_batch_size=2", "--set", "episodes_per_task=2",
+        "--set", "hidden_sizes=[8]", "--set", "num_iterations=2",
     ]  # fmt: skip
     process = subprocess.Popen(
         command,

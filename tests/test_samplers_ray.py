@@ -223,7 +223,7 @@ def test_a_dead_cluster_address_is_one_line_in_bounded_time(
     start = time.monotonic()
     result = launcher_here(
         "train.py",
-        *tiny_run_args(num_batches=1),
+        *tiny_run_args(num_iterations=1),
         *("--set", "sampler.backend=ray", "--set", f"sampler.ray_address={address.format(port=port)}"),
         *("--output", tmp_path / "run"),
     )
@@ -255,8 +255,8 @@ def test_training_run_joins_a_separate_head_by_address(tmp_path):
         command = [
             sys.executable, "launchers/train.py", "--quiet", "--output-dir", str(tmp_path / "run"),
             "--set", "sampler.backend=ray", "--set", f"sampler.ray_address=127.0.0.1:{port}",
-            "--set", "sampler.num_workers=2", "--set", "num_batches=2", "--set", "meta_batch_size=4",
-            "--set", "fast_batch_size=4", "--set", "hidden_sizes=[16,16]",
+            "--set", "sampler.num_workers=2", "--set", "num_iterations=2", "--set", "meta_batch_size=4",
+            "--set", "episodes_per_task=4", "--set", "hidden_sizes=[16,16]",
         ]  # fmt: skip
         # The head may take a while to come up; the launcher waits up to ray_backend.ANSWER_WAIT_S for it.
         result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240)

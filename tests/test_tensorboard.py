@@ -52,7 +52,7 @@ def test_hyperparameters_text(tiny_run, event_files):
     assert len(events) == 1
     text = events[0].tensor_proto.string_val[0].decode()
     for row in [
-        "| fast_lr | 0.5 |",
+        "| inner_lr | 0.5 |",
         "| meta_batch_size | 2 |",
         "| hidden_sizes | [8] |",
         "| horizon | 20 |",
@@ -97,7 +97,7 @@ def test_hparams_session_in_the_run_itself(tiny_run, event_files):
     session = hparams_metadata.parse_session_start_info_plugin_data(content)
     assert {info.name for info in experiment.hparam_infos} == set(session.hparams)
     assert session.group_name == run_dir.name
-    assert session.hparams["fast_lr"].number_value == 0.5
+    assert session.hparams["inner_lr"].number_value == 0.5
     assert session.hparams["hidden_sizes"].string_value == "[8]"
     assert session.hparams["sampler.backend"].string_value == "vectorized"
 

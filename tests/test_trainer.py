@@ -17,7 +17,7 @@ from metarl.logger import read_returns
 def four_iteration_run(tmp_path_factory, train, tiny_run_args):
     """A tiny run of 4 uninterrupted iterations."""
     run_dir = tmp_path_factory.mktemp("uninterrupted") / "run"
-    result = train(*tiny_run_args(num_batches=4), "--output-dir", run_dir)
+    result = train(*tiny_run_args(num_iterations=4), "--output-dir", run_dir)
     assert result.returncode == 0, result.stderr
     return run_dir
 
@@ -25,7 +25,7 @@ def four_iteration_run(tmp_path_factory, train, tiny_run_args):
 def test_same_seed_same_run(four_iteration_run, train, tiny_run_args, tmp_path, run_scalars):
     """Two runs with one seed give identical returns, statistics and parameters."""
     again = tmp_path / "again"
-    result = train(*tiny_run_args(num_batches=4), "--output-dir", again)
+    result = train(*tiny_run_args(num_iterations=4), "--output-dir", again)
     assert result.returncode == 0, result.stderr
     first, second = run_scalars(four_iteration_run), run_scalars(again)
     for tag in [
@@ -43,16 +43,16 @@ def test_same_seed_same_run(four_iteration_run, train, tiny_run_args, tmp_path, 
 def test_other_seed_other_run(four_iteration_run, train, tiny_run_args, tmp_path, run_scalars):
     """A different seed gives a different run (the seed is really used)."""
     other = tmp_path / "other"
-    assert train(*tiny_run_args(num_batches=4, seed=2), "--output-dir", other).returncode == 0
+    assert train(*tiny_run_args(num_iterations=4, seed=2), "--output-dir", other).returncode == 0
     assert run_scalars(four_iteration_run)["returns/step_0"] != run_scalars(other)["returns/step_0"]
 
 
 def test_resume_is_bit_identical(four_iteration_run, train, tiny_run_args, tmp_path, run_scalars):
-    """2 iterations, then --resume with num_batches=4, gives the same parameters and returns as 4 in one go."""
+    """2 iterations, then --resume with num_iterations=4, gives the same parameters and returns as 4 in one go."""
     resumed = tmp_path / "resumed"
-    assert train(*tiny_run_args(num_batches=2), "--output-dir", resumed).returncode == 0
+    assert train(*tiny_run_args(num_iterations=2), "--output-dir", resumed).returncode == 0
     assert torch.load(resumed / "checkpoints" / "latest.pt", weights_only=True)["iteration"] == 2
-    result = train("--resume", resumed, "--set", "num_batches=4")
+    result = train("--resume", resumed, "--set", "num_iterations=4")
     assert result.returncode == 0, result.stderr
 
     state = torch.load(resumed / "checkpoints" / "latest.pt", weights_only=True)
@@ -69,14 +69,14 @@ def test_a_run_of_the_older_event_layout_resumes_in_it(four_iteration_run, train
     """A run from before events moved to train/ (iteration i at step i − 1, in the run directory itself) keeps
     that layout when resumed, so its curves go on without a seam; readers give the iterations a new run's give."""
     old = tmp_path / "old"
-    assert train(*tiny_run_args(num_batches=2), "--output-dir", old).returncode == 0
+    assert train(*tiny_run_args(num_iterations=2), "--output-dir", old).returncode == 0
     logged = run_scalars(old)
     shutil.rmtree(old / "train")
     with SummaryWriter(str(old)) as writer:  # as the older trainer wrote them
         for tag, points in logged.items():
             for step, value in points:
                 writer.add_scalar(tag, value, step - 1)
-    result = train("--resume", old, "--set", "num_batches=4")
+    result = train("--resume", old, "--set", "num_iterations=4")
     assert result.returncode == 0, result.stderr
     assert not (old / "train").exists()
     resumed, uninterrupted = run_scalars(old), run_scalars(four_iteration_run)

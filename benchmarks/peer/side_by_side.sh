@@ -15,7 +15,7 @@ peer() { "$peer_python" benchmarks/peer/pytorch_maml_rl_iteration.py --checkout 
 ours() { python benchmarks/iteration.py "$@" | tail -1; }
 same_nav=(--configs 2d-navigation --iterations 4 --set "hidden_sizes=[64,64]" --set nonlinearity=tanh)
 same_hcv=(--configs halfcheetah-vel --iterations 3 --set horizon=100 --set "hidden_sizes=[64,64]" --set nonlinearity=tanh
-          --set fast_batch_size=20 --set sampler.backend=process --set sampler.num_workers=2)
+          --set episodes_per_task=20 --set sampler.backend=process --set sampler.num_workers=2)
 for round in 1 2; do
   peer --config configs/maml/2d-navigation.yaml --iterations 4 --json "$out/peer-nav-default-$round.json"
   ours "${same_nav[@]}" --json "$out/ours-nav-$round.json"

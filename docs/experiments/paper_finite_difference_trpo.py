@@ -133,7 +133,7 @@ def finite_difference_step(self: MAMLTRPO, data: MetaBatchTensors, note: object 
 
 def main() -> None:
     config_path, mode, iterations, output = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-    config = load_config(TrainConfig, Path(config_path), [f"num_batches={iterations}", *sys.argv[5:]]).validate()
+    config = load_config(TrainConfig, Path(config_path), [f"num_iterations={iterations}", *sys.argv[5:]]).validate()
     trainer = Trainer.start(config, Path(output))
     if mode == "paper":
         learner = trainer.experiment.learner

@@ -99,7 +99,7 @@ class KLCurvature:
             data.support[0],
             data.support_advantages[0],
             data.query,
-            step_size=0.0 if self.inner.first_order else self.inner.step_sizes[0],
+            inner_lr=0.0 if self.inner.first_order else self.inner.step_sizes[0],
             damping=self.trpo.cg_damping,
         ).product
 

@@ -15,7 +15,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from envs import Task
 from metarl.checkpoint import atomic_write_text
-from metarl.config import TrainConfig, to_dict
+from metarl.config import ALIASES, EVALUATION_ALIASES, TrainConfig, current_names, to_dict
 from metarl.reporting.machine import machine_description
 from metarl.reporting.plots import adaptation_plot
 from metarl.reporting.reference import PaperReference, family_name
@@ -74,9 +74,29 @@ def results_document(
             "family": reference.family,
             **{m: list(v) for m, v in reference.returns.items()},
             "oracle": reference.oracle,
-            "episodes_per_step": reference.episodes_per_step,
+            "episodes_per_task": reference.episodes_per_task,
         },
     }
+
+
+def current_results(results: dict[str, Any], source: str) -> dict[str, Any]:
+    """The content of an ``evaluation.json`` (read from ``source``) in today's names: one written before one
+    quantity got one name (issue 29) records its settings and the paper's row under ``EVALUATION_ALIASES``' earlier
+    names and the run's config under ``ALIASES``'. Every reader of the files takes them through here."""
+    upgraded = dict(results)
+    config = results.get("config")
+    if isinstance(config, dict):
+        upgraded["config"] = {
+            **config,
+            **{
+                part: current_names(config[part], source, aliases)
+                for part, aliases in (("evaluation", EVALUATION_ALIASES), ("run", ALIASES))
+                if isinstance(config.get(part), dict)
+            },
+        }
+    if isinstance(results.get("paper"), dict):
+        upgraded["paper"] = current_names(results["paper"], source, EVALUATION_ALIASES)
+    return upgraded
 
 
 def checkpoint_summary(state: Mapping[str, Any], path: Path) -> dict[str, Any]:

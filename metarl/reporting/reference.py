@@ -18,7 +18,7 @@ class PaperReference:
 
     family: str
     env_ids: tuple[str, ...]
-    episodes_per_step: int
+    episodes_per_task: int
     returns: dict[str, tuple[float, ...]]
     """Method name ('maml', 'pretrained', 'random_init') → return after 0, 1, 2, 3 gradient steps."""
     oracle: float | None
@@ -34,7 +34,7 @@ def load_references() -> dict[str, PaperReference]:
         family: PaperReference(
             family=family,
             env_ids=tuple(row["env_ids"]),
-            episodes_per_step=int(row["episodes_per_step"]),
+            episodes_per_task=int(row["episodes_per_task"]),
             returns={method: tuple(float(v) for v in row[method]) for method in METHODS},
             oracle=None if row.get("oracle") is None else float(row["oracle"]),
             first_step_sizes={method: float(size) for method, size in row["first_step_sizes"].items()},

@@ -98,8 +98,8 @@ def step_sizes_text(settings: Mapping[str, Any]) -> str:
 def batch_text(settings: Mapping[str, Any]) -> str:
     """What each step sampled per task: K episodes, or whole episodes until K × horizon env steps."""
     if settings.get("batch_unit", "episodes") == "transitions":
-        return f"whole episodes until {settings['episodes_per_step']} × horizon env steps"
-    return f"{settings['episodes_per_step']} episodes"
+        return f"whole episodes until {settings['episodes_per_task']} × horizon env steps"
+    return f"{settings['episodes_per_task']} episodes"
 
 
 def family_table(results: Mapping[str, Any]) -> str:
@@ -130,10 +130,10 @@ def family_table(results: Mapping[str, Any]) -> str:
         f"- evaluated on: {describe_machine(results['machine'])}, in "
         f"{format_duration(results['evaluation_wall_time_s'])}",
     ]
-    if paper and paper.get("episodes_per_step") not in (None, settings["episodes_per_step"]):
+    if paper and paper.get("episodes_per_task") not in (None, settings["episodes_per_task"]):
         lines.append(
-            f"- note: the paper used {paper['episodes_per_step']} episodes per step, we used "
-            f"{settings['episodes_per_step']}"
+            f"- note: the paper used {paper['episodes_per_task']} episodes per step, we used "
+            f"{settings['episodes_per_task']}"
         )
     comparison = shortfalls(results)
     if comparison:
