@@ -50,16 +50,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)  # before torch is imported: --help and bad flags take no time
     with launcher_imports(__name__):
-        from metarl.checkpoint import CheckpointError
         from metarl.experiment_run import run_name
         from metarl.pretraining import Pretraining, PretrainSettings
-        from metarl.run import PRETRAINING, RunFinished, new_run_dir
-        from metarl.samplers import NonFiniteEpisodeError, WorkerError
+        from metarl.run import PRETRAINING, Attempt, new_run_dir
+        from metarl.samplers import NonFiniteEpisodeError
         from metarl.user_env import EnvError
-    run_dir: Path | None = args.resume
-    run: Pretraining | None = None
-    try:
+
+    def pretrain(attempt: Attempt) -> None:
         if args.resume is not None:
+            attempt.run_dir = args.resume
             saved = {
                 "--config": args.config,
                 "--output": args.output_dir,
@@ -75,25 +74,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             config = load_config(TrainConfig, find_config(args.config, DEFAULT_CONFIG), args.overrides).validate()
             settings = PretrainSettings.matching(config, args.iterations, args.lr, args.episodes_per_task)
-            run_dir = new_run_dir(run_name(config) + "-pretrained", config.seed, args.output_dir, PRETRAINING)
-            run = Pretraining.start(config, settings, run_dir)
+            attempt.run_dir = new_run_dir(run_name(config) + "-pretrained", config.seed, args.output_dir, PRETRAINING)
+            run = Pretraining.start(config, settings, attempt.run_dir)
+        attempt.progress = run.progress
         print(f"run directory: {run.run_dir}", flush=True)
         run.run(quiet=args.quiet)
-    except RunFinished as finished:
-        print(finished, flush=True)
-        return 0
-    except (ConfigError, CheckpointError, NonFiniteEpisodeError, EnvError) as error:
-        return PRETRAINING.refused(error, run_dir, started=run is not None, new_run=args.resume is None)
-    except (OSError, KeyboardInterrupt, WorkerError) as error:
-        done = None if run is None else run.progress.iteration
-        return PRETRAINING.stopped(error, run_dir, done, new_run=args.resume is None)
-    progress = run.progress
-    print(
-        f"done: {progress.iteration} iterations, {progress.env_steps:,} env steps, {progress.wall_time_s:.1f} s; "
-        f"{PRETRAINING.done_hint(run.run_dir)}",
-        flush=True,
-    )
-    return 0
+        print(PRETRAINING.done_line(run.progress, run.run_dir), flush=True)
+
+    return PRETRAINING.launch(args.resume is None, pretrain, (NonFiniteEpisodeError, EnvError))
 
 
 if __name__ == "__main__":

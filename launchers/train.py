@@ -42,16 +42,15 @@ def main(argv: list[str] | None = None) -> int:
         print(keys_text(TrainConfig))
         return 0
     with launcher_imports(__name__):
-        from metarl.checkpoint import CheckpointError
         from metarl.experiment_run import run_name
-        from metarl.run import CONFIG_FILE, RL_TRAINING, RunFinished, new_run_dir
-        from metarl.samplers import NonFiniteEpisodeError, WorkerError
+        from metarl.run import CONFIG_FILE, RL_TRAINING, Attempt, new_run_dir
+        from metarl.samplers import NonFiniteEpisodeError
         from metarl.trainer import Trainer
         from metarl.user_env import EnvError
-    run_dir: Path | None = args.resume
-    trainer: Trainer | None = None
-    try:
+
+    def train(attempt: Attempt) -> None:
         if args.resume is not None:
+            attempt.run_dir = args.resume
             if args.config is not None or args.output_dir is not None:
                 raise ConfigError("--resume takes the run's own config and directory; drop --config/--output")
             if args.print_config:
@@ -61,27 +60,17 @@ def main(argv: list[str] | None = None) -> int:
             config = load_config(TrainConfig, find_config(args.config, DEFAULT_CONFIG), args.overrides).validate()
             if args.print_config:
                 print(dump_yaml(config), end="")
-                return 0
-            run_dir = new_run_dir(run_name(config), config.seed, args.output_dir, RL_TRAINING)
-            trainer = Trainer.start(config, run_dir)
+                return
+            attempt.run_dir = new_run_dir(run_name(config), config.seed, args.output_dir, RL_TRAINING)
+            trainer = Trainer.start(config, attempt.run_dir)
+        attempt.progress = trainer.progress
         print(f"run directory: {trainer.run_dir}", flush=True)
         print(trainer.experiment.sampler.describe(), flush=True)  # on a cluster: did actors spread?
         print(trainer.experiment.learner.describe(), flush=True)
         trainer.run(quiet=args.quiet)
-    except RunFinished as finished:
-        print(finished, flush=True)
-        return 0
-    except (ConfigError, CheckpointError, NonFiniteEpisodeError, EnvError) as error:
-        return RL_TRAINING.refused(error, run_dir, started=trainer is not None, new_run=args.resume is None)
-    except (OSError, KeyboardInterrupt, WorkerError) as error:
-        done = None if trainer is None else trainer.progress.iteration
-        return RL_TRAINING.stopped(error, run_dir, done, new_run=args.resume is None)
-    print(
-        f"done: {trainer.progress.iteration} iterations, {trainer.progress.env_steps:,} env steps, "
-        f"{trainer.progress.wall_time_s:.1f} s; {RL_TRAINING.done_hint(trainer.run_dir)}",
-        flush=True,
-    )
-    return 0
+        print(RL_TRAINING.done_line(trainer.progress, trainer.run_dir), flush=True)
+
+    return RL_TRAINING.launch(args.resume is None, train, (NonFiniteEpisodeError, EnvError))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, is_dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from metarl.checkpoint import (
     LATEST,
@@ -41,6 +41,9 @@ from metarl.logger import EventLayout, Logger
 from metarl.memory import keep_freed_memory
 from metarl.samplers.base import WorkerError
 from metarl.version import __version__
+
+if TYPE_CHECKING:  # the loop is built on this module
+    from metarl.run_loop import Progress
 
 CONFIG_FILE = "config.yaml"
 CHECKPOINTS = "checkpoints"
@@ -128,6 +131,36 @@ class RunKind:
             raise error
         return environment_fault(f"cannot write to {run_dir} ({error.strerror}); {self.resume_hint(run_dir)}")
 
+    def launch(
+        self, new_run: bool, body: Callable[[Attempt], None], user_errors: tuple[type[Exception], ...] = ()
+    ) -> int:
+        """A launcher's run, ``body(attempt)``, and its exit status: 0, or what ``refused`` (a ConfigError,
+        CheckpointError or one of ``user_errors``) or ``stopped`` (Ctrl-C, SIGTERM, a disk fault, a worker killed
+        again and again) return after their one line. ``body`` fills in ``attempt`` as it goes, for that line;
+        a resume of a finished run prints ``RunFinished``'s line and is 0."""
+        attempt = Attempt()
+        refusals: tuple[type[Exception], ...] = (ConfigError, CheckpointError, *user_errors)
+        try:
+            body(attempt)
+        except RunFinished as finished:
+            print(finished, flush=True)
+        except refusals as error:
+            return self.refused(error, attempt.run_dir, started=attempt.progress is not None, new_run=new_run)
+        except (OSError, KeyboardInterrupt, WorkerError) as error:
+            done = None if attempt.progress is None else attempt.progress.iteration
+            return self.stopped(error, attempt.run_dir, done, new_run)
+        finally:
+            if attempt.run_dir is not None:
+                release_run_dir(attempt.run_dir)
+        return 0
+
+    def done_line(self, progress: Progress, run_dir: Path) -> str:
+        """What a finished RL or pretraining run prints last: its totals and what to do next."""
+        return (
+            f"done: {progress.iteration} iterations, {progress.env_steps:,} env steps, {progress.wall_time_s:.1f} s; "
+            f"{self.done_hint(run_dir)}"
+        )
+
     def refused(self, error: Exception, run_dir: Path | None, started: bool, new_run: bool) -> int:
         """The exit status (2) of a launcher stopped by the user's input, after its one line: a bad setting, or
         one met only once the run ``started`` (an env that raised or returned NaN, a policy that diverged). A new
@@ -138,6 +171,15 @@ class RunKind:
             shutil.rmtree(run_dir, ignore_errors=True)
             message += f" (the new run stopped before its first checkpoint, so {run_dir} was removed)"
         return usage_error(message)
+
+
+@dataclass
+class Attempt:
+    """How far a launcher's run got, for the line that says what a stop left: its directory once chosen, its
+    progress once it was built (``RunKind.launch``)."""
+
+    run_dir: Path | None = None
+    progress: Progress | None = None
 
 
 RL_TRAINING = RunKind(

@@ -9,10 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from metarl.checkpoint import CheckpointError
 from metarl.checkpoint_check import resume_checkpoint
 from metarl.config import ConfigError, find_config, load_config
-from metarl.run import RunFinished, RunKind, new_run_dir, release_run_dir, saved_run_config, write_config
+from metarl.run import Attempt, RunKind, new_run_dir, saved_run_config, write_config
 from metarl.run_loop import Progress
 from metarl.supervised.config import MetaLearningConfig
 
@@ -79,40 +78,26 @@ def launch(
     """Start or resume the run and return the launcher's exit status. ``prepare(config)`` checks and loads what
     the run needs before anything is written (raising ConfigError, or one of ``user_errors`` such as
     DatasetError, with the fix) and returns the run; ``report(config, run_dir, results)`` prints its results."""
-    new_run = launch.resume is None
-    run_dir: Path | None = launch.resume
-    progress: Progress | None = None
-    refusals: tuple[type[Exception], ...] = (ConfigError, CheckpointError, *user_errors)
-    try:
+
+    def start(attempt: Attempt) -> None:
         if launch.resume is None:
             config = load_config(config_class, find_config(launch.config, default_config), launch.overrides)
             config.validate()
-            directory = new_run_dir(kind.method, config.seed, launch.output_dir, kind)
-            start: Resumed = None
+            directory = attempt.run_dir = new_run_dir(kind.method, config.seed, launch.output_dir, kind)
+            resumed: Resumed = None
         else:
+            directory = attempt.run_dir = launch.resume
             if launch.config is not None or launch.output_dir is not None:
                 raise ConfigError("--resume takes the run's own config and directory; drop --config/--output")
-            directory = launch.resume
             config = saved_run_config(
                 directory, config_class, "check the --resume path", launch.overrides, RESUMABLE_KEYS
             )
             config.validate()
-            start = resume_point(kind, directory, config)
-        run_dir = directory
+            resumed = resume_point(kind, directory, config)
         run = prepare(config)
         write_config(directory, config)
-        progress = Progress()
+        attempt.progress = Progress()
         print(f"run directory: {directory}", flush=True)
-        results = run(directory, progress, start)
-    except RunFinished as finished:
-        print(finished, flush=True)
-        return 0
-    except refusals as error:
-        return kind.refused(error, run_dir, started=progress is not None, new_run=new_run)
-    except (OSError, KeyboardInterrupt) as error:
-        return kind.stopped(error, run_dir, None if progress is None else progress.iteration, new_run)
-    finally:
-        if run_dir is not None:
-            release_run_dir(run_dir)
-    report(config, directory, results)
-    return 0
+        report(config, directory, run(directory, attempt.progress, resumed))
+
+    return kind.launch(launch.resume is None, start, user_errors)
