@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--iterations must be positive, got {args.iterations}")
         configs = [load_run_config(run) for run in args.runs]
         returns = [first_iterations(read_returns(run), args.iterations) for run in args.runs]
-        families = {config.env_id for config in configs}
+        families = {family_name(config.env_id) for config in configs}  # one family may have two envs (rllab's Ant)
         if len(families) > 1:
             raise ConfigError(f"the runs are of different envs ({', '.join(sorted(families))}); plot one family")
     except ConfigError as error:

@@ -239,6 +239,8 @@ def test_plot_training_compares_runs_on_one_axis_and_refuses_mismatches(tmp_path
     seed2 = REPO / "results" / "halfcheetah-dir-seed2"
     assert plot([str(cheetah), str(seed2), "--output", str(output), "--iterations", "50"]) == 0
     assert output.read_bytes().startswith(b"\x89PNG")
+    ant, rllab = REPO / "results" / "ant-vel-paper-budget", REPO / "results" / "ant-vel-rllab"  # one family, two envs
+    assert plot([str(ant), str(rllab), "--output", str(tmp_path / "ants.png"), "--iterations", "20"]) == 0
     capsys.readouterr()
     assert plot([str(nav), str(cheetah), "--output", str(tmp_path / "mixed.png")]) == 2
     one_line_error(capsys, "different envs")
