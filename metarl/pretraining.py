@@ -245,9 +245,8 @@ class Pretraining:
         return f"return {scalars['pretrain/return']:9.2f}"
 
     def run(self, quiet: bool = False) -> None:
-        logger = open_logger(self.run_dir, self.progress.iteration, self.resumed)
-        if self.progress.iteration == 0:
-            logger.hyperparameters({**to_dict(self.config), "pretrain": asdict(self.settings)})
+        settings = {**to_dict(self.config), "pretrain": asdict(self.settings)}
+        logger = open_logger(self.run_dir, self.progress.iteration, self.resumed, settings)
         try:
             run_loop(self, self.run_dir, logger, Cadence(self.config.checkpoint_every), quiet)
         finally:

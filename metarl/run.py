@@ -365,12 +365,17 @@ def save_checkpoints(run_dir: Path, state: dict[str, Any], every: int) -> None:
     save_checkpoint(directory / LATEST, state)
 
 
-def open_logger(run_dir: Path, first_iteration: int = 0, resumed: bool = False) -> Logger:
+def open_logger(
+    run_dir: Path, first_iteration: int = 0, resumed: bool = False, settings: dict[str, Any] | None = None
+) -> Logger:
     """The run's TensorBoard logger (see ``EventLayout``). A resume supersedes what an earlier process logged
-    from the next iteration's step on; a new run writes from step 0 (its settings)."""
+    from the next iteration's step on; a run that starts at iteration 0 writes its ``settings`` first."""
     events = EventLayout.of(run_dir)
     first_step = events.step(first_iteration + 1) if first_iteration else 0
-    return Logger(events.directory, purge_step=first_step if resumed else None)
+    logger = Logger(events.directory, purge_step=first_step if resumed else None)
+    if first_iteration == 0 and settings is not None:
+        logger.hyperparameters(settings)
+    return logger
 
 
 def process_settings() -> None:

@@ -135,9 +135,8 @@ class Trainer:
     def open_logger(self) -> Logger:
         """The run's TensorBoard logger; a new run's settings and adaptation chart are written first."""
         config = self.config
-        logger = open_logger(self.run_dir, self.progress.iteration, self.resumed)
+        logger = open_logger(self.run_dir, self.progress.iteration, self.resumed, to_dict(config))
         if self.progress.iteration == 0:
-            logger.hyperparameters(to_dict(config))
             metrics = {f"returns/step_{k}": f"return after {k} inner steps" for k in range(config.num_steps + 1)}
             logger.hparams(to_dict(config), metrics, trial_id=self.run_dir.resolve().name)
             logger.multiline_chart("metarl", "adaptation", ADAPTATION_TAG)

@@ -138,10 +138,8 @@ def run_few_shot(
         chosen = {"chosen": choice.state()} if choice.accuracy else {}
         return {"method": kind.method, "accuracy_before_meta_training": untrained, **chosen}
 
-    logger = open_logger(run_dir, progress.iteration, resumed=resume_from is not None)
+    logger = open_logger(run_dir, progress.iteration, resume_from is not None, to_dict(config))
     try:
-        if resume_from is None:
-            logger.hyperparameters(to_dict(config))
         timing = meta_train(
             learner, training_batch, config, run_dir, logger, quiet, periodic_eval, progress, extra_state
         )

@@ -147,9 +147,7 @@ def run_sinusoid(
     progress = progress if progress is not None else Progress()
     if resume_from is not None:
         restore(learner, *resume_from, progress)
-    logger = open_logger(run_dir, progress.iteration, resumed=resume_from is not None)
-    if resume_from is None:
-        logger.hyperparameters(to_dict(config))
+    logger = open_logger(run_dir, progress.iteration, resume_from is not None, to_dict(config))
     try:
         timing = meta_train(
             learner, training_batch, config, run_dir, logger, quiet, progress=progress, extra_state=lambda: METHOD
