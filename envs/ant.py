@@ -20,7 +20,7 @@ episode terminates when the torso height qpos[2] leaves [0.2, 1.0] (or the state
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import Any
 
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
 
@@ -61,7 +61,7 @@ def gym_kwargs(robot: Robot) -> dict[str, Any]:
 
 class _AntTaskEnv(LocomotionTaskEnv, AntEnv):
     robot = ANT
-    gym_kwargs: ClassVar[dict[str, Any]] = gym_kwargs(ANT)
+    gym_kwargs: dict[str, Any] = gym_kwargs(ANT)
 
 
 class AntVelEnv(_AntTaskEnv):
@@ -81,7 +81,7 @@ class AntGoalEnv(_AntTaskEnv):
     """Walk to a goal g ~ U[−3, 3]²: task term −‖xy_torso − g‖₁ + 4.0; observes the torso's x and y."""
 
     robot = ANT_OBSERVING_POSITION
-    gym_kwargs: ClassVar[dict[str, Any]] = gym_kwargs(ANT_OBSERVING_POSITION)
+    gym_kwargs: dict[str, Any] = gym_kwargs(ANT_OBSERVING_POSITION)
     task_family = ANT_GOAL
 
 

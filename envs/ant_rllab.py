@@ -24,6 +24,17 @@ classes ``AntEnvRand`` and ``AntEnvRandDirec`` (``rllab/envs/mujoco/ant_env_rand
 
 The rewards' costs and constants and the termination are ``envs/ant.py``'s, which were read off the
 same files; the task distributions are ``envs/ant.py``'s ``ANT_VEL`` and ``ANT_DIR``.
+
+Which part of the bundle matters is an experiment (docs/RESULTS.md), so the two parts can be swapped for
+Gymnasium's one at a time with env kwargs:
+
+- ``model="gymnasium"``: Gymnasium's ``ant.xml`` stepped as ``envs/ant.py`` steps it (two RK4 steps of
+  0.01 s) and Gymnasium's reset, in place of the model, integration and reset above;
+- ``observation="gymnasium"``: what ``envs/ant.py`` reads after a step (no ``mj_forward``), its 105-dim
+  observation, and the reward on the torso's displacement, in place of the readout, the 125-dim
+  observation and the centre-of-mass velocity above.
+
+With both, the env is ``metarl/AntVel-v0`` / ``metarl/AntDir-v0`` transition for transition (a test says so).
 """
 
 from __future__ import annotations
@@ -31,14 +42,16 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import mujoco
 import numpy as np
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
 from gymnasium.spaces import Box
+from gymnasium.utils import EzPickle
 
 from envs.ant import ANT, ANT_DIR, ANT_VEL, gym_kwargs
+from envs.base import EnvOptionError, Task
 from envs.batched_mujoco import BatchedMujoco, DirectionVectorEnv, LocomotionVectorEnv
 from envs.locomotion import DirectionTaskEnv, LocomotionTaskEnv, Robot
 
@@ -58,12 +71,42 @@ TORSO = 1
 TORSO_READOUT = 15
 """Per env, read after each step: the torso's ``xmat`` (9), ``subtree_com`` (3) and ``subtree_linvel`` (3)."""
 OBSERVATION_DIM = 125
+PART_SOURCES = ("rllab", "gymnasium")
+
+
+@dataclasses.dataclass(frozen=True)
+class AntParts:
+    """Whose model (XML, integration, reset) and whose observation (readout, observation, rewarded
+    velocity) an rllab Ant env uses: rllab's, as the paper's code, or Gymnasium's (``envs/ant.py``)."""
+
+    model: str = "rllab"
+    observation: str = "rllab"
+
+    def __post_init__(self) -> None:
+        for part in ("model", "observation"):
+            if getattr(self, part) not in PART_SOURCES:
+                raise EnvOptionError(f"{part} must be 'rllab' or 'gymnasium', got {getattr(self, part)!r}")
+
+    @property
+    def robot(self) -> Robot:
+        """The model's file and integration; the costs and termination are the same in both."""
+        robot = ANT_RLLAB if self.model == "rllab" else ANT
+        return robot if self.observation == "rllab" else dataclasses.replace(robot, skipped_qpos=ANT.skipped_qpos)
+
+    @property
+    def rllab_readout(self) -> bool:
+        return self.observation == "rllab"
 
 
 def step_as_rllab(model: mujoco.MjModel, data: mujoco.MjData, ctrl: np.ndarray, n_frames: int) -> None:
     """rllab's ``forward_dynamics``: controls, ``n_frames`` steps, then the derived quantities of the new state."""
     data.ctrl[:] = ctrl
     mujoco.mj_step(model, data, n_frames)
+    read_as_rllab(model, data)
+
+
+def read_as_rllab(model: mujoco.MjModel, data: mujoco.MjData) -> None:
+    """What rllab's MuJoCo 1.31 had computed after a step or reset: the new state's kinematics and contact forces."""
     mujoco.mj_forward(model, data)
     mujoco.mj_rnePostConstraint(model, data)
 
@@ -74,7 +117,6 @@ def reset_as_rllab(model: mujoco.MjModel, data: mujoco.MjData, rng: np.random.Ge
     data.qpos[:] = model.numeric("init_qpos").data + QPOS_NOISE * rng.standard_normal(model.nq)
     data.qvel[:] = QVEL_NOISE * rng.standard_normal(model.nv)
     mujoco.mj_forward(model, data)
-    mujoco.mj_rnePostConstraint(model, data)
 
 
 def torso_readout(model: mujoco.MjModel, data: mujoco.MjData) -> np.ndarray:
@@ -92,26 +134,44 @@ def observation_rllab(
 
 
 class _AntRllabEnv(LocomotionTaskEnv, AntEnv):
-    robot = ANT_RLLAB
-    gym_kwargs: ClassVar[dict[str, Any]] = {"xml_file": ANT_RLLAB.xml_file, **gym_kwargs(ANT_RLLAB)}
+    parts: AntParts
+
+    def _use_parts(self, model: str, observation: str) -> None:
+        """Called by each env's ``__init__`` before ``LocomotionTaskEnv``'s, which builds the model."""
+        self.parts = AntParts(model, observation)
+        self.robot = self.parts.robot
+        self.gym_kwargs = {"xml_file": self.robot.xml_file, **gym_kwargs(self.robot)}
 
     def __init__(self, task: Any = None, render_mode: str | None = None):
         super().__init__(task, render_mode)
-        self.observation_space = Box(-np.inf, np.inf, shape=(OBSERVATION_DIM,), dtype=np.float64)
+        if self.parts.rllab_readout:
+            self.observation_space = Box(-np.inf, np.inf, shape=(OBSERVATION_DIM,), dtype=np.float64)
 
     def _step_mujoco_simulation(self, ctrl: np.ndarray, n_frames: int) -> None:
-        step_as_rllab(self.model, self.data, ctrl, n_frames)
+        if self.parts.rllab_readout:
+            step_as_rllab(self.model, self.data, ctrl, n_frames)
+        else:
+            super()._step_mujoco_simulation(ctrl, n_frames)
 
     def reset_model(self) -> np.ndarray:
-        reset_as_rllab(self.model, self.data, self.np_random)
+        if self.parts.model == "rllab":
+            reset_as_rllab(self.model, self.data, self.np_random)
+        else:
+            super().reset_model()
+        if self.parts.rllab_readout:
+            mujoco.mj_rnePostConstraint(self.model, self.data)
         return self._get_obs()
 
     def _get_obs(self) -> np.ndarray:
+        if not self.parts.rllab_readout:
+            return super()._get_obs()
         data = self.data
         torso = torso_readout(self.model, data)[None]
         return observation_rllab(data.qpos[None], data.qvel[None], data.cfrc_ext[None], torso)[0]
 
     def _x_velocity(self, x_before: np.ndarray, qpos_after: np.ndarray) -> np.ndarray:
+        if not self.parts.rllab_readout:
+            return super()._x_velocity(x_before, qpos_after)
         return torso_readout(self.model, self.data)[None, 12]
 
 
@@ -120,6 +180,13 @@ class AntVelRllabEnv(_AntRllabEnv):
 
     task_family = ANT_VEL
 
+    def __init__(
+        self, task: Any = None, render_mode: str | None = None, model: str = "rllab", observation: str = "rllab"
+    ):
+        self._use_parts(model, observation)
+        super().__init__(task, render_mode)
+        EzPickle.__init__(self, task, render_mode, model, observation)
+
 
 class AntDirRllabEnv(DirectionTaskEnv, _AntRllabEnv):
     """Run forward or backward (d = ±1, backward with probability ``backward_probability``, default 1/2):
@@ -127,44 +194,99 @@ class AntDirRllabEnv(DirectionTaskEnv, _AntRllabEnv):
 
     task_family = ANT_DIR
 
+    def __init__(
+        self,
+        task: Any = None,
+        render_mode: str | None = None,
+        backward_probability: float = 0.5,
+        model: str = "rllab",
+        observation: str = "rllab",
+    ):
+        self._use_parts(model, observation)
+        super().__init__(task, render_mode, backward_probability)
+        EzPickle.__init__(self, task, render_mode, backward_probability, model, observation)
+
 
 class RllabAntSimulation(BatchedMujoco):
-    """``BatchedMujoco`` reset and stepped as rllab's ``MujocoEnv``, with the torso's readout per env."""
+    """``BatchedMujoco`` with rllab's model and reset or Gymnasium's, read as rllab read it (``read_as_rllab``
+    and the torso's readout per env) or as Gymnasium does."""
 
-    def __init__(self, robot: Robot, num_envs: int):
-        super().__init__(robot, num_envs)
+    def __init__(self, parts: AntParts, num_envs: int):
+        super().__init__(parts.robot, num_envs)
+        self.parts = parts
         self.torso_NT = np.zeros((num_envs, TORSO_READOUT))
 
     def _reset_data(self, data: mujoco.MjData, rng: np.random.Generator) -> None:
-        reset_as_rllab(self.model, data, rng)
+        if self.parts.model == "rllab":
+            reset_as_rllab(self.model, data, rng)
+        else:
+            super()._reset_data(data, rng)
+        if self.parts.rllab_readout:
+            mujoco.mj_rnePostConstraint(self.model, data)
 
     def step(self, indices: Sequence[int], actions_NA: np.ndarray) -> None:
+        if not self.parts.rllab_readout:
+            super().step(indices, actions_NA)
+            return
         for i in indices:
             step_as_rllab(self.model, self.datas[i], actions_NA[i], self.robot.frame_skip)
             self._read_state(i)
 
     def _read_state(self, i: int) -> None:
         super()._read_state(i)
-        self.torso_NT[i] = torso_readout(self.model, self.datas[i])
+        if self.parts.rllab_readout:
+            self.torso_NT[i] = torso_readout(self.model, self.datas[i])
 
 
 class _AntRllabVectorEnv(LocomotionVectorEnv):
-    robot = ANT_RLLAB
-    simulation = RllabAntSimulation
     sim: RllabAntSimulation
+    parts: AntParts
+
+    def _use_parts(self, model: str, observation: str) -> None:
+        """Called by each env's ``__init__`` before ``LocomotionVectorEnv``'s, which builds the simulation."""
+        self.parts = AntParts(model, observation)
+        self.robot = self.parts.robot
+
+    def _simulation(self, num_envs: int) -> RllabAntSimulation:
+        return RllabAntSimulation(self.parts, num_envs)
 
     def _observation(self) -> np.ndarray:
+        if not self.parts.rllab_readout:
+            return super()._observation()
         sim = self.sim
         assert sim.cfrc_ext_NB6 is not None
         return observation_rllab(sim.qpos_NQ, sim.qvel_NV, sim.cfrc_ext_NB6, sim.torso_NT)
 
     def _x_velocity(self, x_before_N: np.ndarray) -> np.ndarray:
+        if not self.parts.rllab_readout:
+            return super()._x_velocity(x_before_N)
         return self.sim.torso_NT[:, 12].copy()
 
 
 class AntVelRllabVectorEnv(_AntRllabVectorEnv):
     task_family = ANT_VEL
 
+    def __init__(
+        self,
+        num_envs: int,
+        max_episode_steps: int | None = 200,
+        task: Task | None = None,
+        model: str = "rllab",
+        observation: str = "rllab",
+    ):
+        self._use_parts(model, observation)
+        super().__init__(num_envs, max_episode_steps, task)
+
 
 class AntDirRllabVectorEnv(DirectionVectorEnv, _AntRllabVectorEnv):
-    task_family = ANT_DIR
+    def __init__(
+        self,
+        num_envs: int,
+        max_episode_steps: int | None = 200,
+        task: Task | None = None,
+        backward_probability: float = 0.5,
+        model: str = "rllab",
+        observation: str = "rllab",
+    ):
+        self._use_parts(model, observation)
+        super().__init__(num_envs, max_episode_steps, task, backward_probability)

@@ -18,6 +18,13 @@ from gymnasium.vector import AutoresetMode
 Task = Mapping[str, Any]
 
 
+class EnvOptionError(TypeError, ValueError):
+    """An env's option (a constructor keyword: a config's ``env_kwargs``) out of its range. A ``ValueError``;
+    also a ``TypeError``, which is what Python raises for a constructor argument that does not fit, so
+    callers that turn a bad env kwarg into a one-line message (``metarl.parts.make_task_env``) do so for
+    this too."""
+
+
 @runtime_checkable
 class TaskDistribution(Protocol):
     """Something that draws tasks; every task-distributed env is one."""

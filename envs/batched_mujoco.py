@@ -10,7 +10,7 @@ same functions the single envs use. Finished environments are not simulated.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import mujoco
 import numpy as np
@@ -122,14 +122,14 @@ class LocomotionVectorEnv(TaskVectorEnv):
     Step infos hold per-env arrays of the reward components (zero for envs that had already ended).
     """
 
-    robot: ClassVar[Robot]
+    robot: Robot
     task_family: TaskFamily
-    """Set by the class; a subclass with options replaces it per instance."""
-    simulation: ClassVar[type[BatchedMujoco]] = BatchedMujoco
+    """``robot`` and ``task_family`` are set by the class; a subclass with options replaces them per
+    instance, before calling this class's ``__init__``."""
 
     def __init__(self, num_envs: int, max_episode_steps: int | None = 200, task: Task | None = None):
         super().__init__(num_envs, max_episode_steps)
-        self.sim = self.simulation(self.robot, num_envs)
+        self.sim = self._simulation(num_envs)
         ctrl_low, ctrl_high = self.sim.model.actuator_ctrlrange.copy().astype(np.float32).T
         self.single_action_space = spaces.Box(low=ctrl_low, high=ctrl_high, dtype=np.float32)
         observation_dim = self._observation().shape[1]
@@ -144,6 +144,10 @@ class LocomotionVectorEnv(TaskVectorEnv):
     def set_attr(self, name: str, values: Any) -> None:
         super().set_attr(name, values)
         self._task_params_NK = self.task_family.params(self._require_tasks())
+
+    def _simulation(self, num_envs: int) -> BatchedMujoco:
+        """The physics behind this env: ``num_envs`` copies of ``robot`` stepped as Gymnasium steps them."""
+        return BatchedMujoco(self.robot, num_envs)
 
     def _observation(self) -> np.ndarray:
         return observation_batch(self.robot, self.sim.qpos_NQ, self.sim.qvel_NV, self.sim.cfrc_ext_NB6)

@@ -17,7 +17,7 @@ Definitions used everywhere (single envs, the batched vector envs and the tests)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import mujoco
 import numpy as np
@@ -123,10 +123,11 @@ class LocomotionTaskEnv:
     simulates exactly the same thing.
     """
 
-    robot: ClassVar[Robot]
+    robot: Robot
     task_family: TaskFamily
-    """Set by the class; a subclass with options replaces it per instance."""
-    gym_kwargs: ClassVar[dict[str, Any]] = {}
+    """``robot``, ``task_family`` and ``gym_kwargs`` are set by the class; a subclass with options replaces
+    them per instance, before calling this class's ``__init__``."""
+    gym_kwargs: dict[str, Any] = {}
 
     def __init__(self, task: Task | None = None, render_mode: str | None = None):
         super().__init__(  # type: ignore[call-arg]

@@ -13,7 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
-from envs.base import Task
+from envs.base import EnvOptionError, Task
 
 
 class TaskFamily(Protocol):
@@ -49,12 +49,6 @@ class VelocityTasks:
         return -np.abs(x_velocity_N - params_NK[:, 0]) + self.offset
 
 
-class TaskFamilyOptionError(TypeError, ValueError):
-    """A task family's option out of its range. A ``ValueError``; also a ``TypeError``, which is what
-    Python raises for a constructor argument that does not fit, so callers that turn a bad env kwarg
-    into a one-line message (``metarl.parts.make_task_env``) do so for this too."""
-
-
 PAPER_CODE_BACKWARD_PROBABILITY = 3 / 7
 """P(backward) of the direction tasks in the MAML paper's code at the ICML deadline (cbfinn/maml_rl 7fe27d7):
 training goals U(0.1, 0.8) (``sandbox/rocky/tf/algos/batch_sensitive_polopt.py`` line 180), backward where
@@ -74,7 +68,7 @@ class DirectionTasks:
     def __post_init__(self) -> None:
         p = self.backward_probability
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
-            raise TaskFamilyOptionError(
+            raise EnvOptionError(
                 f"backward_probability is the probability of a backward direction task, a number in [0, 1]; got {p!r}"
             )
 

@@ -13,8 +13,10 @@ import pytest
 
 import envs  # noqa: F401  (registers the envs)
 from envs.ant_rllab import ANT_RLLAB
+from envs.base import EnvOptionError
 from envs.mujoco_model import load_model, model_path
-from metarl.config import load_yaml
+from metarl.config import ConfigError, load_yaml
+from metarl.parts import make_task_env
 
 IDS = ["metarl/AntVel-rllab-v0", "metarl/AntDir-rllab-v0"]
 RLLAB_INIT_QPOS = [0.0, 0.0, 0.55, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, -1.0, 0.0, -1.0, 0.0, 1.0]
@@ -182,3 +184,82 @@ def test_configs_are_the_gymnasium_ant_configs_but_for_the_env(rllab, gymnasium_
     ours, theirs = (load_yaml(os.path.join(CONFIGS, f"{name}.yaml")) for name in (rllab, gymnasium_config))
     assert ours.pop("env_id") == theirs.pop("env_id").replace("-v0", "-rllab-v0")
     assert ours == theirs
+
+
+PARTS = [
+    {"model": "gymnasium"},
+    {"observation": "gymnasium"},
+    {"model": "gymnasium", "observation": "gymnasium"},
+]
+
+
+def rollout(env: gymnasium.Env, task, seed: int, actions: np.ndarray) -> list:
+    """The transitions of one episode of ``env`` on ``task`` from ``seed`` under the given actions."""
+    env.unwrapped.set_task(task)
+    transitions = [env.reset(seed=seed)[0]]
+    for action in actions:
+        transitions.append(env.step(action))
+        if transitions[-1][2]:
+            break
+    return transitions
+
+
+@pytest.mark.parametrize(("rllab_id", "gymnasium_id"), [(IDS[0], "metarl/AntVel-v0"), (IDS[1], "metarl/AntDir-v0")])
+def test_with_both_parts_gymnasiums_the_env_is_the_gymnasium_ant_env(rllab_id, gymnasium_id):
+    """The parts swap cleanly: nothing of rllab's is left once both are Gymnasium's."""
+    both = {"model": "gymnasium", "observation": "gymnasium"}
+    ours, theirs = gymnasium.make(rllab_id, **both), gymnasium.make(gymnasium_id)
+    rng = np.random.default_rng(3)
+    task = theirs.unwrapped.sample_tasks(1, rng)[0]
+    actions = rng.uniform(-1.5, 1.5, (40, 8))
+    ours_transitions, theirs_transitions = rollout(ours, task, 4, actions), rollout(theirs, task, 4, actions)
+    assert len(ours_transitions) == len(theirs_transitions) == 41
+    np.testing.assert_array_equal(ours_transitions[0], theirs_transitions[0])
+    for mine, reference in zip(ours_transitions[1:], theirs_transitions[1:], strict=True):
+        np.testing.assert_array_equal(mine[0], reference[0])
+        assert mine[1:] == reference[1:]
+
+
+def test_each_part_is_its_sources_alone():
+    """Gymnasium's model: ant.xml at 0.01 s twice a step, reset around qpos0, rllab's 125-dim readout of it.
+    Gymnasium's observation: rllab's model and crouched reset, the 105-dim observation and the torso's velocity."""
+    model_swapped = gymnasium.make(IDS[0], model="gymnasium").unwrapped
+    assert model_swapped.model.opt.timestep == 0.01 and model_swapped.frame_skip == 2
+    assert model_swapped.model.geom_solimp[0, 0] == 0.9 and model_swapped.observation_space.shape == (125,)
+    observation, _ = model_swapped.reset(seed=0)
+    assert abs(observation[2] - 0.75) <= 0.1 and abs(observation[3] - 1.0) <= 0.1  # torso height, quaternion w
+    observation_swapped = gymnasium.make(IDS[0], observation="gymnasium").unwrapped
+    assert observation_swapped.model.opt.timestep == 0.02 and observation_swapped.frame_skip == 1
+    observation, _ = observation_swapped.reset(seed=0)
+    assert observation.shape == (105,) and abs(observation[0] - 0.55) < 0.05  # qpos[2:]: height first
+    observation_swapped.set_task({"velocity": 1.0})
+    x_before = observation_swapped.data.qpos[0]
+    *_, info = observation_swapped.step(np.zeros(8))
+    assert info["x_velocity"] == pytest.approx((observation_swapped.data.qpos[0] - x_before) / 0.02, abs=1e-12)
+
+
+@pytest.mark.parametrize("env_id", IDS)
+@pytest.mark.parametrize("parts", PARTS, ids=lambda parts: "+".join(f"{k}={v}" for k, v in parts.items()))
+def test_batched_env_with_swapped_parts_gives_the_single_envs_transitions(env_id, parts):
+    vector = gymnasium.make_vec(env_id, 2, max_episode_steps=12, **parts)
+    singles = [gymnasium.make(env_id, max_episode_steps=12, **parts) for _ in range(2)]
+    rng = np.random.default_rng(5)
+    tasks = singles[0].unwrapped.sample_tasks(2, rng)
+    vector.set_attr("task", tasks)
+    actions = rng.uniform(-1.5, 1.5, (12, 2, 8))
+    v_observation, _ = vector.reset(seed=[8, 9])
+    steps = [vector.step(action) for action in actions]
+    for i, single in enumerate(singles):
+        transitions = rollout(single, tasks[i], 8 + i, actions[:, i])
+        np.testing.assert_array_equal(transitions[0], v_observation[i])
+        for (observation, reward, terminated, _, info), v_step in zip(transitions[1:], steps, strict=False):
+            np.testing.assert_array_equal(observation, v_step[0][i])
+            assert (reward, terminated) == (v_step[1][i], v_step[2][i])
+            assert info["x_velocity"] == v_step[4]["x_velocity"][i]
+
+
+def test_an_unknown_part_source_is_a_config_error_naming_the_choices():
+    with pytest.raises(ConfigError, match="do not fit .*: model must be 'rllab' or 'gymnasium', got 'mujoco'"):
+        make_task_env(IDS[0], {"model": "mujoco"})
+    with pytest.raises(EnvOptionError, match="observation must be 'rllab' or 'gymnasium', got 'rlab'"):
+        gymnasium.make_vec(IDS[1], 2, observation="rlab")

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 import envs
-from envs.task_families import PAPER_CODE_BACKWARD_PROBABILITY, DirectionTasks, TaskFamilyOptionError
+from envs.base import EnvOptionError
+from envs.task_families import PAPER_CODE_BACKWARD_PROBABILITY, DirectionTasks
 from metarl.config import ConfigError
 from metarl.parts import make_task_env
 
@@ -102,5 +103,5 @@ def test_a_bad_probability_is_refused_in_one_line(bad):
 def test_a_bad_probability_in_env_kwargs_is_a_config_error():
     with pytest.raises(ConfigError, match=r"env_kwargs do not fit metarl/AntDir-v0: backward_probability .* got 1\.5"):
         make_task_env("metarl/AntDir-v0", {"backward_probability": 1.5})
-    with pytest.raises(TaskFamilyOptionError, match="backward_probability"):
+    with pytest.raises(EnvOptionError, match="backward_probability"):
         envs.make_task_vector_env("metarl/HalfCheetahDir-v0", 2, backward_probability=-1)
