@@ -89,7 +89,8 @@ class AntParts:
 
     @property
     def robot(self) -> Robot:
-        """The model's file and integration; the costs and termination are the same in both."""
+        """The model's file and integration, and (Gymnasium's observation) the torso's x and y left out of the
+        observation; the costs and termination are the same in both."""
         robot = ANT_RLLAB if self.model == "rllab" else ANT
         return robot if self.observation == "rllab" else dataclasses.replace(robot, skipped_qpos=ANT.skipped_qpos)
 
