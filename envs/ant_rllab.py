@@ -32,9 +32,14 @@ Gymnasium's one at a time with env kwargs:
   0.01 s) and Gymnasium's reset, in place of the model, integration and reset above;
 - ``observation="gymnasium"``: what ``envs/ant.py`` reads after a step (no ``mj_forward``), its 105-dim
   observation, and the reward on the torso's displacement, in place of the readout, the 125-dim
-  observation and the centre-of-mass velocity above.
+  observation and the centre-of-mass velocity above;
+- ``velocity="rllab"`` or ``"gymnasium"`` splits the rewarded velocity off the observation: the
+  centre-of-mass velocity or the root's displacement over the step, whatever the observation (default:
+  the observation's source, so the two kwargs above mean what they meant before the split). rllab's
+  readout after each step comes with either part of rllab's: it changes what is read, not the state.
 
-With both, the env is ``metarl/AntVel-v0`` / ``metarl/AntDir-v0`` transition for transition (a test says so).
+With all of them Gymnasium's, the env is ``metarl/AntVel-v0`` / ``metarl/AntDir-v0`` transition for
+transition (a test says so).
 """
 
 from __future__ import annotations
@@ -76,14 +81,17 @@ PART_SOURCES = ("rllab", "gymnasium")
 
 @dataclasses.dataclass(frozen=True)
 class AntParts:
-    """Whose model (XML, integration, reset) and whose observation (readout, observation, rewarded
-    velocity) an rllab Ant env uses: rllab's, as the paper's code, or Gymnasium's (``envs/ant.py``)."""
+    """Whose model (XML, integration, reset), observation and rewarded velocity an rllab Ant env uses:
+    rllab's, as the paper's code, or Gymnasium's (``envs/ant.py``). ``velocity=None`` is the observation's."""
 
     model: str = "rllab"
     observation: str = "rllab"
+    velocity: str | None = None
 
     def __post_init__(self) -> None:
-        for part in ("model", "observation"):
+        if self.velocity is None:
+            object.__setattr__(self, "velocity", self.observation)
+        for part in ("model", "observation", "velocity"):
             if getattr(self, part) not in PART_SOURCES:
                 raise EnvOptionError(f"{part} must be 'rllab' or 'gymnasium', got {getattr(self, part)!r}")
 
@@ -95,8 +103,18 @@ class AntParts:
         return robot if self.observation == "rllab" else dataclasses.replace(robot, skipped_qpos=ANT.skipped_qpos)
 
     @property
-    def rllab_readout(self) -> bool:
+    def rllab_observation(self) -> bool:
         return self.observation == "rllab"
+
+    @property
+    def rllab_velocity(self) -> bool:
+        return self.velocity == "rllab"
+
+    @property
+    def rllab_readout(self) -> bool:
+        """Whether each step ends with rllab's ``mj_forward``: both the 125 dims and the centre-of-mass
+        velocity are read off the new state."""
+        return self.rllab_observation or self.rllab_velocity
 
 
 def step_as_rllab(model: mujoco.MjModel, data: mujoco.MjData, ctrl: np.ndarray, n_frames: int) -> None:
@@ -137,15 +155,15 @@ def observation_rllab(
 class _AntRllabEnv(LocomotionTaskEnv, AntEnv):
     parts: AntParts
 
-    def _use_parts(self, model: str, observation: str) -> None:
+    def _use_parts(self, model: str, observation: str, velocity: str | None) -> None:
         """Called by each env's ``__init__`` before ``LocomotionTaskEnv``'s, which builds the model."""
-        self.parts = AntParts(model, observation)
+        self.parts = AntParts(model, observation, velocity)
         self.robot = self.parts.robot
         self.gym_kwargs = {"xml_file": self.robot.xml_file, **gym_kwargs(self.robot)}
 
     def __init__(self, task: Any = None, render_mode: str | None = None):
         super().__init__(task, render_mode)
-        if self.parts.rllab_readout:
+        if self.parts.rllab_observation:
             self.observation_space = Box(-np.inf, np.inf, shape=(OBSERVATION_DIM,), dtype=np.float64)
 
     def _step_mujoco_simulation(self, ctrl: np.ndarray, n_frames: int) -> None:
@@ -164,14 +182,14 @@ class _AntRllabEnv(LocomotionTaskEnv, AntEnv):
         return self._get_obs()
 
     def _get_obs(self) -> np.ndarray:
-        if not self.parts.rllab_readout:
+        if not self.parts.rllab_observation:
             return super()._get_obs()
         data = self.data
         torso = torso_readout(self.model, data)[None]
         return observation_rllab(data.qpos[None], data.qvel[None], data.cfrc_ext[None], torso)[0]
 
     def _x_velocity(self, x_before: np.ndarray, qpos_after: np.ndarray) -> np.ndarray:
-        if not self.parts.rllab_readout:
+        if not self.parts.rllab_velocity:
             return super()._x_velocity(x_before, qpos_after)
         return torso_readout(self.model, self.data)[None, 12]
 
@@ -182,11 +200,16 @@ class AntVelRllabEnv(_AntRllabEnv):
     task_family = ANT_VEL
 
     def __init__(
-        self, task: Any = None, render_mode: str | None = None, model: str = "rllab", observation: str = "rllab"
+        self,
+        task: Any = None,
+        render_mode: str | None = None,
+        model: str = "rllab",
+        observation: str = "rllab",
+        velocity: str | None = None,
     ):
-        self._use_parts(model, observation)
+        self._use_parts(model, observation, velocity)
         super().__init__(task, render_mode)
-        EzPickle.__init__(self, task, render_mode, model, observation)
+        EzPickle.__init__(self, task, render_mode, model, observation, velocity)
 
 
 class AntDirRllabEnv(DirectionTaskEnv, _AntRllabEnv):
@@ -202,10 +225,11 @@ class AntDirRllabEnv(DirectionTaskEnv, _AntRllabEnv):
         backward_probability: float = 0.5,
         model: str = "rllab",
         observation: str = "rllab",
+        velocity: str | None = None,
     ):
-        self._use_parts(model, observation)
+        self._use_parts(model, observation, velocity)
         super().__init__(task, render_mode, backward_probability)
-        EzPickle.__init__(self, task, render_mode, backward_probability, model, observation)
+        EzPickle.__init__(self, task, render_mode, backward_probability, model, observation, velocity)
 
 
 class RllabAntSimulation(BatchedMujoco):
@@ -243,23 +267,23 @@ class _AntRllabVectorEnv(LocomotionVectorEnv):
     sim: RllabAntSimulation
     parts: AntParts
 
-    def _use_parts(self, model: str, observation: str) -> None:
+    def _use_parts(self, model: str, observation: str, velocity: str | None) -> None:
         """Called by each env's ``__init__`` before ``LocomotionVectorEnv``'s, which builds the simulation."""
-        self.parts = AntParts(model, observation)
+        self.parts = AntParts(model, observation, velocity)
         self.robot = self.parts.robot
 
     def _simulation(self, num_envs: int) -> RllabAntSimulation:
         return RllabAntSimulation(self.parts, num_envs)
 
     def _observation(self) -> np.ndarray:
-        if not self.parts.rllab_readout:
+        if not self.parts.rllab_observation:
             return super()._observation()
         sim = self.sim
         assert sim.cfrc_ext_NB6 is not None
         return observation_rllab(sim.qpos_NQ, sim.qvel_NV, sim.cfrc_ext_NB6, sim.torso_NT)
 
     def _x_velocity(self, x_before_N: np.ndarray) -> np.ndarray:
-        if not self.parts.rllab_readout:
+        if not self.parts.rllab_velocity:
             return super()._x_velocity(x_before_N)
         return self.sim.torso_NT[:, 12].copy()
 
@@ -274,8 +298,9 @@ class AntVelRllabVectorEnv(_AntRllabVectorEnv):
         task: Task | None = None,
         model: str = "rllab",
         observation: str = "rllab",
+        velocity: str | None = None,
     ):
-        self._use_parts(model, observation)
+        self._use_parts(model, observation, velocity)
         super().__init__(num_envs, max_episode_steps, task)
 
 
@@ -288,6 +313,7 @@ class AntDirRllabVectorEnv(DirectionVectorEnv, _AntRllabVectorEnv):
         backward_probability: float = 0.5,
         model: str = "rllab",
         observation: str = "rllab",
+        velocity: str | None = None,
     ):
-        self._use_parts(model, observation)
+        self._use_parts(model, observation, velocity)
         super().__init__(num_envs, max_episode_steps, task, backward_probability)

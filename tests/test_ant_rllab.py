@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import envs  # noqa: F401  (registers the envs)
-from envs.ant_rllab import ANT_RLLAB
+from envs.ant_rllab import ANT_RLLAB, AntParts
 from envs.base import EnvOptionError
 from envs.mujoco_model import load_model, model_path
 from metarl.config import ConfigError, load_yaml
@@ -190,6 +190,8 @@ PARTS = [
     {"model": "gymnasium"},
     {"observation": "gymnasium"},
     {"model": "gymnasium", "observation": "gymnasium"},
+    {"model": "gymnasium", "velocity": "gymnasium"},
+    {"model": "gymnasium", "observation": "gymnasium", "velocity": "rllab"},
 ]
 
 
@@ -238,6 +240,25 @@ def test_each_part_is_its_sources_alone():
     assert info["x_velocity"] == pytest.approx((observation_swapped.data.qpos[0] - x_before) / 0.02, abs=1e-12)
 
 
+def test_the_velocity_is_its_own_part_and_defaults_to_the_observations():
+    """rllab's 125 dims with the root's displacement rewarded, and Gymnasium's 105 dims with the centre of
+    mass's velocity rewarded; left out, the velocity is the observation's source, as before the split."""
+    assert AntParts(observation="gymnasium") == AntParts(observation="gymnasium", velocity="gymnasium")
+    assert AntParts() == AntParts(velocity="rllab") and AntParts(model="gymnasium").velocity == "rllab"
+    for observation, velocity, dim in (("rllab", "gymnasium", 125), ("gymnasium", "rllab", 105)):
+        env = gymnasium.make(IDS[0], model="gymnasium", observation=observation, velocity=velocity).unwrapped
+        env.set_task({"velocity": 1.0})
+        assert env.reset(seed=0)[0].shape == (dim,)
+        for _ in range(5):
+            x_before = env.data.qpos[0]
+            *_, info = env.step(np.full(8, 0.5))
+            root = (env.data.qpos[0] - x_before) / env.dt
+            centre_of_mass = rllab_comvel(env.model, env.data, 1)[0]
+            assert abs(root - centre_of_mass) > 1e-6, "the two velocities must differ for the test to tell them apart"
+            expected = centre_of_mass if velocity == "rllab" else root
+            assert info["x_velocity"] == pytest.approx(expected, abs=1e-12)
+
+
 @pytest.mark.parametrize("env_id", IDS)
 @pytest.mark.parametrize("parts", PARTS, ids=lambda parts: "+".join(f"{k}={v}" for k, v in parts.items()))
 def test_batched_env_with_swapped_parts_gives_the_single_envs_transitions(env_id, parts):
@@ -263,3 +284,5 @@ def test_an_unknown_part_source_is_a_config_error_naming_the_choices():
         make_task_env(IDS[0], {"model": "mujoco"})
     with pytest.raises(EnvOptionError, match="observation must be 'rllab' or 'gymnasium', got 'rlab'"):
         gymnasium.make_vec(IDS[1], 2, observation="rlab")
+    with pytest.raises(EnvOptionError, match="velocity must be 'rllab' or 'gymnasium', got 'com'"):
+        gymnasium.make(IDS[0], velocity="com")
