@@ -94,6 +94,18 @@ def test_headline_table_puts_ours_beside_the_paper():
     assert report([evaluation()]).index("| task family |") < report([evaluation()]).index("### 2D navigation")
 
 
+def test_a_family_on_two_envs_is_told_apart_by_its_env_id():
+    """Ant velocity on MuJoCo 3's Ant and on rllab's: rows and sections name the env; one env, the family alone."""
+    mujoco3 = {**evaluation(), "family": "Ant velocity", "env_id": "metarl/AntVel-v0"}
+    rllab = {**mujoco3, "env_id": "metarl/AntVel-rllab-v0"}
+    text = report([mujoco3, rllab, evaluation()])
+    assert "| Ant velocity on metarl/AntVel-v0 | 300 |" in text
+    assert "| Ant velocity on metarl/AntVel-rllab-v0 | 300 |" in text
+    assert "### Ant velocity on metarl/AntVel-rllab-v0, MAML iteration 300" in text
+    assert "| 2D navigation | 300 |" in text and "### 2D navigation, MAML iteration 300" in text
+    assert "| Ant velocity | 300 |" in headline_table([rllab])
+
+
 def test_step_sizes_per_method_when_they_differ():
     settings = {"step_sizes": [0.1, 0.05], "step_sizes_by_method": {"maml": [0.1, 0.05], "random_init": [0.1, 0.05]}}
     assert step_sizes_text(settings) == "0.1, 0.05"
